@@ -1,0 +1,363 @@
+//! The `finecast` command line: thin glue over `finecast-pipeline`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use finecast_grid::Region;
+use finecast_methods::Baseline;
+use finecast_pipeline::{
+    render_file_map, run_downscale, run_evaluate, DownscaleRequest, EvaluateReport, EvaluateRequest, LogControl,
+    MapRequest, Target,
+};
+use finecast_tiles::TileSpec;
+
+#[derive(Parser)]
+#[command(name = "finecast", version, about = "Downscale ~25 km weather forecasts to ~3 km with terrain")]
+struct Cli {
+    /// Worker threads for tiles and regridding (default: all cores).
+    #[arg(long, global = true, env = "FINECAST_THREADS")]
+    threads: Option<usize>,
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a NetCDF or GRIB2 file: variables, grid, CRS, times, value ranges.
+    Info {
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Downscale a coarse forecast onto a fine grid.
+    Downscale(DownscaleArgs),
+    /// Score methods with the perfect-model protocol against a fine truth field.
+    Evaluate(EvaluateArgs),
+    /// Render a variable of a file as a framed PNG map with a colour bar.
+    Map(MapArgs),
+}
+
+#[derive(Args)]
+struct MapArgs {
+    file: PathBuf,
+    /// Variable name or standard name.
+    #[arg(long)]
+    var: String,
+    /// Valid time (ISO 8601; default: the first).
+    #[arg(long)]
+    time: Option<String>,
+    /// Palette: temperature, wind, precipitation, difference, terrain.
+    #[arg(long)]
+    palette: Option<String>,
+    /// Colour range LO,HI in the variable's SI units (default: fixed per variable).
+    #[arg(long, allow_hyphen_values = true)]
+    range: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    width: u32,
+    #[arg(long, default_value_t = 800)]
+    height: u32,
+    /// Output PNG path.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct DownscaleArgs {
+    /// Coarse input (NetCDF or GRIB2).
+    #[arg(long)]
+    input: PathBuf,
+    /// Digital elevation model (NetCDF with orog / surface_altitude).
+    #[arg(long)]
+    terrain: PathBuf,
+    /// Target region S,N,W,E in degrees (with --resolution).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "grid_like", requires = "resolution")]
+    region: Option<String>,
+    /// Target resolution, e.g. 3km or 2500m (with --region).
+    #[arg(long)]
+    resolution: Option<String>,
+    /// Use the grid of this file as the target.
+    #[arg(long)]
+    grid_like: Option<PathBuf>,
+    /// nearest, bilinear, bicubic, lapse or gradient.
+    #[arg(long, default_value = "lapse")]
+    method: String,
+    /// Comma-separated variable names or standard names (default: all).
+    #[arg(long, value_delimiter = ',')]
+    vars: Vec<String>,
+    /// Comma-separated valid times (ISO 8601; default: all).
+    #[arg(long, value_delimiter = ',')]
+    times: Vec<String>,
+    /// Output NetCDF path.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    tiles: TileArgs,
+}
+
+#[derive(Args)]
+struct TileArgs {
+    /// Tile core size in cells.
+    #[arg(long, default_value_t = 256)]
+    tile: usize,
+    /// Context cells added around each tile.
+    #[arg(long, default_value_t = 16)]
+    halo: usize,
+    /// Cross-fade width across tile boundaries, in cells.
+    #[arg(long, default_value_t = 16)]
+    blend: usize,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Fine truth file.
+    #[arg(long)]
+    truth: PathBuf,
+    /// Variable (name or standard name) to evaluate.
+    #[arg(long)]
+    var: String,
+    /// DEM for the terrain methods.
+    #[arg(long)]
+    terrain: Option<PathBuf>,
+    /// Comma-separated methods.
+    #[arg(long, value_delimiter = ',', default_value = "bilinear,bicubic,lapse,gradient")]
+    methods: Vec<String>,
+    /// Crop the truth to S,N,W,E first.
+    #[arg(long, allow_hyphen_values = true)]
+    region: Option<String>,
+    /// Valid time of the truth (ISO 8601; default: the first).
+    #[arg(long)]
+    time: Option<String>,
+    /// Coarse grid resolution in degrees.
+    #[arg(long, default_value_t = 0.25)]
+    coarse_res: f64,
+    /// Use this coarse file instead of coarsening the truth.
+    #[arg(long)]
+    coarse: Option<PathBuf>,
+    /// Write the scores as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write maps and spectra as PNG into this directory.
+    #[arg(long)]
+    plots: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let command_line = std::env::args().collect::<Vec<_>>().join(" ");
+    match cli.command {
+        Command::Info { file, json } => {
+            let ds = finecast_io::open(&file)?;
+            let info = ds.describe()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{info}");
+            }
+        }
+        Command::Downscale(a) => {
+            let target = match (&a.region, &a.resolution, &a.grid_like) {
+                (Some(r), Some(res), None) => Target::Region {
+                    region: r.parse::<Region>()?,
+                    resolution_m: parse_resolution(res)?,
+                },
+                (None, None, Some(p)) => Target::GridLike(p.clone()),
+                _ => bail!("give the target as --region S,N,W,E --resolution 3km, or as --grid-like FILE"),
+            };
+            let req = DownscaleRequest {
+                input: a.input,
+                terrain: a.terrain,
+                target,
+                method: a.method.parse::<Baseline>()?,
+                vars: a.vars,
+                times: a.times.iter().map(|t| parse_time(t)).collect::<Result<_>>()?,
+                out: a.out,
+                tiles: TileSpec::new(a.tiles.tile, a.tiles.halo, a.tiles.blend)?,
+                command_line,
+            };
+            let report = run_downscale(&req, &LogControl::default())?;
+            println!(
+                "wrote {} ({}x{} cells, {} variable(s)) in {:.1} s",
+                report.out.display(),
+                report.shape.0,
+                report.shape.1,
+                report.variables.len(),
+                report.seconds
+            );
+            for v in &report.variables {
+                println!("  {} [{}] {} time(s), method {}", v.name, v.units, v.times, v.method);
+            }
+        }
+        Command::Map(a) => {
+            let range = a.range.as_deref().map(parse_range).transpose()?;
+            let req = MapRequest {
+                file: a.file,
+                var: a.var,
+                time: a.time.as_deref().map(parse_time).transpose()?,
+                palette: a.palette,
+                range,
+                out: a.out.clone(),
+                width: a.width,
+                height: a.height,
+            };
+            render_file_map(&req)?;
+            println!("wrote {}", a.out.display());
+        }
+        Command::Evaluate(a) => {
+            let methods = a
+                .methods
+                .iter()
+                .map(|m| m.parse::<Baseline>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let req = EvaluateRequest {
+                truth: a.truth,
+                var: a.var,
+                terrain: a.terrain,
+                methods,
+                region: a.region.as_deref().map(str::parse::<Region>).transpose()?,
+                time: a.time.as_deref().map(parse_time).transpose()?,
+                coarse_res_deg: a.coarse_res,
+                coarse: a.coarse,
+                plots: a.plots.clone(),
+            };
+            let report = run_evaluate(&req)?;
+            print_table(&report);
+            if let Some(path) = a.json {
+                write_json(&path, &report)?;
+                println!("scores written to {}", path.display());
+            }
+            if let Some(dir) = a.plots {
+                println!("plots written to {}", dir.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// "LO,HI" with LO < HI.
+fn parse_range(s: &str) -> Result<(f64, f64)> {
+    let (lo, hi) = s.split_once(',').context("--range must be LO,HI")?;
+    let (lo, hi): (f64, f64) = (lo.trim().parse()?, hi.trim().parse()?);
+    if !(lo < hi) {
+        bail!("--range {s}: LO must be below HI");
+    }
+    Ok((lo, hi))
+}
+
+/// "3km", "2.5 km", "3000m" or a bare number of metres.
+fn parse_resolution(s: &str) -> Result<f64> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, scale) = if let Some(n) = t.strip_suffix("km") {
+        (n, 1000.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 1.0)
+    } else {
+        (t.as_str(), 1.0)
+    };
+    let v: f64 = num.trim().parse().with_context(|| format!("resolution '{s}' is not like 3km or 3000m"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        bail!("resolution '{s}' must be positive");
+    }
+    Ok(v * scale)
+}
+
+/// ISO 8601 date-time in UTC: 2019-03-01T12:00:00Z, 2019-03-01T12:00, 2019-03-01 12:00 or 2019-03-01.
+fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let naive = s.strip_suffix('Z').unwrap_or(s);
+    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(naive, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    bail!("time '{s}' is not ISO 8601 (e.g. 2019-03-01T12:00Z)")
+}
+
+fn print_table(r: &EvaluateReport) {
+    println!(
+        "{} [{}] from {}{}; coarse: {}; {} cells scored",
+        r.var,
+        r.units,
+        r.truth,
+        r.time.map(|t| format!(" at {t}")).unwrap_or_default(),
+        r.coarse,
+        r.n_scored
+    );
+    let bands: Vec<String> = r
+        .methods
+        .values()
+        .next()
+        .map(|m| m.spectral_ratio.0.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    print!("{:<10} {:>8} {:>8} {:>8} {:>7}", "method", "rmse", "mae", "bias", "r");
+    for b in &bands {
+        print!(" {:>9}", format!("P{b}"));
+    }
+    println!();
+    let mut rows: Vec<_> = r.methods.iter().collect();
+    rows.sort_by(|a, b| a.1.rmse.total_cmp(&b.1.rmse));
+    for (name, m) in rows {
+        print!(
+            "{:<10} {:>8.3} {:>8.3} {:>8.3} {:>7}",
+            name,
+            m.rmse,
+            m.mae,
+            m.bias,
+            m.pearson.map(|p| format!("{p:.3}")).unwrap_or_else(|| "-".into())
+        );
+        for b in &bands {
+            let v = m.spectral_ratio.get(b);
+            print!(" {:>9}", v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()));
+        }
+        println!();
+        for (k, v) in &m.fss.0 {
+            println!("{:<10}   FSS {k}: {}", "", v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()));
+        }
+    }
+}
+
+/// Write JSON atomically (temp file in the same directory, then rename).
+fn write_json(path: &std::path::Path, report: &EvaluateReport) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().context("--json needs a file name")?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,409 @@
+//! Coordinate reference systems as CF grid mappings, with forward and inverse transforms.
+//!
+//! Projected systems go through `proj4rs` (a pure-Rust port of PROJ). The
+//! latitude/longitude system of each projection is taken on the *same* figure of
+//! the Earth, with no datum shift, because weather models define their 2-D
+//! latitudes on the sphere or ellipsoid they were run on. Rotated pole is a pure
+//! rotation of the sphere, which proj4rs does not provide (`ob_tran`), so it is
+//! written out here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::GridError;
+
+/// The figure of the Earth a CRS is defined on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Earth {
+    /// Semi-major axis in metres.
+    pub semi_major_axis: f64,
+    /// Inverse flattening; 0 means a sphere.
+    pub inverse_flattening: f64,
+}
+
+impl Earth {
+    pub const WGS84: Earth = Earth {
+        semi_major_axis: 6_378_137.0,
+        inverse_flattening: 298.257_223_563,
+    };
+
+    pub fn sphere(radius: f64) -> Earth {
+        Earth {
+            semi_major_axis: radius,
+            inverse_flattening: 0.0,
+        }
+    }
+
+    pub fn is_sphere(&self) -> bool {
+        self.inverse_flattening == 0.0
+    }
+
+    fn proj_params(&self) -> String {
+        if self.is_sphere() {
+            format!("+R={}", self.semi_major_axis)
+        } else {
+            format!("+a={} +rf={}", self.semi_major_axis, self.inverse_flattening)
+        }
+    }
+}
+
+/// A CF grid mapping. Native coordinates are degrees for `LatLon` and
+/// `RotatedPole`, metres for the projections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "grid_mapping_name", rename_all = "snake_case")]
+pub enum Crs {
+    #[serde(rename = "latitude_longitude")]
+    LatLon { earth: Earth },
+    #[serde(rename = "rotated_latitude_longitude")]
+    RotatedPole {
+        grid_north_pole_latitude: f64,
+        grid_north_pole_longitude: f64,
+        north_pole_grid_longitude: f64,
+    },
+    LambertConformalConic {
+        standard_parallel: (f64, f64),
+        longitude_of_central_meridian: f64,
+        latitude_of_projection_origin: f64,
+        false_easting: f64,
+        false_northing: f64,
+        earth: Earth,
+    },
+    PolarStereographic {
+        straight_vertical_longitude_from_pole: f64,
+        /// +90 or -90.
+        latitude_of_projection_origin: f64,
+        /// Latitude of true scale; when absent `scale_factor_at_projection_origin` is used.
+        standard_parallel: Option<f64>,
+        scale_factor_at_projection_origin: Option<f64>,
+        false_easting: f64,
+        false_northing: f64,
+        earth: Earth,
+    },
+    LambertAzimuthalEqualArea {
+        longitude_of_projection_origin: f64,
+        latitude_of_projection_origin: f64,
+        false_easting: f64,
+        false_northing: f64,
+        earth: Earth,
+    },
+    Mercator {
+        longitude_of_projection_origin: f64,
+        standard_parallel: f64,
+        false_easting: f64,
+        false_northing: f64,
+        earth: Earth,
+    },
+}
+
+/// A value of a CF grid-mapping attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    Text(String),
+    Number(f64),
+    Numbers(Vec<f64>),
+}
+
+impl Crs {
+    pub fn wgs84() -> Crs {
+        Crs::LatLon {
+            earth: Earth::WGS84,
+        }
+    }
+
+    /// The CF `grid_mapping_name`.
+    pub fn grid_mapping_name(&self) -> &'static str {
+        match self {
+            Crs::LatLon { .. } => "latitude_longitude",
+            Crs::RotatedPole { .. } => "rotated_latitude_longitude",
+            Crs::LambertConformalConic { .. } => "lambert_conformal_conic",
+            Crs::PolarStereographic { .. } => "polar_stereographic",
+            Crs::LambertAzimuthalEqualArea { .. } => "lambert_azimuthal_equal_area",
+            Crs::Mercator { .. } => "mercator",
+        }
+    }
+
+    /// True when native coordinates are degrees of (rotated) longitude/latitude.
+    pub fn is_angular(&self) -> bool {
+        matches!(self, Crs::LatLon { .. } | Crs::RotatedPole { .. })
+    }
+
+    fn earth(&self) -> Earth {
+        match self {
+            Crs::LatLon { earth }
+            | Crs::LambertConformalConic { earth, .. }
+            | Crs::PolarStereographic { earth, .. }
+            | Crs::LambertAzimuthalEqualArea { earth, .. }
+            | Crs::Mercator { earth, .. } => *earth,
+            Crs::RotatedPole { .. } => Earth::sphere(6_371_229.0),
+        }
+    }
+
+    /// A PROJ string describing this CRS (written as `proj4_params`).
+    pub fn proj4(&self) -> String {
+        let e = self.earth().proj_params();
+        match self {
+            Crs::LatLon { .. } => format!("+proj=longlat {e} +no_defs"),
+            Crs::RotatedPole {
+                grid_north_pole_latitude,
+                grid_north_pole_longitude,
+                north_pole_grid_longitude,
+            } => format!(
+                "+proj=ob_tran +o_proj=longlat +o_lat_p={grid_north_pole_latitude} +o_lon_p={north_pole_grid_longitude} +lon_0={} {e} +no_defs",
+                grid_north_pole_longitude + 180.0
+            ),
+            Crs::LambertConformalConic {
+                standard_parallel: (lat1, lat2),
+                longitude_of_central_meridian,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => format!(
+                "+proj=lcc +lat_1={lat1} +lat_2={lat2} +lat_0={latitude_of_projection_origin} +lon_0={longitude_of_central_meridian} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
+            ),
+            Crs::PolarStereographic {
+                straight_vertical_longitude_from_pole,
+                latitude_of_projection_origin,
+                standard_parallel,
+                scale_factor_at_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => {
+                let scale = match (standard_parallel, scale_factor_at_projection_origin) {
+                    (Some(lat_ts), _) => format!("+lat_ts={lat_ts}"),
+                    (None, Some(k)) => format!("+k_0={k}"),
+                    (None, None) => "+k_0=1".to_string(),
+                };
+                format!(
+                    "+proj=stere +lat_0={latitude_of_projection_origin} +lon_0={straight_vertical_longitude_from_pole} {scale} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
+                )
+            }
+            Crs::LambertAzimuthalEqualArea {
+                longitude_of_projection_origin,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => format!(
+                "+proj=laea +lat_0={latitude_of_projection_origin} +lon_0={longitude_of_projection_origin} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
+            ),
+            Crs::Mercator {
+                longitude_of_projection_origin,
+                standard_parallel,
+                false_easting,
+                false_northing,
+                ..
+            } => format!(
+                "+proj=merc +lon_0={longitude_of_projection_origin} +lat_ts={standard_parallel} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
+            ),
+        }
+    }
+
+    /// CF attributes of the grid-mapping variable (besides `grid_mapping_name`).
+    pub fn cf_attributes(&self) -> Vec<(&'static str, AttrValue)> {
+        use AttrValue::{Number as N, Numbers};
+        let mut out: Vec<(&'static str, AttrValue)> = match self {
+            Crs::LatLon { .. } => vec![],
+            Crs::RotatedPole {
+                grid_north_pole_latitude,
+                grid_north_pole_longitude,
+                north_pole_grid_longitude,
+            } => vec![
+                ("grid_north_pole_latitude", N(*grid_north_pole_latitude)),
+                ("grid_north_pole_longitude", N(*grid_north_pole_longitude)),
+                ("north_pole_grid_longitude", N(*north_pole_grid_longitude)),
+            ],
+            Crs::LambertConformalConic {
+                standard_parallel: (a, b),
+                longitude_of_central_meridian,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => vec![
+                ("standard_parallel", Numbers(vec![*a, *b])),
+                (
+                    "longitude_of_central_meridian",
+                    N(*longitude_of_central_meridian),
+                ),
+                (
+                    "latitude_of_projection_origin",
+                    N(*latitude_of_projection_origin),
+                ),
+                ("false_easting", N(*false_easting)),
+                ("false_northing", N(*false_northing)),
+            ],
+            Crs::PolarStereographic {
+                straight_vertical_longitude_from_pole,
+                latitude_of_projection_origin,
+                standard_parallel,
+                scale_factor_at_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => {
+                let mut v = vec![
+                    (
+                        "straight_vertical_longitude_from_pole",
+                        N(*straight_vertical_longitude_from_pole),
+                    ),
+                    (
+                        "latitude_of_projection_origin",
+                        N(*latitude_of_projection_origin),
+                    ),
+                    ("false_easting", N(*false_easting)),
+                    ("false_northing", N(*false_northing)),
+                ];
+                if let Some(s) = standard_parallel {
+                    v.push(("standard_parallel", N(*s)));
+                }
+                if let Some(k) = scale_factor_at_projection_origin {
+                    v.push(("scale_factor_at_projection_origin", N(*k)));
+                }
+                v
+            }
+            Crs::LambertAzimuthalEqualArea {
+                longitude_of_projection_origin,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => vec![
+                (
+                    "longitude_of_projection_origin",
+                    N(*longitude_of_projection_origin),
+                ),
+                (
+                    "latitude_of_projection_origin",
+                    N(*latitude_of_projection_origin),
+                ),
+                ("false_easting", N(*false_easting)),
+                ("false_northing", N(*false_northing)),
+            ],
+            Crs::Mercator {
+                longitude_of_projection_origin,
+                standard_parallel,
+                false_easting,
+                false_northing,
+                ..
+            } => vec![
+                (
+                    "longitude_of_projection_origin",
+                    N(*longitude_of_projection_origin),
+                ),
+                ("standard_parallel", N(*standard_parallel)),
+                ("false_easting", N(*false_easting)),
+                ("false_northing", N(*false_northing)),
+            ],
+        };
+        let earth = self.earth();
+        if earth.is_sphere() {
+            out.push(("earth_radius", N(earth.semi_major_axis)));
+        } else {
+            out.push(("semi_major_axis", N(earth.semi_major_axis)));
+            out.push(("inverse_flattening", N(earth.inverse_flattening)));
+        }
+        out.push(("proj4_params", AttrValue::Text(self.proj4())));
+        out
+    }
+}
+
+/// Forward/inverse transform between geographic lon/lat (degrees) and native coordinates.
+#[derive(Clone)]
+pub(crate) enum Transformer {
+    Identity,
+    Rotated { sin_p: f64, cos_p: f64, lon_shift: f64, grid_lon: f64 },
+    Proj { geo: Box<proj4rs::Proj>, native: Box<proj4rs::Proj> },
+}
+
+impl Transformer {
+    pub(crate) fn new(crs: &Crs) -> Result<Transformer, GridError> {
+        match crs {
+            Crs::LatLon { .. } => Ok(Transformer::Identity),
+            Crs::RotatedPole {
+                grid_north_pole_latitude,
+                grid_north_pole_longitude,
+                north_pole_grid_longitude,
+            } => {
+                let p = grid_north_pole_latitude.to_radians();
+                Ok(Transformer::Rotated {
+                    sin_p: p.sin(),
+                    cos_p: p.cos(),
+                    lon_shift: grid_north_pole_longitude + 180.0,
+                    grid_lon: *north_pole_grid_longitude,
+                })
+            }
+            _ => {
+                let bad = |e: proj4rs::errors::Error| GridError::Projection(format!("{}: {e}", crs.proj4()));
+                let native = proj4rs::Proj::from_proj_string(&crs.proj4()).map_err(bad)?;
+                let geo = proj4rs::Proj::from_proj_string(&format!(
+                    "+proj=longlat {} +no_defs",
+                    crs.earth().proj_params()
+                ))
+                .map_err(bad)?;
+                Ok(Transformer::Proj {
+                    geo: Box::new(geo),
+                    native: Box::new(native),
+                })
+            }
+        }
+    }
+
+    /// Geographic (lon, lat) degrees to native coordinates. `None` where undefined.
+    pub(crate) fn forward(&self, lon: f64, lat: f64) -> Option<(f64, f64)> {
+        match self {
+            Transformer::Identity => Some((lon, lat)),
+            Transformer::Rotated {
+                sin_p,
+                cos_p,
+                lon_shift,
+                grid_lon,
+            } => {
+                // Rotate about the polar axis so the grid pole sits at longitude 180,
+                // then about the y axis so it becomes the rotated north pole.
+                let (lam, phi) = ((lon - lon_shift).to_radians(), lat.to_radians());
+                let (x, y, z) = (phi.cos() * lam.cos(), phi.cos() * lam.sin(), phi.sin());
+                let xr = x * sin_p + z * cos_p;
+                let zr = -x * cos_p + z * sin_p;
+                let rlon = y.atan2(xr).to_degrees() + grid_lon;
+                Some((wrap180(rlon), zr.clamp(-1.0, 1.0).asin().to_degrees()))
+            }
+            Transformer::Proj { geo, native } => {
+                let mut p = (lon.to_radians(), lat.to_radians(), 0.0);
+                proj4rs::transform::transform(geo, native, &mut p).ok()?;
+                (p.0.is_finite() && p.1.is_finite()).then_some((p.0, p.1))
+            }
+        }
+    }
+
+    /// Native coordinates to geographic (lon, lat) degrees.
+    pub(crate) fn inverse(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        match self {
+            Transformer::Identity => Some((x, y)),
+            Transformer::Rotated {
+                sin_p,
+                cos_p,
+                lon_shift,
+                grid_lon,
+            } => {
+                let (lam, phi) = ((x - grid_lon).to_radians(), y.to_radians());
+                let (xr, yr, zr) = (phi.cos() * lam.cos(), phi.cos() * lam.sin(), phi.sin());
+                let xg = xr * sin_p - zr * cos_p;
+                let zg = xr * cos_p + zr * sin_p;
+                let lon = yr.atan2(xg).to_degrees() + lon_shift;
+                Some((wrap180(lon), zg.clamp(-1.0, 1.0).asin().to_degrees()))
+            }
+            Transformer::Proj { geo, native } => {
+                let mut p = (x, y, 0.0);
+                proj4rs::transform::transform(native, geo, &mut p).ok()?;
+                (p.0.is_finite() && p.1.is_finite())
+                    .then_some((wrap180(p.0.to_degrees()), p.1.to_degrees()))
+            }
+        }
+    }
+}
+
+/// Longitude into [-180, 180).
+pub fn wrap180(lon: f64) -> f64 {
+    (lon + 180.0).rem_euclid(360.0) - 180.0
+}

@@ -1,0 +1,410 @@
+//! Grids for finecast: a CRS plus 1-D native coordinates of cell centres.
+//!
+//! Every grid is a tensor product of two strictly monotone coordinate vectors
+//! (ascending or descending, so south-up and north-up grids are both valid), in
+//! the native units of its [`Crs`]. Fields on a grid are `ndarray::Array2` with
+//! shape `(ny, nx)`: row `j` is `y[j]`, column `i` is `x[i]`.
+
+mod crs;
+mod region;
+
+use std::fmt;
+use std::sync::Arc;
+
+use ndarray::Array2;
+
+pub use crs::{wrap180, AttrValue, Crs, Earth};
+pub use region::Region;
+
+/// Mean Earth radius used for distances and areas on lat/lon grids (m).
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error("invalid grid coordinates: {0}")]
+    Coordinates(String),
+    #[error("projection error: {0}")]
+    Projection(String),
+    #[error("invalid region: {0}")]
+    Region(String),
+}
+
+/// A horizontal grid: CRS plus native cell-centre coordinates.
+#[derive(Clone)]
+pub struct Grid {
+    crs: Crs,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    transformer: Arc<crs::Transformer>,
+}
+
+impl fmt::Debug for Grid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Grid({} {}x{}, x {:.4}..{:.4}, y {:.4}..{:.4})",
+            self.crs.grid_mapping_name(),
+            self.nx(),
+            self.ny(),
+            self.x[0],
+            self.x[self.nx() - 1],
+            self.y[0],
+            self.y[self.ny() - 1]
+        )
+    }
+}
+
+impl PartialEq for Grid {
+    fn eq(&self, other: &Grid) -> bool {
+        self.crs == other.crs && self.x == other.x && self.y == other.y
+    }
+}
+
+fn check_monotone(name: &str, v: &[f64]) -> Result<(), GridError> {
+    if v.is_empty() {
+        return Err(GridError::Coordinates(format!("{name} is empty")));
+    }
+    if let Some(bad) = v.iter().find(|c| !c.is_finite()) {
+        return Err(GridError::Coordinates(format!(
+            "{name} has a non-finite value {bad}"
+        )));
+    }
+    if v.len() > 1 {
+        let asc = v[1] > v[0];
+        let ok = v
+            .windows(2)
+            .all(|w| if asc { w[1] > w[0] } else { w[1] < w[0] });
+        if !ok {
+            return Err(GridError::Coordinates(format!(
+                "{name} is not strictly monotone"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Grid {
+    /// A grid from a CRS and 1-D cell-centre coordinates (strictly monotone).
+    pub fn new(crs: Crs, x: Vec<f64>, y: Vec<f64>) -> Result<Grid, GridError> {
+        check_monotone("x", &x)?;
+        check_monotone("y", &y)?;
+        let transformer = Arc::new(crs::Transformer::new(&crs)?);
+        Ok(Grid {
+            crs,
+            x,
+            y,
+            transformer,
+        })
+    }
+
+    /// A regular lat/lon grid with `n` cells of `step` degrees from the first centre.
+    pub fn regular_latlon(
+        lon0: f64,
+        dlon: f64,
+        nlon: usize,
+        lat0: f64,
+        dlat: f64,
+        nlat: usize,
+    ) -> Result<Grid, GridError> {
+        let x = (0..nlon).map(|i| lon0 + dlon * i as f64).collect();
+        let y = (0..nlat).map(|j| lat0 + dlat * j as f64).collect();
+        Grid::new(Crs::wgs84(), x, y)
+    }
+
+    pub fn crs(&self) -> &Crs {
+        &self.crs
+    }
+    pub fn x(&self) -> &[f64] {
+        &self.x
+    }
+    pub fn y(&self) -> &[f64] {
+        &self.y
+    }
+    pub fn nx(&self) -> usize {
+        self.x.len()
+    }
+    pub fn ny(&self) -> usize {
+        self.y.len()
+    }
+    /// `(ny, nx)`, the shape of a field on this grid.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.ny(), self.nx())
+    }
+    pub fn is_latlon(&self) -> bool {
+        matches!(self.crs, Crs::LatLon { .. })
+    }
+
+    /// Whether rows run north to south (y descending) on an angular grid, or
+    /// y descending on a projected one.
+    pub fn is_y_descending(&self) -> bool {
+        self.ny() > 1 && self.y[1] < self.y[0]
+    }
+
+    /// For lat/lon grids: does the x axis wrap all the way round the globe?
+    pub fn wraps_longitude(&self) -> bool {
+        if !self.crs.is_angular() || self.nx() < 2 {
+            return false;
+        }
+        let step = (self.x[1] - self.x[0]).abs();
+        ((self.nx() as f64) * step - 360.0).abs() < step * 0.5
+    }
+
+    /// Geographic longitude/latitude (degrees) of cell `(j, i)`.
+    pub fn lonlat(&self, j: usize, i: usize) -> (f64, f64) {
+        self.transformer
+            .inverse(self.x[i], self.y[j])
+            .unwrap_or((f64::NAN, f64::NAN))
+    }
+
+    /// Longitude and latitude of every cell, shape `(ny, nx)`.
+    pub fn lonlat_arrays(&self) -> (Array2<f64>, Array2<f64>) {
+        let mut lon = Array2::zeros(self.shape());
+        let mut lat = Array2::zeros(self.shape());
+        for j in 0..self.ny() {
+            for i in 0..self.nx() {
+                let (lo, la) = self.lonlat(j, i);
+                lon[[j, i]] = lo;
+                lat[[j, i]] = la;
+            }
+        }
+        (lon, lat)
+    }
+
+    /// Native coordinates of a geographic point.
+    pub fn to_native(&self, lon: f64, lat: f64) -> Option<(f64, f64)> {
+        self.transformer.forward(lon, lat)
+    }
+
+    /// Geographic point of native coordinates.
+    pub fn to_geographic(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        self.transformer.inverse(x, y)
+    }
+
+    /// Fractional `(fj, fi)` index of a geographic point: cell centres are at
+    /// integers, cell `k` spans `[k - 0.5, k + 0.5)`. `None` outside the grid
+    /// (more than half a cell beyond the outer centres).
+    pub fn locate(&self, lon: f64, lat: f64) -> Option<(f64, f64)> {
+        let (mut x, y) = self.to_native(lon, lat)?;
+        if self.crs.is_angular() {
+            x = self.normalise_longitude(x);
+        }
+        let fi = fractional_index(&self.x, x)?;
+        let fj = fractional_index(&self.y, y)?;
+        Some((fj, fi))
+    }
+
+    /// Shift an angular x coordinate by multiples of 360 into this grid's range.
+    fn normalise_longitude(&self, x: f64) -> f64 {
+        let n = self.nx();
+        let lo = self.x[0].min(self.x[n - 1]);
+        let half = if n > 1 {
+            (self.x[1] - self.x[0]).abs() * 0.5
+        } else {
+            0.0
+        };
+        let start = lo - half;
+        start + (x - start).rem_euclid(360.0)
+    }
+
+    /// Approximate cell spacing `(dx, dy)` in metres at the grid's centre.
+    pub fn spacing_m(&self) -> (f64, f64) {
+        let step = |v: &[f64]| {
+            if v.len() > 1 {
+                (v[v.len() - 1] - v[0]).abs() / (v.len() - 1) as f64
+            } else {
+                0.0
+            }
+        };
+        let (sx, sy) = (step(&self.x), step(&self.y));
+        if self.crs.is_angular() {
+            let deg = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
+            let ymid = self.y[self.ny() / 2];
+            (sx * deg * ymid.to_radians().cos(), sy * deg)
+        } else {
+            (sx, sy)
+        }
+    }
+
+    /// Geographic bounding box `(west, south, east, north)` in degrees, from the
+    /// grid's outline. Longitudes are continuous, so `east` may exceed 180 for a
+    /// grid across the antimeridian.
+    pub fn bbox_lonlat(&self) -> (f64, f64, f64, f64) {
+        let (ny, nx) = self.shape();
+        let mut pts = Vec::new();
+        let steps = 64usize;
+        for s in 0..=steps {
+            let i = (s * (nx - 1)) / steps;
+            let j = (s * (ny - 1)) / steps;
+            pts.push(self.lonlat(0, i));
+            pts.push(self.lonlat(ny - 1, i));
+            pts.push(self.lonlat(j, 0));
+            pts.push(self.lonlat(j, nx - 1));
+        }
+        pts.retain(|p| p.0.is_finite() && p.1.is_finite());
+        let (s, n) = pts.iter().fold((90.0f64, -90.0f64), |(s, n), p| {
+            (s.min(p.1), n.max(p.1))
+        });
+        if self.is_latlon() {
+            let (a, b) = (self.x[0].min(self.x[nx - 1]), self.x[0].max(self.x[nx - 1]));
+            return (a, s, b, n);
+        }
+        // Unwrap longitudes around the grid's centre so an antimeridian grid stays contiguous.
+        let centre = self.lonlat(ny / 2, nx / 2).0;
+        let (w, e) = pts.iter().fold((f64::MAX, f64::MIN), |(w, e), p| {
+            let lon = centre + wrap180(p.0 - centre);
+            (w.min(lon), e.max(lon))
+        });
+        (w, s, e, n)
+    }
+
+    /// Sub-grid of rows `j0..j1` and columns `i0..i1`.
+    pub fn subset(&self, j0: usize, j1: usize, i0: usize, i1: usize) -> Grid {
+        Grid {
+            crs: self.crs.clone(),
+            x: self.x[i0..i1].to_vec(),
+            y: self.y[j0..j1].to_vec(),
+            transformer: self.transformer.clone(),
+        }
+    }
+
+    /// Cell area weights for statistics: cos(latitude) on lat/lon grids, equal
+    /// weights on projected grids (whose cells are near-equal in area).
+    pub fn area_weights(&self) -> Array2<f64> {
+        match self.crs {
+            Crs::LatLon { .. } => Array2::from_shape_fn(self.shape(), |(j, _)| {
+                self.y[j].to_radians().cos().max(0.0)
+            }),
+            Crs::RotatedPole { .. } => {
+                Array2::from_shape_fn(self.shape(), |(j, _)| self.y[j].to_radians().cos())
+            }
+            _ => Array2::ones(self.shape()),
+        }
+    }
+
+    /// A Lambert azimuthal equal-area grid centred on `region` with square cells
+    /// of `resolution_m` metres covering the whole region.
+    pub fn equal_area_for_region(region: &Region, resolution_m: f64) -> Result<Grid, GridError> {
+        if !(resolution_m.is_finite() && resolution_m >= 10.0) {
+            return Err(GridError::Region(format!(
+                "resolution {resolution_m} m must be at least 10 m"
+            )));
+        }
+        let (lon0, lat0) = region.centre();
+        let crs = Crs::LambertAzimuthalEqualArea {
+            longitude_of_projection_origin: round_to(lon0, 0.01),
+            latitude_of_projection_origin: round_to(lat0, 0.01),
+            false_easting: 0.0,
+            false_northing: 0.0,
+            earth: Earth::WGS84,
+        };
+        let t = crs::Transformer::new(&crs)?;
+        let (mut xmin, mut xmax, mut ymin, mut ymax) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for (lon, lat) in region.outline(64) {
+            let (x, y) = t.forward(lon, lat).ok_or_else(|| {
+                GridError::Region(format!("point {lon},{lat} cannot be projected"))
+            })?;
+            xmin = xmin.min(x);
+            xmax = xmax.max(x);
+            ymin = ymin.min(y);
+            ymax = ymax.max(y);
+        }
+        let axis = |lo: f64, hi: f64| -> Vec<f64> {
+            let start = (lo / resolution_m).floor() * resolution_m + resolution_m * 0.5;
+            let n = ((hi - start) / resolution_m).ceil() as usize + 1;
+            (0..n).map(|k| start + k as f64 * resolution_m).collect()
+        };
+        let (x, y) = (axis(xmin, xmax), axis(ymin, ymax));
+        let cells = x.len() * y.len();
+        if cells > 100_000_000 {
+            return Err(GridError::Region(format!(
+                "{}x{} cells at {resolution_m} m is too large",
+                x.len(),
+                y.len()
+            )));
+        }
+        Grid::new(crs, x, y)
+    }
+}
+
+fn round_to(v: f64, step: f64) -> f64 {
+    (v / step).round() * step
+}
+
+/// Fractional position of `v` in strictly monotone `coords` (centres at integers),
+/// allowing half a cell beyond each end.
+pub fn fractional_index(coords: &[f64], v: f64) -> Option<f64> {
+    let n = coords.len();
+    if !v.is_finite() {
+        return None;
+    }
+    if n == 1 {
+        return (v == coords[0]).then_some(0.0);
+    }
+    let asc = coords[1] > coords[0];
+    // Position in an ascending view.
+    let key = |k: usize| if asc { coords[k] } else { coords[n - 1 - k] };
+    let t = v;
+    let first_step = key(1) - key(0);
+    let last_step = key(n - 1) - key(n - 2);
+    let f = if t < key(0) {
+        (t - key(0)) / first_step
+    } else if t >= key(n - 1) {
+        (n - 1) as f64 + (t - key(n - 1)) / last_step
+    } else {
+        // Largest k with key(k) <= t.
+        let (mut lo, mut hi) = (0usize, n - 1);
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if key(mid) <= t {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo as f64 + (t - key(lo)) / (key(lo + 1) - key(lo))
+    };
+    if f < -0.5 || f > n as f64 - 0.5 {
+        return None;
+    }
+    Some(if asc { f } else { (n - 1) as f64 - f })
+}
+
+#[cfg(test)]
+mod tests;
+
+/// A 2-D field on a grid; missing values are NaN.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub grid: Grid,
+    pub data: Array2<f32>,
+}
+
+impl Field {
+    /// A field, checking that the data shape matches the grid.
+    pub fn new(grid: Grid, data: Array2<f32>) -> Result<Field, GridError> {
+        if data.dim() != grid.shape() {
+            return Err(GridError::Coordinates(format!(
+                "data shape {:?} does not match grid shape {:?}",
+                data.dim(),
+                grid.shape()
+            )));
+        }
+        Ok(Field { grid, data })
+    }
+
+    /// Number of finite values.
+    pub fn valid_count(&self) -> usize {
+        self.data.iter().filter(|v| v.is_finite()).count()
+    }
+
+    /// Minimum and maximum of the finite values, if any.
+    pub fn range(&self) -> Option<(f32, f32)> {
+        self.data
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(None, |acc, &v| match acc {
+                None => Some((v, v)),
+                Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+            })
+    }
+}

@@ -1,0 +1,148 @@
+use approx::assert_abs_diff_eq;
+
+use super::*;
+
+fn hrrr_crs() -> Crs {
+    Crs::LambertConformalConic {
+        standard_parallel: (38.5, 38.5),
+        longitude_of_central_meridian: 262.5,
+        latitude_of_projection_origin: 38.5,
+        false_easting: 0.0,
+        false_northing: 0.0,
+        earth: Earth::sphere(6_371_229.0),
+    }
+}
+
+#[test]
+fn lambert_conformal_matches_hrrr_corner() {
+    // HRRR's first grid point (NOAA documentation): 21.138123 N, 122.719528 W,
+    // which pyproj places at x=-2697520.1425, y=-1587306.1526 on this projection.
+    let t = crs::Transformer::new(&hrrr_crs()).unwrap();
+    let (x, y) = t.forward(-122.719528, 21.138123).unwrap();
+    assert_abs_diff_eq!(x, -2_697_520.1425, epsilon = 5.0);
+    assert_abs_diff_eq!(y, -1_587_306.1526, epsilon = 5.0);
+    let (lon, lat) = t.inverse(x, y).unwrap();
+    assert_abs_diff_eq!(lon, -122.719528, epsilon = 1e-7);
+    assert_abs_diff_eq!(lat, 21.138123, epsilon = 1e-7);
+    // The projection origin maps to (0, 0).
+    let (x0, y0) = t.forward(-97.5, 38.5).unwrap();
+    assert_abs_diff_eq!(x0, 0.0, epsilon = 1e-6);
+    assert_abs_diff_eq!(y0, 0.0, epsilon = 1e-6);
+}
+
+#[test]
+fn polar_stereographic_hrap_round_trip_and_scale() {
+    let crs = Crs::PolarStereographic {
+        straight_vertical_longitude_from_pole: -105.0,
+        latitude_of_projection_origin: 90.0,
+        standard_parallel: Some(60.0),
+        scale_factor_at_projection_origin: None,
+        false_easting: 0.0,
+        false_northing: 0.0,
+        earth: Earth::sphere(6_371_200.0),
+    };
+    let t = crs::Transformer::new(&crs).unwrap();
+    // On the central meridian a point lies straight "below" the pole: x = 0, y < 0.
+    let (x, y) = t.forward(-105.0, 40.0).unwrap();
+    assert_abs_diff_eq!(x, 0.0, epsilon = 1e-6);
+    // Spherical polar stereographic true at 60N: rho = R (1 + sin 60) tan(pi/4 - phi/2).
+    let r = 6_371_200.0 * (1.0 + 60f64.to_radians().sin()) * (25f64.to_radians()).tan();
+    assert_abs_diff_eq!(y, -r, epsilon = 1e-3);
+    let (lon, lat) = t.inverse(123_456.0, -4_000_000.0).unwrap();
+    let (x2, y2) = t.forward(lon, lat).unwrap();
+    assert_abs_diff_eq!(x2, 123_456.0, epsilon = 1e-4);
+    assert_abs_diff_eq!(y2, -4_000_000.0, epsilon = 1e-4);
+}
+
+#[test]
+fn rotated_pole_puts_ukv_centre_on_rotated_origin() {
+    let crs = Crs::RotatedPole {
+        grid_north_pole_latitude: 37.5,
+        grid_north_pole_longitude: 177.5,
+        north_pole_grid_longitude: 0.0,
+    };
+    let t = crs::Transformer::new(&crs).unwrap();
+    let (rlon, rlat) = t.forward(-2.5, 52.5).unwrap();
+    assert_abs_diff_eq!(rlon, 0.0, epsilon = 1e-9);
+    assert_abs_diff_eq!(rlat, 0.0, epsilon = 1e-9);
+    // East of the origin is positive rotated longitude; the true pole sits at rlat = pole lat.
+    assert!(t.forward(0.0, 52.5).unwrap().0 > 0.0);
+    assert_abs_diff_eq!(t.forward(0.0, 90.0).unwrap().1, 37.5, epsilon = 1e-9);
+    for &(lon, lat) in &[(-10.0, 50.0), (8.0, 61.0), (2.0, 46.4), (-16.7, 55.0)] {
+        let (x, y) = t.forward(lon, lat).unwrap();
+        let (lo, la) = t.inverse(x, y).unwrap();
+        assert_abs_diff_eq!(lo, lon, epsilon = 1e-9);
+        assert_abs_diff_eq!(la, lat, epsilon = 1e-9);
+    }
+}
+
+#[test]
+fn latlon_grid_locates_in_both_orientations_and_longitude_conventions() {
+    // 0..360, north-up (lat descending) like GFS.
+    let g = Grid::regular_latlon(0.0, 0.25, 1440, 90.0, -0.25, 721).unwrap();
+    assert!(g.wraps_longitude());
+    assert!(g.is_y_descending());
+    let (fj, fi) = g.locate(-105.0, 40.0).unwrap();
+    assert_abs_diff_eq!(fi, 255.0 * 4.0, epsilon = 1e-9);
+    assert_abs_diff_eq!(fj, 200.0, epsilon = 1e-9);
+    // -180..180, south-up like the shared ERA5 files.
+    let g2 = Grid::regular_latlon(-125.0, 0.25, 237, 24.0, 0.25, 105).unwrap();
+    let (fj, fi) = g2.locate(255.0, 40.0).unwrap(); // 255E == 105W
+    assert_abs_diff_eq!(fi, 80.0, epsilon = 1e-9);
+    assert_abs_diff_eq!(fj, 64.0, epsilon = 1e-9);
+    assert!(g2.locate(-60.0, 40.0).is_none());
+    assert_eq!(g2.lonlat(0, 0), (-125.0, 24.0));
+}
+
+#[test]
+fn region_across_antimeridian_and_prime_meridian() {
+    let r: Region = "50,60,170,-170".parse().unwrap();
+    assert_eq!(r.east, 190.0);
+    assert!(r.contains(-175.0, 55.0));
+    assert!(r.contains(175.0, 55.0));
+    assert!(!r.contains(0.0, 55.0));
+    let g = Grid::equal_area_for_region(&r, 3000.0).unwrap();
+    let (w, _, e, _) = g.bbox_lonlat();
+    assert!(e - w > 20.0 && e - w < 30.0, "bbox {w}..{e}");
+    assert!(wrap180(w - 170.0) < 0.5 && wrap180(e + 170.0) > -0.5, "bbox {w}..{e}");
+    // A grid in 0..360 longitudes covering a region across 0 E.
+    let src = Grid::regular_latlon(0.0, 0.25, 1440, -90.0, 0.25, 721).unwrap();
+    let (_, fi) = src.locate(-1.0, 45.0).unwrap();
+    assert_abs_diff_eq!(fi, 1436.0, epsilon = 1e-9);
+}
+
+#[test]
+fn equal_area_region_grid_has_requested_spacing() {
+    let r = Region::new(36.0, 42.0, -110.0, -102.0).unwrap();
+    let g = Grid::equal_area_for_region(&r, 3000.0).unwrap();
+    let (dx, dy) = g.spacing_m();
+    assert_abs_diff_eq!(dx, 3000.0, epsilon = 1e-6);
+    assert_abs_diff_eq!(dy, 3000.0, epsilon = 1e-6);
+    let (w, s, e, n) = g.bbox_lonlat();
+    assert!(w <= -110.0 && e >= -102.0 && s <= 36.0 && n >= 42.0);
+    // Every cell round-trips through geographic coordinates.
+    let (lon, lat) = g.lonlat(10, 20);
+    let (fj, fi) = g.locate(lon, lat).unwrap();
+    assert_abs_diff_eq!(fj, 10.0, epsilon = 1e-6);
+    assert_abs_diff_eq!(fi, 20.0, epsilon = 1e-6);
+}
+
+#[test]
+fn bad_coordinates_and_regions_are_rejected() {
+    assert!(Grid::new(Crs::wgs84(), vec![0.0, 1.0, 1.0], vec![0.0]).is_err());
+    assert!(Grid::new(Crs::wgs84(), vec![], vec![0.0]).is_err());
+    assert!("10,5,0,1".parse::<Region>().is_err());
+    assert!("a,b,c,d".parse::<Region>().is_err());
+    assert!("1,2,3".parse::<Region>().is_err());
+}
+
+#[test]
+fn fractional_index_handles_descending_and_irregular_axes() {
+    let asc = [0.0, 1.0, 3.0, 6.0];
+    assert_abs_diff_eq!(fractional_index(&asc, 2.0).unwrap(), 1.5);
+    assert_abs_diff_eq!(fractional_index(&asc, -0.5).unwrap(), -0.5);
+    assert!(fractional_index(&asc, -0.6).is_none());
+    let desc = [6.0, 3.0, 1.0, 0.0];
+    assert_abs_diff_eq!(fractional_index(&desc, 2.0).unwrap(), 1.5);
+    assert_abs_diff_eq!(fractional_index(&desc, 6.0).unwrap(), 0.0);
+}

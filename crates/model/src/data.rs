@@ -1,0 +1,318 @@
+//! Perfect-model training and evaluation pairs, made exactly as the
+//! evaluation protocol of `finecast-pipeline` makes them: the fine truth is
+//! averaged conservatively onto a 0.25° lat/lon grid whose cell edges lie on
+//! multiples of 0.25°, the DEM is brought onto the truth cells (area mean when
+//! over 2x finer, else bilinear), the coarse orography is the same coarse mean
+//! of that fine DEM, and both coarse fields are interpolated bilinearly back
+//! onto the truth cells.
+
+use std::path::{Path, PathBuf};
+
+use finecast_grid::{Field, Grid, Region};
+use finecast_io::{Selection, TimeSel};
+use finecast_methods::{
+    aligned_latlon_grid, area_mean, interpolate, regrid_terrain, Interp, Positions,
+};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+
+/// Names tried, in order, for the elevation variable of a DEM file (as the pipeline).
+const OROGRAPHY_NAMES: [&str; 4] = ["orog", "surface_altitude", "elevation", "HGT_M"];
+
+/// One truth dataset: a variable of a fine file, some of its times, a DEM, an
+/// optional crop region and boxes to blank out (held-out regions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSpec {
+    /// Label used in logs and reports.
+    pub name: String,
+    /// Truth file (relative paths are relative to the data root).
+    pub truth: PathBuf,
+    /// Variable name or standard name.
+    pub var: String,
+    /// Time indices to use; empty means the first time only.
+    #[serde(default)]
+    pub times: Vec<usize>,
+    /// DEM file (relative to the data root).
+    pub terrain: PathBuf,
+    /// Crop to this box `[south, north, west, east]` (degrees) first.
+    #[serde(default)]
+    pub region: Option<[f64; 4]>,
+    /// Boxes `[south, north, west, east]` whose truth cells are set missing
+    /// before coarsening, so nothing of them reaches the inputs or the loss.
+    #[serde(default)]
+    pub exclude: Vec<[f64; 4]>,
+    /// Relative sampling weight of this source in training.
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// A truth field with its perfect-model inputs on the truth grid.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub name: String,
+    pub grid: Grid,
+    pub truth: Array2<f32>,
+    pub coarse_bilinear: Array2<f32>,
+    pub coarse_orog_bilinear: Array2<f32>,
+    pub fine_orog: Array2<f32>,
+    pub dx_m: f64,
+    /// Coarse field and orography (0.25°), for the baselines.
+    pub coarse: Field,
+    pub coarse_orog: Field,
+    pub weight: f64,
+}
+
+impl Pair {
+    pub fn valid_count(&self) -> usize {
+        ndarray::Zip::from(&self.truth)
+            .and(&self.coarse_bilinear)
+            .and(&self.coarse_orog_bilinear)
+            .and(&self.fine_orog)
+            .fold(0, |n, a, b, c, d| {
+                n + (a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite()) as usize
+            })
+    }
+}
+
+/// Effective grid spacing (m): geometric mean of the spacings along x and y.
+pub fn effective_spacing(grid: &Grid) -> f64 {
+    let (dx, dy) = grid.spacing_m();
+    (dx * dy).sqrt()
+}
+
+/// Build the perfect-model pair of a truth field and the DEM on its cells.
+pub fn make_pair(
+    name: &str,
+    truth: &Field,
+    fine_orog: &Field,
+    coarse_res_deg: f64,
+) -> Result<Pair, ModelError> {
+    if fine_orog.grid != truth.grid {
+        return Err(ModelError::Data(format!(
+            "{name}: the DEM is not on the truth grid"
+        )));
+    }
+    let coarse_grid = aligned_latlon_grid(&truth.grid, coarse_res_deg)
+        .map_err(|e| ModelError::Data(format!("{name}: {e}")))?;
+    let coarse = area_mean(truth, &coarse_grid, 0.5);
+    let coarse_orog = area_mean(fine_orog, &coarse_grid, 0.5);
+    let pos = Positions::new(&coarse_grid, &truth.grid);
+    let coarse_bilinear = interpolate(coarse.data.view(), &coarse_grid, &pos, Interp::Bilinear);
+    let coarse_orog_bilinear = interpolate(
+        coarse_orog.data.view(),
+        &coarse_grid,
+        &pos,
+        Interp::Bilinear,
+    );
+    Ok(Pair {
+        name: name.to_string(),
+        grid: truth.grid.clone(),
+        truth: truth.data.clone(),
+        coarse_bilinear,
+        coarse_orog_bilinear,
+        fine_orog: fine_orog.data.clone(),
+        dx_m: effective_spacing(&truth.grid),
+        coarse,
+        coarse_orog,
+        weight: 1.0,
+    })
+}
+
+/// The DEM of `path` on `target` (area mean when the DEM is over 2x finer,
+/// else bilinear), as the pipeline's `Terrain::load`.
+pub fn load_terrain(path: &Path, target: &Grid, margin_deg: f64) -> Result<Field, ModelError> {
+    let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
+    let ds = finecast_io::open(path).map_err(|e| err(e.to_string()))?;
+    let var = OROGRAPHY_NAMES
+        .iter()
+        .find_map(|n| ds.resolve(n).ok())
+        .ok_or_else(|| err("no orography variable".into()))?;
+    let (w, s, e, n) = target.bbox_lonlat();
+    let sel = Selection {
+        time: TimeSel::First,
+        bbox: Some((
+            w - margin_deg,
+            s - margin_deg,
+            e + margin_deg,
+            n + margin_deg,
+        )),
+    };
+    let dem = ds.read(&var, &sel).map_err(|e| err(e.to_string()))?;
+    if dem.units != "m" {
+        return Err(err(format!(
+            "'{var}' has units '{}', expected m",
+            dem.units
+        )));
+    }
+    let (fine, _) = regrid_terrain(&dem.field, target)
+        .map_err(|e| err(format!("does not cover the target grid: {e}")))?;
+    Ok(fine)
+}
+
+/// Crop a field to the largest index rectangle whose cells all lie in
+/// `region` (the pipeline's `crop_to_region`).
+pub fn crop_to_region(field: &Field, region: &Region) -> Option<Field> {
+    let (ny, nx) = field.grid.shape();
+    let inside = Array2::from_shape_fn((ny, nx), |(j, i)| {
+        let (lon, lat) = field.grid.lonlat(j, i);
+        region.contains(lon, lat)
+    });
+    let rows: Vec<usize> = (0..ny)
+        .filter(|&j| inside.row(j).iter().any(|&b| b))
+        .collect();
+    let cols: Vec<usize> = (0..nx)
+        .filter(|&i| inside.column(i).iter().any(|&b| b))
+        .collect();
+    let (mut j0, mut j1) = (*rows.first()?, *rows.last()? + 1);
+    let (mut i0, mut i1) = (*cols.first()?, *cols.last()? + 1);
+    loop {
+        let outside = |js: std::ops::Range<usize>, is: std::ops::Range<usize>| {
+            js.flat_map(|j| is.clone().map(move |i| (j, i)))
+                .filter(|&idx| !inside[idx])
+                .count()
+        };
+        let edges = [
+            outside(j0..j0 + 1, i0..i1),
+            outside(j1 - 1..j1, i0..i1),
+            outside(j0..j1, i0..i0 + 1),
+            outside(j0..j1, i1 - 1..i1),
+        ];
+        let (worst, &count) = edges.iter().enumerate().max_by_key(|(_, c)| **c)?;
+        if count == 0 {
+            break;
+        }
+        match worst {
+            0 => j0 += 1,
+            1 => j1 -= 1,
+            2 => i0 += 1,
+            _ => i1 -= 1,
+        }
+        if j0 >= j1 || i0 >= i1 {
+            return None;
+        }
+    }
+    Some(Field {
+        grid: field.grid.subset(j0, j1, i0, i1),
+        data: field.data.slice(ndarray::s![j0..j1, i0..i1]).to_owned(),
+    })
+}
+
+fn region_of(b: &[f64; 4]) -> Result<Region, ModelError> {
+    Region::new(b[0], b[1], b[2], b[3]).map_err(|e| ModelError::Data(e.to_string()))
+}
+
+/// Read a truth field (SI units) at one time index, cropped to `region`.
+pub fn read_truth(
+    path: &Path,
+    var: &str,
+    time_index: Option<usize>,
+    region: Option<&Region>,
+) -> Result<Field, ModelError> {
+    let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
+    let ds = finecast_io::open(path).map_err(|e| err(e.to_string()))?;
+    let name = ds.resolve(var).map_err(|e| err(e.to_string()))?;
+    let sel = Selection {
+        time: time_index.map(TimeSel::Index).unwrap_or(TimeSel::First),
+        bbox: region.map(|r| (r.west, r.south, r.east, r.north)),
+    };
+    let data = ds.read(&name, &sel).map_err(|e| err(e.to_string()))?;
+    if data.units != "K" {
+        return Err(err(format!(
+            "'{name}' has units '{}'; the model is for temperature in K",
+            data.units
+        )));
+    }
+    let mut field = data.field;
+    if let Some(r) = region {
+        field =
+            crop_to_region(&field, r).ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
+    }
+    Ok(field)
+}
+
+/// Set the cells of `field` inside any of `boxes` missing.
+pub fn blank_boxes(field: &mut Field, boxes: &[Region]) {
+    if boxes.is_empty() {
+        return;
+    }
+    let (ny, nx) = field.grid.shape();
+    for j in 0..ny {
+        for i in 0..nx {
+            let (lon, lat) = field.grid.lonlat(j, i);
+            if boxes.iter().any(|b| b.contains(lon, lat)) {
+                field.data[[j, i]] = f32::NAN;
+            }
+        }
+    }
+}
+
+/// Load every (source, time) pair of `specs`. DEMs are loaded once per source.
+pub fn load_pairs(
+    specs: &[SourceSpec],
+    data_root: &Path,
+    coarse_res_deg: f64,
+) -> Result<Vec<Pair>, ModelError> {
+    let mut pairs = Vec::new();
+    for spec in specs {
+        let truth_path = data_root.join(&spec.truth);
+        let dem_path = data_root.join(&spec.terrain);
+        let region = spec.region.as_ref().map(region_of).transpose()?;
+        let exclude: Vec<Region> = spec
+            .exclude
+            .iter()
+            .map(region_of)
+            .collect::<Result<_, _>>()?;
+        let times: Vec<Option<usize>> = if spec.times.is_empty() {
+            vec![None]
+        } else {
+            spec.times.iter().map(|&t| Some(t)).collect()
+        };
+        let mut dem: Option<Field> = None;
+        let started = std::time::Instant::now();
+        for t in times {
+            let mut truth = read_truth(&truth_path, &spec.var, t, region.as_ref())?;
+            blank_boxes(&mut truth, &exclude);
+            if dem.as_ref().map(|d| d.grid != truth.grid).unwrap_or(true) {
+                dem = Some(load_terrain(&dem_path, &truth.grid, 0.5)?);
+            }
+            let name = match t {
+                Some(t) => format!("{}[{t}]", spec.name),
+                None => spec.name.clone(),
+            };
+            let mut pair = make_pair(
+                &name,
+                &truth,
+                dem.as_ref().expect("dem loaded above"),
+                coarse_res_deg,
+            )?;
+            pair.weight = spec.weight;
+            tracing::info!(
+                pair = %pair.name,
+                shape = ?pair.truth.dim(),
+                valid = pair.valid_count(),
+                dx_m = format!("{:.0}", pair.dx_m),
+                seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+                "loaded pair"
+            );
+            pairs.push(pair);
+        }
+    }
+    Ok(pairs)
+}
+
+/// Where the shared sample data lives: `$FINECAST_SHARED_DATA`, else
+/// `<workspace>/../shared/data` (i.e. `CARGO_MANIFEST_DIR/../../../shared/data`).
+pub fn shared_data_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FINECAST_SHARED_DATA").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return p.is_dir().then_some(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    p.is_dir().then_some(p)
+}

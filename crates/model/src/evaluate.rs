@@ -1,0 +1,349 @@
+//! Skill of the model against the physical baselines on real fields, with
+//! the perfect-model protocol of `finecast-pipeline`'s `evaluate` (truth →
+//! conservative 0.25° mean → downscale back → score cells at least one coarse
+//! cell from the edge, on the common validity mask; cos(lat) weights on
+//! lat/lon grids; spectral ratios on the native grid).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use finecast_grid::{Grid, Region};
+use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
+use finecast_metrics::{default_bands, scores, spectral_ratio};
+use finecast_tiles::{run_tiled, TileError, TileSpec};
+use ndarray::{s, Array2};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{load_terrain, make_pair, read_truth};
+use crate::{Downscaler, ModelError, ModelInputs};
+
+/// One evaluation case.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalCase {
+    pub name: String,
+    pub truth: PathBuf,
+    pub var: String,
+    #[serde(default)]
+    pub time_index: Option<usize>,
+    /// `[south, north, west, east]`.
+    #[serde(default)]
+    pub region: Option<[f64; 4]>,
+    pub terrain: PathBuf,
+    /// How the case relates to the training data ("held out: time", ...).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MethodSkill {
+    pub rmse: f64,
+    pub mae: f64,
+    pub bias: f64,
+    pub pearson: Option<f64>,
+    /// Prediction/truth power per wavelength band ("6-12km", ...).
+    pub spectral_ratio: BTreeMap<String, Option<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseSkill {
+    pub case: EvalCase,
+    pub n_scored: usize,
+    /// Keyed by method: bilinear, bicubic, lapse, gradient, model.
+    pub methods: BTreeMap<String, MethodSkill>,
+}
+
+#[derive(Debug)]
+struct TErr(String);
+impl From<TileError> for TErr {
+    fn from(e: TileError) -> TErr {
+        TErr(e.to_string())
+    }
+}
+
+/// The model over a whole field, tile by tile, as a pipeline would run it.
+pub fn predict_tiled(
+    model: &Downscaler,
+    t: &Array2<f32>,
+    zc: &Array2<f32>,
+    zf: &Array2<f32>,
+    dx_m: f64,
+    tile: usize,
+    blend: usize,
+) -> Result<Array2<f32>, ModelError> {
+    let spec = TileSpec::for_footprint(tile, model.receptive_radius(), blend)
+        .map_err(|e| ModelError::Input(e.to_string()))?;
+    run_tiled(t.dim(), &spec, |w| {
+        let win = s![w.j0..w.j1, w.i0..w.i1];
+        model
+            .predict(&ModelInputs {
+                coarse_bilinear: t.slice(win),
+                coarse_orog_bilinear: zc.slice(win),
+                fine_orog: zf.slice(win),
+                dx_m,
+            })
+            .map_err(|e| TErr(e.to_string()))
+    })
+    .map_err(|e| ModelError::Input(e.0))
+}
+
+fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
+    let (tdx, tdy) = truth.spacing_m();
+    let (cdx, cdy) = coarse.spacing_m();
+    ((cdy / tdy).ceil() as usize, (cdx / tdx).ceil() as usize)
+}
+
+/// Score the baselines and the model on one case.
+pub fn evaluate_case(
+    case: &EvalCase,
+    model: &Downscaler,
+    data_root: &Path,
+) -> Result<CaseSkill, ModelError> {
+    let region = case
+        .region
+        .map(|b| Region::new(b[0], b[1], b[2], b[3]))
+        .transpose()
+        .map_err(|e| ModelError::Data(e.to_string()))?;
+    let truth = read_truth(
+        &data_root.join(&case.truth),
+        &case.var,
+        case.time_index,
+        region.as_ref(),
+    )?;
+    let zf = load_terrain(&data_root.join(&case.terrain), &truth.grid, 0.5)?;
+    let pair = make_pair(&case.name, &truth, &zf, 0.25)?;
+    let input = CoarseInput::new(
+        &pair.coarse,
+        Some(&pair.coarse_orog),
+        &GradientParams::default(),
+    )
+    .map_err(|e| ModelError::Data(e.to_string()))?;
+    let pos = Positions::new(&pair.coarse.grid, &truth.grid);
+    let mut preds: Vec<(String, Array2<f32>)> = Vec::new();
+    for m in [
+        Baseline::Bilinear,
+        Baseline::Bicubic,
+        Baseline::Lapse,
+        Baseline::Gradient,
+    ] {
+        let p = downscale_at(m, &input, &pos, Some(zf.data.view()))
+            .map_err(|e| ModelError::Data(e.to_string()))?;
+        preds.push((m.name().to_string(), p));
+    }
+    let model_pred = predict_tiled(
+        model,
+        &pair.coarse_bilinear,
+        &pair.coarse_orog_bilinear,
+        &pair.fine_orog,
+        pair.dx_m,
+        256,
+        16,
+    )?;
+    preds.push(("model".to_string(), model_pred));
+
+    let (mj, mi) = edge_margin(&truth.grid, &pair.coarse.grid);
+    let (ny, nx) = truth.grid.shape();
+    if ny <= 2 * mj + 2 || nx <= 2 * mi + 2 {
+        return Err(ModelError::Data(format!(
+            "{}: too small for the edge margin",
+            case.name
+        )));
+    }
+    let mut mask = Array2::from_elem((ny, nx), false);
+    mask.slice_mut(s![mj..ny - mj, mi..nx - mi]).fill(true);
+    ndarray::Zip::from(&mut mask)
+        .and(&truth.data)
+        .for_each(|m, t| *m &= t.is_finite());
+    for (_, p) in &preds {
+        ndarray::Zip::from(&mut mask)
+            .and(p)
+            .for_each(|m, v| *m &= v.is_finite());
+    }
+    let weights = truth.grid.area_weights();
+    let (dx, dy) = truth.grid.spacing_m();
+    let interior = |a: &Array2<f32>| -> Array2<f32> {
+        let mut out = a.slice(s![mj..ny - mj, mi..nx - mi]).to_owned();
+        ndarray::Zip::from(&mut out)
+            .and(mask.slice(s![mj..ny - mj, mi..nx - mi]))
+            .for_each(|v, &m| {
+                if !m {
+                    *v = f32::NAN
+                }
+            });
+        out
+    };
+    let truth_interior = interior(&truth.data);
+    let mut methods = BTreeMap::new();
+    let mut n_scored = 0;
+    for (name, p) in &preds {
+        let sc = scores(
+            p.view(),
+            truth.data.view(),
+            weights.view(),
+            Some(mask.view()),
+        )
+        .map_err(|e| ModelError::Data(format!("{}: {name}: {e}", case.name)))?;
+        n_scored = sc.n;
+        let ratios = spectral_ratio(
+            interior(p).view(),
+            truth_interior.view(),
+            dx / 1000.0,
+            dy / 1000.0,
+            &default_bands(),
+        )
+        .map_err(|e| ModelError::Data(format!("{}: spectra of {name}: {e}", case.name)))?;
+        methods.insert(
+            name.clone(),
+            MethodSkill {
+                rmse: sc.rmse,
+                mae: sc.mae,
+                bias: sc.bias,
+                pearson: sc.pearson,
+                spectral_ratio: ratios.into_iter().map(|r| (r.label, r.ratio)).collect(),
+            },
+        );
+    }
+    Ok(CaseSkill {
+        case: case.clone(),
+        n_scored,
+        methods,
+    })
+}
+
+/// The held-out (and, for reference, training) cases of the model card.
+pub fn standard_cases() -> Vec<EvalCase> {
+    let co = Some([37.0, 41.0, -109.0, -102.5]);
+    let co_dem = PathBuf::from("static/colorado_orog_1arcmin.nc");
+    let etopo = PathBuf::from("static/etopo5_orog.nc");
+    let p81 = PathBuf::from("fine/prism_conus_19810929.nc");
+    let p25 = PathBuf::from("fine/prism_conus_20251103.nc");
+    let case = |name: &str,
+                truth: &PathBuf,
+                var: &str,
+                region: Option<[f64; 4]>,
+                terrain: &PathBuf,
+                status: &str| EvalCase {
+        name: name.into(),
+        truth: truth.clone(),
+        var: var.into(),
+        time_index: None,
+        region,
+        terrain: terrain.clone(),
+        status: status.into(),
+    };
+    vec![
+        case(
+            "PRISM 1981-09-29 tmax, Colorado, 1' DEM",
+            &p81,
+            "tmax",
+            co,
+            &co_dem,
+            "held out (region)",
+        ),
+        case(
+            "PRISM 1981-09-29 tmin, Colorado, 1' DEM",
+            &p81,
+            "tmin",
+            co,
+            &co_dem,
+            "held out (region)",
+        ),
+        case(
+            "PRISM 1981-09-29 tmax, Colorado, ETOPO5",
+            &p81,
+            "tmax",
+            co,
+            &etopo,
+            "held out (region)",
+        ),
+        case(
+            "PRISM 2025-11-03 tmax, Colorado, 1' DEM",
+            &p25,
+            "tmax",
+            co,
+            &co_dem,
+            "held out (time + region)",
+        ),
+        case(
+            "PRISM 2025-11-03 tmin, Colorado, 1' DEM",
+            &p25,
+            "tmin",
+            co,
+            &co_dem,
+            "held out (time + region)",
+        ),
+        case(
+            "PRISM 2025-11-03 tmax, CONUS, ETOPO5",
+            &p25,
+            "tmax",
+            None,
+            &etopo,
+            "held out (time)",
+        ),
+        case(
+            "PRISM 2025-11-03 tmin, CONUS, ETOPO5",
+            &p25,
+            "tmin",
+            None,
+            &etopo,
+            "held out (time)",
+        ),
+        case(
+            "WRF Columbia 1980-01-12T17 t2m, ETOPO5",
+            &PathBuf::from("fine/wrf_columbia_1980-01-12T17.nc"),
+            "t2m",
+            None,
+            &etopo,
+            "held out (domain)",
+        ),
+        case(
+            "WRF BC 1980-01-12T17 t2m, ETOPO5",
+            &PathBuf::from("fine/wrf_bc_1980-01-12T17.nc"),
+            "t2m",
+            None,
+            &etopo,
+            "partly TRAINING (outside the Columbia box)",
+        ),
+    ]
+}
+
+/// A markdown table of the skills.
+pub fn markdown_table(skills: &[CaseSkill]) -> String {
+    let mut out = String::from(
+        "| Case | Status | Method | RMSE (K) | MAE (K) | Bias (K) | r | Spectral ratio 6-12 km | 12-25 km |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in skills {
+        let best_baseline = ["bilinear", "bicubic", "lapse", "gradient"]
+            .iter()
+            .filter_map(|m| s.methods.get(*m).map(|x| x.rmse))
+            .fold(f64::INFINITY, f64::min);
+        for m in ["bilinear", "bicubic", "lapse", "gradient", "model"] {
+            let Some(x) = s.methods.get(m) else { continue };
+            let ratio = |band: &str| {
+                x.spectral_ratio
+                    .iter()
+                    .find(|(k, _)| k.starts_with(band))
+                    .and_then(|(_, v)| *v)
+                    .map(|v| format!("{v:.2}"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let name = if m == "model" {
+                format!("**model** ({:.2}× best baseline)", x.rmse / best_baseline)
+            } else {
+                m.to_string()
+            };
+            out.push_str(&format!(
+                "| {} | {} | {name} | {:.3} | {:.3} | {:+.3} | {} | {} | {} |\n",
+                s.case.name,
+                s.case.status,
+                x.rmse,
+                x.mae,
+                x.bias,
+                x.pearson
+                    .map(|r| format!("{r:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                ratio("6"),
+                ratio("12"),
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,445 @@
+//! finecast's learned downscaler: a terrain-conditioned, fully convolutional
+//! residual network (Burn, pure-Rust `flex` CPU backend) that predicts the
+//! correction to the lapse-rate baseline `bil(T_c) + 0.0065 (bil(z_c) − z_f)`
+//! for 2 m temperature.
+//!
+//! * [`Downscaler`]: shipped weights + normalisation + metadata; [`Downscaler::predict`]
+//!   runs one tile. Every output cell depends only on inputs within
+//!   [`Downscaler::receptive_radius`] cells, so tiles run through
+//!   `finecast_tiles::run_tiled` with `halo >= receptive_radius + ceil(blend/2)`
+//!   give the same field as one big tile.
+//! * [`train`]: training on perfect-model pairs (fine fields coarsened
+//!   conservatively to 0.25°), see [`TrainConfig`].
+
+pub mod data;
+pub mod evaluate;
+pub mod features;
+pub mod net;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use features::{NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES};
+pub use net::{ResidualNet, ResidualNetConfig};
+pub use train::{train, Progress, TrainConfig, TrainReport};
+
+/// Version of the sidecar layout.
+pub const SIDECAR_FORMAT: u32 = 1;
+
+/// File stem of the shipped weights under `<workspace>/weights/`.
+pub const DEFAULT_WEIGHTS_NAME: &str = "finecast-t2m-resnet-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("weights file {0} not found (set FINECAST_WEIGHTS or pass a path)")]
+    Missing(PathBuf),
+    #[error("{path}: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("weights do not match this model: {0}")]
+    Mismatch(String),
+    #[error("invalid input: {0}")]
+    Input(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data: {0}")]
+    Data(String),
+    #[error("training: {0}")]
+    Train(String),
+}
+
+impl ModelError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> ModelError {
+        ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The JSON sidecar written next to a weights file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub format: u32,
+    /// File name of the burnpack weights, relative to the sidecar.
+    pub weights_file: String,
+    /// SHA-256 (hex) of the weights file.
+    pub sha256: String,
+    pub model: ResidualNetConfig,
+    pub norm: NormStats,
+    /// Variable names and standard names the model applies to.
+    pub variables: Vec<String>,
+    /// Physical baseline the residual is added to.
+    pub baseline: String,
+    /// Output depends on inputs within this many cells.
+    pub receptive_radius: usize,
+    /// Free-form description of the training data, held-out sets and run.
+    pub training: serde_json::Value,
+}
+
+/// The variables a temperature model serves.
+pub fn temperature_variables() -> Vec<String> {
+    [
+        "air_temperature",
+        "t2m",
+        "tmax",
+        "tmin",
+        "tas",
+        "tasmax",
+        "tasmin",
+        "2t",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Inputs of one tile, all of the same shape `(ny, nx)`, NaN = missing.
+pub struct ModelInputs<'a> {
+    /// Coarse field bilinearly interpolated to the tile (K).
+    pub coarse_bilinear: ArrayView2<'a, f32>,
+    /// Coarse orography bilinearly interpolated to the tile (m).
+    pub coarse_orog_bilinear: ArrayView2<'a, f32>,
+    /// DEM on the tile (m).
+    pub fine_orog: ArrayView2<'a, f32>,
+    /// Grid spacing of the tile (m).
+    pub dx_m: f64,
+}
+
+struct Inner {
+    net: ResidualNet,
+    sidecar: Sidecar,
+    weights_path: PathBuf,
+}
+
+/// Loaded weights, normalisation and metadata. Cheap to clone (an `Arc`),
+/// `Send + Sync`: tiles may call [`Downscaler::predict`] from many threads.
+#[derive(Clone)]
+pub struct Downscaler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Downscaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downscaler")
+            .field("weights", &self.inner.weights_path)
+            .field("sha256", &self.inner.sidecar.sha256)
+            .field("model", &self.inner.sidecar.model)
+            .finish()
+    }
+}
+
+/// Hex SHA-256 of a byte buffer.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `(weights, sidecar)` paths for a path naming either of them (or their stem).
+pub fn weights_and_sidecar(path: &Path) -> (PathBuf, PathBuf) {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => (path.with_extension("bpk"), path.to_path_buf()),
+        Some("bpk") => (path.to_path_buf(), path.with_extension("json")),
+        _ => {
+            let base = path.as_os_str().to_owned();
+            let mut w = base.clone();
+            w.push(".bpk");
+            let mut s = base;
+            s.push(".json");
+            (PathBuf::from(w), PathBuf::from(s))
+        }
+    }
+}
+
+/// The flex CPU device every inference runs on.
+pub fn device() -> Device {
+    Device::flex()
+}
+
+impl Downscaler {
+    /// Load a weights file (`.bpk`, Burn's burnpack record) and its sidecar
+    /// (`.json`, same stem). `path` may name either file. Checks the SHA-256,
+    /// the feature set, the variables and every tensor shape.
+    pub fn load(path: &Path) -> Result<Downscaler, ModelError> {
+        let (weights_path, sidecar_path) = weights_and_sidecar(path);
+        for p in [&weights_path, &sidecar_path] {
+            if !p.is_file() {
+                return Err(ModelError::Missing(p.clone()));
+            }
+        }
+        let text =
+            std::fs::read_to_string(&sidecar_path).map_err(|e| ModelError::io(&sidecar_path, e))?;
+        let sidecar: Sidecar = serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
+            path: sidecar_path.clone(),
+            what: format!("sidecar is not valid JSON for this model: {e}"),
+        })?;
+        if sidecar.format != SIDECAR_FORMAT {
+            return Err(ModelError::Mismatch(format!(
+                "sidecar format {} (this build reads {SIDECAR_FORMAT})",
+                sidecar.format
+            )));
+        }
+        sidecar.norm.validate()?;
+        if sidecar.model.in_channels != N_FEATURES {
+            return Err(ModelError::Mismatch(format!(
+                "the network takes {} input channels, this build computes {N_FEATURES} features",
+                sidecar.model.in_channels
+            )));
+        }
+        if sidecar.variables.is_empty() {
+            return Err(ModelError::Mismatch(
+                "the sidecar lists no variables".into(),
+            ));
+        }
+        if sidecar.baseline != "lapse" {
+            return Err(ModelError::Mismatch(format!(
+                "baseline '{}' (this build supports 'lapse')",
+                sidecar.baseline
+            )));
+        }
+        let expected_radius = sidecar.model.conv_radius() + FEATURE_RADIUS;
+        if sidecar.receptive_radius != expected_radius {
+            return Err(ModelError::Mismatch(format!(
+                "sidecar receptive radius {} differs from the architecture's {expected_radius}",
+                sidecar.receptive_radius
+            )));
+        }
+        let bytes = std::fs::read(&weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
+        let digest = sha256_hex(&bytes);
+        if digest != sidecar.sha256 {
+            return Err(ModelError::Corrupt {
+                path: weights_path.clone(),
+                what: format!(
+                    "SHA-256 {digest} does not match the sidecar's {}",
+                    sidecar.sha256
+                ),
+            });
+        }
+        let record =
+            ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
+                ModelError::Corrupt {
+                    path: weights_path.clone(),
+                    what: format!("not a readable burnpack record: {e}"),
+                }
+            })?;
+        let net = sidecar
+            .model
+            .init(&device())
+            .try_load_record(record)
+            .map_err(|e| ModelError::Mismatch(format!("{}: {e}", weights_path.display())))?;
+        tracing::info!(weights = %weights_path.display(), sha256 = %sidecar.sha256, "loaded downscaling model");
+        Ok(Downscaler::from_parts(net.valid(), sidecar, weights_path))
+    }
+
+    /// A model with random weights and identity normalisation, for
+    /// benchmarks and tests (its output is meaningless).
+    pub fn untrained(config: &ResidualNetConfig, seed: u64) -> Result<Downscaler, ModelError> {
+        if config.in_channels != N_FEATURES {
+            return Err(ModelError::Mismatch(format!(
+                "{} input channels, this build computes {N_FEATURES} features",
+                config.in_channels
+            )));
+        }
+        let dev = device();
+        dev.seed(seed);
+        let net = config.init(&dev).valid();
+        let sidecar = Sidecar {
+            format: SIDECAR_FORMAT,
+            weights_file: String::new(),
+            sha256: "untrained".into(),
+            model: config.clone(),
+            norm: NormStats::identity(),
+            variables: temperature_variables(),
+            baseline: "lapse".into(),
+            receptive_radius: config.conv_radius() + FEATURE_RADIUS,
+            training: serde_json::Value::Null,
+        };
+        Ok(Downscaler::from_parts(net, sidecar, PathBuf::new()))
+    }
+
+    pub(crate) fn from_parts(
+        net: ResidualNet,
+        sidecar: Sidecar,
+        weights_path: PathBuf,
+    ) -> Downscaler {
+        Downscaler {
+            inner: Arc::new(Inner {
+                net,
+                sidecar,
+                weights_path,
+            }),
+        }
+    }
+
+    /// The shipped weights: `$FINECAST_WEIGHTS` if set, else
+    /// `weights/<DEFAULT_WEIGHTS_NAME>.bpk` in the first ancestor of the
+    /// executable's folder that has it, else under the workspace this crate
+    /// was built in (`CARGO_MANIFEST_DIR/../../weights`).
+    pub fn default_path() -> PathBuf {
+        if let Some(p) = std::env::var_os("FINECAST_WEIGHTS").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let file = format!("{DEFAULT_WEIGHTS_NAME}.bpk");
+        if let Ok(exe) = std::env::current_exe() {
+            for dir in exe.ancestors().skip(1) {
+                let candidate = dir.join("weights").join(&file);
+                if candidate.is_file() {
+                    return candidate;
+                }
+            }
+        }
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../weights")
+            .join(file)
+    }
+
+    pub fn sha256(&self) -> &str {
+        &self.inner.sidecar.sha256
+    }
+
+    pub fn variables(&self) -> &[String] {
+        &self.inner.sidecar.variables
+    }
+
+    /// Whether the model applies to a variable name or CF standard name.
+    pub fn supports(&self, standard_name_or_var: &str) -> bool {
+        self.inner
+            .sidecar
+            .variables
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(standard_name_or_var))
+    }
+
+    /// Cells of input that influence one output cell; the tiling halo must be
+    /// at least this plus `ceil(blend / 2)`.
+    pub fn receptive_radius(&self) -> usize {
+        self.inner.sidecar.receptive_radius
+    }
+
+    pub fn sidecar(&self) -> &Sidecar {
+        &self.inner.sidecar
+    }
+
+    pub fn weights_path(&self) -> &Path {
+        &self.inner.weights_path
+    }
+
+    /// Downscale one tile: the full field in SI units (baseline + learned
+    /// residual), NaN where any input is NaN.
+    pub fn predict(&self, inputs: &ModelInputs) -> Result<Array2<f32>, ModelError> {
+        let shape = inputs.coarse_bilinear.dim();
+        for (name, a) in [
+            ("coarse_orog_bilinear", &inputs.coarse_orog_bilinear),
+            ("fine_orog", &inputs.fine_orog),
+        ] {
+            if a.dim() != shape {
+                return Err(ModelError::Input(format!(
+                    "{name} has shape {:?}, coarse_bilinear {shape:?}",
+                    a.dim()
+                )));
+            }
+        }
+        if !(inputs.dx_m.is_finite() && inputs.dx_m > 0.0) {
+            return Err(ModelError::Input(format!(
+                "grid spacing {} m must be finite and positive",
+                inputs.dx_m
+            )));
+        }
+        let (ny, nx) = shape;
+        if ny == 0 || nx == 0 {
+            return Ok(Array2::zeros(shape));
+        }
+        let sidecar = &self.inner.sidecar;
+        let (mut feats, valid) = features::raw_features(
+            inputs.coarse_bilinear,
+            inputs.coarse_orog_bilinear,
+            inputs.fine_orog,
+            inputs.dx_m,
+        );
+        features::normalise(&mut feats, &valid, &sidecar.norm);
+        let residual = forward_features(&self.inner.net, feats, &device())?;
+        let baseline = features::lapse_baseline(
+            inputs.coarse_bilinear,
+            inputs.coarse_orog_bilinear,
+            inputs.fine_orog,
+        );
+        let scale = sidecar.norm.residual_std;
+        let mut out = baseline;
+        ndarray::Zip::from(&mut out)
+            .and(&residual)
+            .and(&valid)
+            .for_each(|o, &r, &ok| *o = if ok { *o + scale * r } else { f32::NAN });
+        Ok(out)
+    }
+}
+
+/// Run the network on normalised features `(C, ny, nx)` → `(ny, nx)`.
+pub(crate) fn forward_features(
+    net: &ResidualNet,
+    feats: ndarray::Array3<f32>,
+    device: &Device,
+) -> Result<Array2<f32>, ModelError> {
+    let (c, ny, nx) = feats.dim();
+    let data: Vec<f32> = feats.into_iter().collect();
+    let x = Tensor::<4>::from_data(TensorData::new(data, [1, c, ny, nx]), device);
+    let y = net.forward(x);
+    let values = y
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| ModelError::Train(format!("reading the network output: {e:?}")))?;
+    Array2::from_shape_vec((ny, nx), values)
+        .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
+}
+
+/// Save a network and its sidecar: `<stem>.bpk` and `<stem>.json`. Returns
+/// the SHA-256 of the weights file.
+pub fn save_model(
+    net: &ResidualNet,
+    stem: &Path,
+    model: &ResidualNetConfig,
+    norm: &NormStats,
+    training: serde_json::Value,
+) -> Result<String, ModelError> {
+    let (weights_path, sidecar_path) = weights_and_sidecar(stem);
+    if let Some(dir) = weights_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    }
+    let bytes = net
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| ModelError::Train(format!("serialising the weights: {e}")))?;
+    let bytes: Vec<u8> = bytes.to_vec();
+    std::fs::write(&weights_path, &bytes).map_err(|e| ModelError::io(&weights_path, e))?;
+    let sha = sha256_hex(&bytes);
+    let sidecar = Sidecar {
+        format: SIDECAR_FORMAT,
+        weights_file: weights_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: sha.clone(),
+        model: model.clone(),
+        norm: norm.clone(),
+        variables: temperature_variables(),
+        baseline: "lapse".into(),
+        receptive_radius: model.conv_radius() + FEATURE_RADIUS,
+        training,
+    };
+    let text =
+        serde_json::to_string_pretty(&sidecar).map_err(|e| ModelError::Train(e.to_string()))?;
+    std::fs::write(&sidecar_path, text + "\n").map_err(|e| ModelError::io(&sidecar_path, e))?;
+    Ok(sha)
+}
+
+#[cfg(test)]
+mod tests;

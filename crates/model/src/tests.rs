@@ -1,0 +1,318 @@
+use std::path::Path;
+
+use finecast_grid::{Field, Grid};
+use finecast_tiles::{run_tiled, TileError, TileSpec};
+use ndarray::{s, Array2};
+
+use crate::data::{make_pair, Pair};
+use crate::train::{compute_norm_stats, train_on_pairs, ModelSection, NoProgress, TrainConfig};
+use crate::*;
+
+/// A synthetic perfect-model pair on a 0.04° grid: hills, a lapse-rate
+/// temperature and cold-air pools in the valleys.
+pub(crate) fn synthetic_pair(ny: usize, nx: usize, seed: f32) -> Pair {
+    let grid = Grid::regular_latlon(-105.0, 0.04, nx, 39.0, 0.04, ny).unwrap();
+    let zf = Array2::from_shape_fn((ny, nx), |(j, i)| {
+        let (y, x) = (j as f32, i as f32);
+        1500.0
+            + 600.0 * ((x * 0.13 + seed).sin() * (y * 0.11 - seed).cos())
+            + 250.0 * ((x * 0.41).cos() * (y * 0.37 + seed).sin())
+    });
+    let truth = Array2::from_shape_fn((ny, nx), |(j, i)| {
+        let z = zf[[j, i]];
+        let valley = (1500.0 - z).max(0.0);
+        285.0 - 0.0065 * z - 0.004 * valley + 0.02 * i as f32
+    });
+    let tf = Field::new(grid.clone(), truth).unwrap();
+    let zf = Field::new(grid, zf).unwrap();
+    make_pair("synthetic", &tf, &zf, 0.25).unwrap()
+}
+
+fn small_config(dir: &Path) -> TrainConfig {
+    TrainConfig {
+        data_root: None,
+        output: dir.join("model"),
+        checkpoint_dir: dir.join("ck"),
+        coarse_res_deg: 0.25,
+        model: ModelSection {
+            width: 8,
+            dilations: vec![1, 2],
+        },
+        patch: 24,
+        batch: 4,
+        steps: 40,
+        steps_per_epoch: 20,
+        checkpoint_every: 20,
+        lr: 3e-3,
+        lr_final: 1e-3,
+        seed: 7,
+        resume: false,
+        time_limit_s: None,
+        augment: Default::default(),
+        min_valid_fraction: 0.5,
+        train: vec![],
+        validation: vec![],
+        held_out: vec![],
+    }
+}
+
+/// A model with random weights saved to `dir`, and its path.
+fn random_model(dir: &Path, width: usize, dilations: Vec<usize>) -> std::path::PathBuf {
+    let cfg = ResidualNetConfig::new(N_FEATURES)
+        .with_width(width)
+        .with_dilations(dilations);
+    let device = device();
+    device.seed(3);
+    let net = cfg.init(&device);
+    let norm = compute_norm_stats(&[synthetic_pair(60, 60, 0.3)]).unwrap();
+    let stem = dir.join("random");
+    save_model(&net, &stem, &cfg, &norm, serde_json::json!({"test": true})).unwrap();
+    stem.with_extension("bpk")
+}
+
+fn inputs_of(pair: &Pair) -> ModelInputs<'_> {
+    ModelInputs {
+        coarse_bilinear: pair.coarse_bilinear.view(),
+        coarse_orog_bilinear: pair.coarse_orog_bilinear.view(),
+        fine_orog: pair.fine_orog.view(),
+        dx_m: pair.dx_m,
+    }
+}
+
+#[test]
+fn downscaler_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Downscaler>();
+}
+
+#[test]
+fn predict_keeps_shape_and_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Downscaler::load(&random_model(dir.path(), 8, vec![1, 2])).unwrap();
+    assert_eq!(model.receptive_radius(), 1 + 3 + FEATURE_RADIUS);
+    assert!(
+        model.supports("air_temperature")
+            && model.supports("t2m")
+            && !model.supports("precipitation_flux")
+    );
+    assert_eq!(model.sha256().len(), 64);
+    let mut pair = synthetic_pair(37, 53, 0.1);
+    pair.coarse_bilinear[[5, 7]] = f32::NAN;
+    let out = model.predict(&inputs_of(&pair)).unwrap();
+    assert_eq!(out.dim(), (37, 53));
+    assert!(out[[5, 7]].is_nan());
+    assert_eq!(out.iter().filter(|v| v.is_nan()).count(), 1);
+    // Odd and tiny tiles work too.
+    let one = model
+        .predict(&ModelInputs {
+            coarse_bilinear: pair.coarse_bilinear.slice(s![10..11, 10..13]),
+            coarse_orog_bilinear: pair.coarse_orog_bilinear.slice(s![10..11, 10..13]),
+            fine_orog: pair.fine_orog.slice(s![10..11, 10..13]),
+            dx_m: pair.dx_m,
+        })
+        .unwrap();
+    assert_eq!(one.dim(), (1, 3));
+    // Bad input is an error, not a panic.
+    let bad = ModelInputs {
+        fine_orog: pair.fine_orog.slice(s![..3, ..]),
+        ..inputs_of(&pair)
+    };
+    assert!(matches!(model.predict(&bad), Err(ModelError::Input(_))));
+    let bad = ModelInputs {
+        dx_m: f64::NAN,
+        ..inputs_of(&pair)
+    };
+    assert!(matches!(model.predict(&bad), Err(ModelError::Input(_))));
+}
+
+#[test]
+fn load_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing.
+    let err = Downscaler::load(&dir.path().join("nope.bpk")).unwrap_err();
+    assert!(matches!(err, ModelError::Missing(_)), "{err}");
+    let path = random_model(dir.path(), 8, vec![1, 2]);
+    let sidecar_path = path.with_extension("json");
+    let sidecar_text = std::fs::read_to_string(&sidecar_path).unwrap();
+    let weights = std::fs::read(&path).unwrap();
+
+    // Loads by either file name.
+    Downscaler::load(&sidecar_path).unwrap();
+
+    // Corrupt weights: checksum mismatch.
+    let mut bytes = weights.clone();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Downscaler::load(&path).unwrap_err();
+    assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
+
+    // Garbage weights with a matching checksum: unreadable record.
+    std::fs::write(&path, b"not a burnpack file").unwrap();
+    let mut sc: Sidecar = serde_json::from_str(&sidecar_text).unwrap();
+    sc.sha256 = sha256_hex(b"not a burnpack file");
+    std::fs::write(&sidecar_path, serde_json::to_string(&sc).unwrap()).unwrap();
+    let err = Downscaler::load(&path).unwrap_err();
+    assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
+    std::fs::write(&path, &weights).unwrap();
+
+    // Corrupt sidecar.
+    std::fs::write(&sidecar_path, "{ not json").unwrap();
+    let err = Downscaler::load(&path).unwrap_err();
+    assert!(matches!(err, ModelError::Corrupt { .. }), "{err}");
+
+    let write_sidecar = |f: &dyn Fn(&mut Sidecar)| {
+        let mut sc: Sidecar = serde_json::from_str(&sidecar_text).unwrap();
+        f(&mut sc);
+        std::fs::write(&sidecar_path, serde_json::to_string(&sc).unwrap()).unwrap();
+        Downscaler::load(&path)
+    };
+    // Wrong channel count.
+    let err = write_sidecar(&|s| s.model.in_channels = 5).unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // Width that does not match the stored tensors.
+    let err = write_sidecar(&|s| s.model.width = 16).unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // Layers that do not match (radius updated consistently).
+    let err = write_sidecar(&|s| {
+        s.model.dilations = vec![1, 2, 1];
+        s.receptive_radius = 1 + 4 + FEATURE_RADIUS;
+    })
+    .unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // Other feature set.
+    let err = write_sidecar(&|s| s.norm.feature_names[0] = "precip".into()).unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // No variables.
+    let err = write_sidecar(&|s| s.variables.clear()).unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // Restored: loads again.
+    write_sidecar(&|_| {}).unwrap();
+}
+
+#[derive(Debug)]
+struct E(String);
+impl From<TileError> for E {
+    fn from(e: TileError) -> E {
+        E(e.to_string())
+    }
+}
+
+#[test]
+fn tiled_equals_untiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Downscaler::load(&random_model(dir.path(), 8, vec![1, 2, 1])).unwrap();
+    let pair = synthetic_pair(150, 170, 0.7);
+    let whole = model.predict(&inputs_of(&pair)).unwrap();
+    let blend = 8;
+    let spec = TileSpec::for_footprint(48, model.receptive_radius(), blend).unwrap();
+    assert!(spec.halo >= model.receptive_radius() + blend.div_ceil(2));
+    let tiled = run_tiled(pair.truth.dim(), &spec, |w| {
+        let win = s![w.j0..w.j1, w.i0..w.i1];
+        model
+            .predict(&ModelInputs {
+                coarse_bilinear: pair.coarse_bilinear.slice(win),
+                coarse_orog_bilinear: pair.coarse_orog_bilinear.slice(win),
+                fine_orog: pair.fine_orog.slice(win),
+                dx_m: pair.dx_m,
+            })
+            .map_err(|e| E(e.to_string()))
+    })
+    .unwrap();
+    let mut worst = 0.0f32;
+    for (a, b) in whole.iter().zip(tiled.iter()) {
+        worst = worst.max((a - b).abs() / a.abs().max(1.0));
+    }
+    assert!(
+        worst <= 1e-4,
+        "tiled differs from untiled by {worst} (relative)"
+    );
+    // The network is not trivially zero: the residual differs from the baseline.
+    let base = features::lapse_baseline(
+        pair.coarse_bilinear.view(),
+        pair.coarse_orog_bilinear.view(),
+        pair.fine_orog.view(),
+    );
+    assert!(whole
+        .iter()
+        .zip(base.iter())
+        .any(|(a, b)| (a - b).abs() > 1e-4));
+}
+
+#[test]
+fn tiny_training_run_reduces_loss_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_pairs = vec![synthetic_pair(90, 90, 0.0), synthetic_pair(90, 90, 1.3)];
+    let val_pairs = vec![synthetic_pair(70, 70, 2.1)];
+    let mut cfg = small_config(dir.path());
+    cfg.steps = 20;
+    let first = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
+    assert_eq!(first.steps, 20);
+    // Resume to 60 steps.
+    cfg.steps = 60;
+    cfg.resume = true;
+    let report = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
+    assert_eq!(report.steps, 60);
+    let csv = std::fs::read_to_string(&report.loss_csv).unwrap();
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let (first_loss, last_loss) = (rows[0][4], rows[rows.len() - 1][4]);
+    assert!(
+        last_loss < first_loss * 0.8,
+        "training loss {first_loss} -> {last_loss}"
+    );
+    // The result loads and predicts.
+    let model = Downscaler::load(&report.weights).unwrap();
+    let out = model.predict(&inputs_of(&val_pairs[0])).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn shipped_weights_load() {
+    let path = Downscaler::default_path();
+    if !path.is_file() {
+        eprintln!("skipping: no shipped weights at {}", path.display());
+        return;
+    }
+    let model = Downscaler::load(&path).unwrap();
+    assert!(model.supports("air_temperature"));
+    let pair = synthetic_pair(64, 64, 0.5);
+    let out = model.predict(&inputs_of(&pair)).unwrap();
+    assert!(out
+        .iter()
+        .all(|v| v.is_finite() && *v > 200.0 && *v < 340.0));
+}
+
+/// On real data (skipped without the shared data): the perfect-model pairs
+/// reproduce the reference lapse-rate RMSE of downscaling-notes.md, and the
+/// shipped model (if present) beats the lapse baseline on the held-out
+/// Colorado box.
+#[test]
+fn real_data_pairs_match_reference_protocol() {
+    let Some(root) = crate::data::shared_data_dir() else {
+        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)");
+        return;
+    };
+    let case = crate::evaluate::standard_cases().remove(0);
+    let model = match Downscaler::load(&Downscaler::default_path()) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("no shipped weights ({e}); scoring an untrained model for the baselines only");
+            Downscaler::untrained(&ResidualNetConfig::new(N_FEATURES), 1).unwrap()
+        }
+    };
+    let skill = crate::evaluate::evaluate_case(&case, &model, &root).unwrap();
+    let rmse = |m: &str| skill.methods[m].rmse;
+    // Reference (downscaling-notes.md): bilinear 1.536, bicubic 1.429, lapse 0.406, gradient 0.302.
+    for (m, reference) in [("bilinear", 1.536), ("bicubic", 1.429), ("lapse", 0.406), ("gradient", 0.302)] {
+        let r = rmse(m);
+        assert!((r - reference).abs() < 0.05 * reference, "{m}: RMSE {r:.3} vs reference {reference}");
+    }
+    if model.sha256() != "untrained" {
+        assert!(rmse("model") < rmse("lapse"), "model {:.3} vs lapse {:.3}", rmse("model"), rmse("lapse"));
+    }
+}

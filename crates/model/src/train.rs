@@ -1,0 +1,798 @@
+//! Training on perfect-model pairs: random patches, Adam on Burn's autodiff
+//! over the flex CPU backend, checkpoints with resume, loss curves as CSV and
+//! held-out validation every epoch.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::{s, Array2, Array3};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
+use crate::features::{self, NormStats, N_FEATURES};
+use crate::net::{ResidualNet, ResidualNetConfig};
+use crate::{save_model, ModelError};
+
+/// Physically based augmentation applied to training patches. Both are exact
+/// for the perfect-model pairs because conservative coarsening and bilinear
+/// interpolation are linear: adding `γ z_f` to the truth adds `γ z_c` to the
+/// coarse field and `γ bil(z_c)` to its interpolation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Augment {
+    /// Probability that a patch is augmented.
+    #[serde(default = "half")]
+    pub probability: f64,
+    /// Extra lapse rate `γ` drawn uniformly in `[-max, max]` (K/m), added as
+    /// `γ z_f` to the truth and `γ bil(z_c)` to the coarse input.
+    #[serde(default = "default_lapse_shift")]
+    pub lapse_shift_max: f32,
+    /// Constant offset drawn uniformly in `[-max, max]` (K).
+    #[serde(default = "default_offset")]
+    pub offset_max_k: f32,
+}
+
+fn half() -> f64 {
+    0.5
+}
+fn default_lapse_shift() -> f32 {
+    0.003
+}
+fn default_offset() -> f32 {
+    8.0
+}
+
+impl Default for Augment {
+    fn default() -> Self {
+        Augment {
+            probability: half(),
+            lapse_shift_max: default_lapse_shift(),
+            offset_max_k: default_offset(),
+        }
+    }
+}
+
+/// Model size in the TOML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSection {
+    #[serde(default = "default_width")]
+    pub width: usize,
+    #[serde(default = "default_dilations")]
+    pub dilations: Vec<usize>,
+}
+
+fn default_width() -> usize {
+    32
+}
+fn default_dilations() -> Vec<usize> {
+    vec![1, 2, 3, 2, 1]
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            width: default_width(),
+            dilations: default_dilations(),
+        }
+    }
+}
+
+/// Training configuration, read from TOML (see `scripts/train-t2m.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Root of the relative data paths; default: the shared data folder.
+    #[serde(default)]
+    pub data_root: Option<PathBuf>,
+    /// Output stem: writes `<output>.bpk` and `<output>.json`.
+    pub output: PathBuf,
+    /// Folder for checkpoints and loss curves.
+    pub checkpoint_dir: PathBuf,
+    #[serde(default = "default_coarse_res")]
+    pub coarse_res_deg: f64,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default = "default_patch")]
+    pub patch: usize,
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Total optimisation steps.
+    pub steps: usize,
+    /// Steps per epoch (validation, loss-curve row).
+    #[serde(default = "default_epoch")]
+    pub steps_per_epoch: usize,
+    /// Save a checkpoint every this many steps.
+    #[serde(default = "default_epoch")]
+    pub checkpoint_every: usize,
+    /// Peak learning rate (after a short warm-up), decayed by a cosine to `lr_final`.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    #[serde(default = "default_lr_final")]
+    pub lr_final: f64,
+    #[serde(default)]
+    pub seed: u64,
+    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
+    #[serde(default)]
+    pub resume: bool,
+    /// Stop (after saving) once this much wall time has passed in this run.
+    #[serde(default)]
+    pub time_limit_s: Option<f64>,
+    #[serde(default)]
+    pub augment: Augment,
+    /// Minimum fraction of valid target cells for a patch to be used.
+    #[serde(default = "default_min_valid")]
+    pub min_valid_fraction: f64,
+    pub train: Vec<SourceSpec>,
+    /// Held-out sets scored every epoch (never used for fitting).
+    #[serde(default)]
+    pub validation: Vec<SourceSpec>,
+    /// Free text stored in the sidecar: what was held out and why.
+    #[serde(default)]
+    pub held_out: Vec<String>,
+}
+
+fn default_coarse_res() -> f64 {
+    0.25
+}
+fn default_patch() -> usize {
+    64
+}
+fn default_batch() -> usize {
+    8
+}
+fn default_epoch() -> usize {
+    200
+}
+fn default_lr() -> f64 {
+    2e-3
+}
+fn default_lr_final() -> f64 {
+    1e-4
+}
+fn default_min_valid() -> f64 {
+    0.5
+}
+
+impl TrainConfig {
+    pub fn from_toml_file(path: &Path) -> Result<TrainConfig, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        toml::from_str(&text).map_err(|e| ModelError::Train(format!("{}: {e}", path.display())))
+    }
+
+    fn net_config(&self) -> ResidualNetConfig {
+        ResidualNetConfig::new(N_FEATURES)
+            .with_width(self.model.width)
+            .with_dilations(self.model.dilations.clone())
+    }
+
+    fn validate(&self) -> Result<(), ModelError> {
+        let bad = |m: &str| Err(ModelError::Train(m.to_string()));
+        if self.patch < 8
+            || self.batch == 0
+            || self.steps == 0
+            || self.steps_per_epoch == 0
+            || self.checkpoint_every == 0
+        {
+            return bad(
+                "patch must be >= 8 and batch, steps, steps_per_epoch, checkpoint_every positive",
+            );
+        }
+        if !(self.lr > 0.0 && self.lr_final > 0.0 && self.lr.is_finite()) {
+            return bad("learning rates must be positive");
+        }
+        if self.model.width == 0
+            || self.model.dilations.is_empty()
+            || self.model.dilations.contains(&0)
+        {
+            return bad("model width and dilations must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Progress callbacks of a training run.
+pub trait Progress {
+    fn start(&self, _total_steps: usize, _first_step: usize) {}
+    fn step(&self, _step: usize, _loss: f32) {}
+    fn epoch(&self, _line: &str) {}
+    fn finish(&self) {}
+}
+
+/// No progress output.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// An `indicatif` progress bar on stderr.
+pub struct BarProgress(indicatif::ProgressBar);
+
+impl BarProgress {
+    pub fn new() -> BarProgress {
+        BarProgress(indicatif::ProgressBar::hidden())
+    }
+}
+
+impl Default for BarProgress {
+    fn default() -> Self {
+        BarProgress::new()
+    }
+}
+
+impl Progress for BarProgress {
+    fn start(&self, total: usize, first: usize) {
+        self.0
+            .set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(2));
+        self.0.set_length(total as u64);
+        self.0.set_position(first as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} steps, eta {eta} {msg}",
+        ) {
+            self.0.set_style(style.progress_chars("=> "));
+        }
+    }
+    fn step(&self, step: usize, loss: f32) {
+        self.0.set_position(step as u64);
+        self.0.set_message(format!("loss {loss:.4}"));
+    }
+    fn epoch(&self, line: &str) {
+        self.0.println(line);
+    }
+    fn finish(&self) {
+        self.0.finish();
+    }
+}
+
+/// Summary of a training run (also stored in the sidecar).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub weights: PathBuf,
+    pub sha256: String,
+    pub steps: usize,
+    pub parameters: usize,
+    pub macs_per_pixel: usize,
+    pub receptive_radius: usize,
+    pub seconds_this_run: f64,
+    /// Total training seconds across resumed runs.
+    pub seconds_total: f64,
+    pub final_train_loss: f32,
+    /// Validation RMSE (K) per held-out set at the end: (name, model, lapse baseline).
+    pub validation: Vec<(String, f64, f64)>,
+    pub training_cells: usize,
+    pub loss_csv: PathBuf,
+}
+
+/// Small deterministic PRNG (SplitMix64), so runs are reproducible without
+/// depending on a particular `rand` version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize % n.max(1)
+    }
+    pub fn symmetric(&mut self, max: f32) -> f32 {
+        ((self.unit() * 2.0 - 1.0) as f32) * max
+    }
+}
+
+/// Normalisation statistics over the valid training cells.
+pub fn compute_norm_stats(pairs: &[Pair]) -> Result<NormStats, ModelError> {
+    let mut sum = vec![0.0f64; N_FEATURES];
+    let mut sum2 = vec![0.0f64; N_FEATURES];
+    let (mut n, mut rs2) = (0.0f64, 0.0f64);
+    for p in pairs {
+        let (f, valid) = features::raw_features(
+            p.coarse_bilinear.view(),
+            p.coarse_orog_bilinear.view(),
+            p.fine_orog.view(),
+            p.dx_m,
+        );
+        let base = features::lapse_baseline(
+            p.coarse_bilinear.view(),
+            p.coarse_orog_bilinear.view(),
+            p.fine_orog.view(),
+        );
+        for ((j, i), &ok) in valid.indexed_iter() {
+            let t = p.truth[[j, i]];
+            if !ok || !t.is_finite() {
+                continue;
+            }
+            n += 1.0;
+            for c in 0..N_FEATURES {
+                let v = f[[c, j, i]] as f64;
+                sum[c] += v;
+                sum2[c] += v * v;
+            }
+            let r = (t - base[[j, i]]) as f64;
+            rs2 += r * r;
+        }
+    }
+    if n < 100.0 {
+        return Err(ModelError::Train(format!("only {n} valid training cells")));
+    }
+    let std = |s: f64, s2: f64| ((s2 / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3);
+    Ok(NormStats {
+        feature_names: features::FEATURE_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        mean: sum.iter().map(|s| (s / n) as f32).collect(),
+        std: sum.iter().zip(&sum2).map(|(&s, &s2)| std(s, s2)).collect(),
+        residual_std: ((rs2 / n).sqrt() as f32).max(1e-3),
+    })
+}
+
+/// One training sample: normalised features `(C, P, P)`, normalised residual
+/// target and loss mask `(P, P)`.
+fn sample_patch(
+    pairs: &[Pair],
+    cumulative: &[f64],
+    cfg: &TrainConfig,
+    norm: &NormStats,
+    rng: &mut Rng,
+) -> (Array3<f32>, Array2<f32>, Array2<f32>) {
+    let p = cfg.patch;
+    let r = features::FEATURE_RADIUS;
+    for attempt in 0..200 {
+        let u = rng.unit() * cumulative.last().copied().unwrap_or(1.0);
+        let k = cumulative.partition_point(|&c| c <= u).min(pairs.len() - 1);
+        let pair = &pairs[k];
+        let (ny, nx) = pair.truth.dim();
+        if ny < p || nx < p {
+            continue;
+        }
+        let (j0, i0) = (rng.below(ny - p + 1), rng.below(nx - p + 1));
+        // Window with the features' context, clipped to the domain.
+        let (wj0, wi0) = (j0.saturating_sub(r), i0.saturating_sub(r));
+        let (wj1, wi1) = ((j0 + p + r).min(ny), (i0 + p + r).min(nx));
+        let win = s![wj0..wj1, wi0..wi1];
+        let mut t = pair.coarse_bilinear.slice(win).to_owned();
+        let zc = pair.coarse_orog_bilinear.slice(win);
+        let zf = pair.fine_orog.slice(win);
+        let mut truth = pair.truth.slice(win).to_owned();
+        if rng.unit() < cfg.augment.probability {
+            let gamma = rng.symmetric(cfg.augment.lapse_shift_max);
+            let offset = rng.symmetric(cfg.augment.offset_max_k);
+            ndarray::Zip::from(&mut t)
+                .and(&zc)
+                .for_each(|t, &z| *t += gamma * z + offset);
+            ndarray::Zip::from(&mut truth)
+                .and(&zf)
+                .for_each(|t, &z| *t += gamma * z + offset);
+        }
+        let (mut f, valid) = features::raw_features(t.view(), zc, zf, pair.dx_m);
+        let base = features::lapse_baseline(t.view(), zc, zf);
+        let (pj, pi) = (j0 - wj0, i0 - wi0);
+        let mut target = Array2::<f32>::zeros((p, p));
+        let mut mask = Array2::<f32>::zeros((p, p));
+        let mut n_valid = 0usize;
+        for ((a, b), m) in mask.indexed_iter_mut() {
+            let (jj, ii) = (pj + a, pi + b);
+            let tv = truth[[jj, ii]];
+            if valid[[jj, ii]] && tv.is_finite() {
+                *m = 1.0;
+                target[[a, b]] = (tv - base[[jj, ii]]) / norm.residual_std;
+                n_valid += 1;
+            }
+        }
+        if (n_valid as f64) < cfg.min_valid_fraction * (p * p) as f64 && attempt < 199 {
+            continue;
+        }
+        features::normalise(&mut f, &valid, norm);
+        let f = f.slice(s![.., pj..pj + p, pi..pi + p]).to_owned();
+        return (f, target, mask);
+    }
+    (
+        Array3::zeros((N_FEATURES, p, p)),
+        Array2::zeros((p, p)),
+        Array2::zeros((p, p)),
+    )
+}
+
+/// A held-out set prepared once: normalised features, baseline, truth and
+/// the scoring mask (valid cells one coarse cell from the edge).
+struct ValidationSet {
+    name: String,
+    feats: Array3<f32>,
+    baseline: Array2<f32>,
+    truth: Array2<f32>,
+    mask: Array2<bool>,
+}
+
+impl ValidationSet {
+    fn new(pair: &Pair, norm: &NormStats, coarse_res_deg: f64) -> ValidationSet {
+        let (mut f, valid) = features::raw_features(
+            pair.coarse_bilinear.view(),
+            pair.coarse_orog_bilinear.view(),
+            pair.fine_orog.view(),
+            pair.dx_m,
+        );
+        features::normalise(&mut f, &valid, norm);
+        let baseline = features::lapse_baseline(
+            pair.coarse_bilinear.view(),
+            pair.coarse_orog_bilinear.view(),
+            pair.fine_orog.view(),
+        );
+        let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
+        let (ny, nx) = pair.truth.dim();
+        let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
+            j >= mj
+                && j + mj < ny
+                && i >= mi
+                && i + mi < nx
+                && valid[[j, i]]
+                && pair.truth[[j, i]].is_finite()
+        });
+        ValidationSet {
+            name: pair.name.clone(),
+            feats: f,
+            baseline,
+            truth: pair.truth.clone(),
+            mask,
+        }
+    }
+
+    fn rmse(&self, pred: &Array2<f32>) -> f64 {
+        let (mut s, mut n) = (0.0f64, 0.0f64);
+        for ((idx, &m), &t) in self.mask.indexed_iter().zip(self.truth.iter()) {
+            if m {
+                let d = (pred[idx] - t) as f64;
+                s += d * d;
+                n += 1.0;
+            }
+        }
+        if n > 0.0 {
+            (s / n).sqrt()
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn score(
+        &self,
+        net: &ResidualNet,
+        norm: &NormStats,
+        device: &Device,
+    ) -> Result<(f64, f64), ModelError> {
+        let residual = crate::forward_features(net, self.feats.clone(), device)?;
+        let pred = &self.baseline + &(residual * norm.residual_std);
+        Ok((self.rmse(&pred), self.rmse(&self.baseline)))
+    }
+}
+
+/// One coarse cell in truth cells along (y, x), as the evaluation protocol.
+pub fn edge_margin(grid: &finecast_grid::Grid, coarse_res_deg: f64) -> (usize, usize) {
+    let (tdx, tdy) = grid.spacing_m();
+    let deg = finecast_grid::EARTH_RADIUS_M * std::f64::consts::PI / 180.0 * coarse_res_deg;
+    let (w, s, e, n) = grid.bbox_lonlat();
+    let _ = (w, e);
+    let lat = ((s + n) / 2.0).to_radians();
+    let cdx = deg * lat.cos();
+    (
+        (deg / tdy.max(1.0)).ceil() as usize,
+        (cdx / tdx.max(1.0)).ceil() as usize,
+    )
+}
+
+/// Training state saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    step: usize,
+    rng: Rng,
+    norm: NormStats,
+    model: ResidualNetConfig,
+    seconds: f64,
+    last_loss: f32,
+}
+
+fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (
+        dir.join("checkpoint-model.bpk"),
+        dir.join("checkpoint-optim.bpk"),
+        dir.join("checkpoint-state.json"),
+    )
+}
+
+fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
+    let warm = (cfg.steps / 50).clamp(1, 100);
+    if step < warm {
+        return cfg.lr * (step + 1) as f64 / warm as f64;
+    }
+    let t = (step - warm) as f64 / (cfg.steps - warm).max(1) as f64;
+    cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+}
+
+/// Load the training and validation data of `cfg` and train. See [`train_on_pairs`].
+pub fn train(cfg: &TrainConfig, progress: &dyn Progress) -> Result<TrainReport, ModelError> {
+    cfg.validate()?;
+    if cfg.train.is_empty() {
+        return Err(ModelError::Train("no training sources".into()));
+    }
+    let root = match &cfg.data_root {
+        Some(r) => r.clone(),
+        None => shared_data_dir().ok_or_else(|| {
+            ModelError::Data("shared data folder not found; set FINECAST_SHARED_DATA".into())
+        })?,
+    };
+    let started = Instant::now();
+    let train_pairs = load_pairs(&cfg.train, &root, cfg.coarse_res_deg)?;
+    let val_pairs = load_pairs(&cfg.validation, &root, cfg.coarse_res_deg)?;
+    tracing::info!(
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "data loaded"
+    );
+    train_on_pairs(cfg, &train_pairs, &val_pairs, progress)
+}
+
+/// Train on prepared pairs (the data part of `cfg` is only recorded).
+pub fn train_on_pairs(
+    cfg: &TrainConfig,
+    train_pairs: &[Pair],
+    val_pairs: &[Pair],
+    progress: &dyn Progress,
+) -> Result<TrainReport, ModelError> {
+    cfg.validate()?;
+    if train_pairs.is_empty() {
+        return Err(ModelError::Train("no training pairs".into()));
+    }
+    let run_started = Instant::now();
+    std::fs::create_dir_all(&cfg.checkpoint_dir)
+        .map_err(|e| ModelError::io(&cfg.checkpoint_dir, e))?;
+    let (ck_model, ck_optim, ck_state) = checkpoint_paths(&cfg.checkpoint_dir);
+    let net_cfg = cfg.net_config();
+    let device = crate::device().autodiff();
+    let plain = crate::device();
+
+    // Sampling weights: each source's weight spread over its pairs by valid cells.
+    let counts: Vec<usize> = train_pairs.iter().map(Pair::valid_count).collect();
+    let training_cells: usize = counts.iter().sum();
+    let mut by_source: std::collections::HashMap<String, usize> = Default::default();
+    for (p, &c) in train_pairs.iter().zip(&counts) {
+        *by_source.entry(source_of(&p.name)).or_default() += c;
+    }
+    let mut cumulative = Vec::with_capacity(train_pairs.len());
+    let mut acc = 0.0;
+    for (p, &c) in train_pairs.iter().zip(&counts) {
+        let total = by_source[&source_of(&p.name)].max(1) as f64;
+        acc += p.weight * c as f64 / total;
+        cumulative.push(acc);
+    }
+
+    let resume = cfg.resume && ck_state.is_file() && ck_model.is_file() && ck_optim.is_file();
+    let mut optim = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
+        .init();
+    let (mut net, norm, mut rng, first_step, seconds_before, mut last_loss) = if resume {
+        let text = std::fs::read_to_string(&ck_state).map_err(|e| ModelError::io(&ck_state, e))?;
+        let st: CheckpointState = serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
+            path: ck_state.clone(),
+            what: e.to_string(),
+        })?;
+        if st.model != net_cfg {
+            return Err(ModelError::Mismatch(format!(
+                "checkpoint model {:?} differs from the configured {:?}",
+                st.model, net_cfg
+            )));
+        }
+        let record = ModuleRecord::load(&ck_model).map_err(|e| ModelError::Corrupt {
+            path: ck_model.clone(),
+            what: e.to_string(),
+        })?;
+        let net = net_cfg
+            .init(&device)
+            .try_load_record(record)
+            .map_err(|e| ModelError::Mismatch(e.to_string()))?;
+        optim = optim.load(&ck_optim).map_err(|e| ModelError::Corrupt {
+            path: ck_optim.clone(),
+            what: e.to_string(),
+        })?;
+        tracing::info!(step = st.step, "resumed from checkpoint");
+        (net, st.norm, st.rng, st.step, st.seconds, st.last_loss)
+    } else {
+        device.seed(cfg.seed);
+        let norm = compute_norm_stats(train_pairs)?;
+        tracing::info!(?norm, "normalisation statistics");
+        (
+            net_cfg.init(&device),
+            norm,
+            Rng::new(cfg.seed),
+            0,
+            0.0,
+            f32::NAN,
+        )
+    };
+    let parameters = net.num_params();
+    tracing::info!(
+        parameters,
+        macs_per_pixel = net_cfg.macs_per_pixel(),
+        "model"
+    );
+
+    let validation: Vec<ValidationSet> = val_pairs
+        .iter()
+        .map(|p| ValidationSet::new(p, &norm, cfg.coarse_res_deg))
+        .collect();
+    let csv_path = cfg.checkpoint_dir.join("loss.csv");
+    let mut csv = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&csv_path)
+        .map_err(|e| ModelError::io(&csv_path, e))?;
+    if csv.metadata().map(|m| m.len() == 0).unwrap_or(true) {
+        let mut header = "step,epoch,seconds,lr,train_loss".to_string();
+        for v in &validation {
+            header.push_str(&format!(
+                ",val_rmse_{0},val_lapse_rmse_{0}",
+                v.name.replace([',', ' '], "_")
+            ));
+        }
+        header.push_str(",val_rmse_mean\n");
+        csv.write_all(header.as_bytes())
+            .map_err(|e| ModelError::io(&csv_path, e))?;
+    }
+
+    let save_checkpoint = |net: &ResidualNet,
+                           optim: &burn::optim::ModuleOptimizer,
+                           rng: &Rng,
+                           step: usize,
+                           loss: f32,
+                           secs: f64|
+     -> Result<(), ModelError> {
+        net.clone()
+            .into_record()
+            .save(&ck_model)
+            .map_err(|e| ModelError::Train(format!("saving checkpoint: {e}")))?;
+        optim
+            .save(&ck_optim)
+            .map_err(|e| ModelError::Train(format!("saving optimizer: {e}")))?;
+        let st = CheckpointState {
+            step,
+            rng: rng.clone(),
+            norm: norm.clone(),
+            model: net_cfg.clone(),
+            seconds: secs,
+            last_loss: loss,
+        };
+        let text =
+            serde_json::to_string_pretty(&st).map_err(|e| ModelError::Train(e.to_string()))?;
+        std::fs::write(&ck_state, text).map_err(|e| ModelError::io(&ck_state, e))
+    };
+
+    let (b, p, c) = (cfg.batch, cfg.patch, N_FEATURES);
+    progress.start(cfg.steps, first_step);
+    let mut epoch_loss = (0.0f64, 0usize);
+    let mut step = first_step;
+    let mut final_validation = Vec::new();
+    while step < cfg.steps {
+        let mut xs: Vec<f32> = Vec::with_capacity(b * c * p * p);
+        let mut ys: Vec<f32> = Vec::with_capacity(b * p * p);
+        let mut ms: Vec<f32> = Vec::with_capacity(b * p * p);
+        for _ in 0..b {
+            let (f, t, m) = sample_patch(train_pairs, &cumulative, cfg, &norm, &mut rng);
+            xs.extend(f.iter());
+            ys.extend(t.iter());
+            ms.extend(m.iter());
+        }
+        let msum: f32 = ms.iter().sum::<f32>().max(1.0);
+        let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, p, p]), &device);
+        let y = Tensor::<4>::from_data(TensorData::new(ys, [b, 1, p, p]), &device);
+        let m = Tensor::<4>::from_data(TensorData::new(ms, [b, 1, p, p]), &device);
+        let pred = net.forward(x);
+        let diff = (pred - y) * m;
+        let loss = (diff.clone() * diff).sum().div_scalar(msum);
+        let loss_value: f32 = loss.clone().into_scalar::<f32>();
+        if !loss_value.is_finite() {
+            return Err(ModelError::Train(format!(
+                "loss became {loss_value} at step {step}"
+            )));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let lr = learning_rate(cfg, step);
+        net = optim.step(lr, net, grads);
+        step += 1;
+        last_loss = loss_value;
+        epoch_loss.0 += loss_value as f64;
+        epoch_loss.1 += 1;
+        progress.step(step, loss_value);
+
+        let elapsed = seconds_before + run_started.elapsed().as_secs_f64();
+        let out_of_time = cfg
+            .time_limit_s
+            .map(|l| run_started.elapsed().as_secs_f64() >= l)
+            .unwrap_or(false);
+        if step % cfg.steps_per_epoch == 0 || step == cfg.steps || out_of_time {
+            let valid_net = net.valid();
+            let mut row = format!(
+                "{step},{},{elapsed:.1},{lr:.6},{:.5}",
+                step.div_ceil(cfg.steps_per_epoch),
+                epoch_loss.0 / epoch_loss.1.max(1) as f64
+            );
+            let mut line = format!(
+                "step {step}: train loss {:.4} (normalised MSE)",
+                epoch_loss.0 / epoch_loss.1.max(1) as f64
+            );
+            final_validation.clear();
+            let mut sum = 0.0;
+            for v in &validation {
+                let (rm, rb) = v.score(&valid_net, &norm, &plain)?;
+                row.push_str(&format!(",{rm:.4},{rb:.4}"));
+                line.push_str(&format!("; {} {rm:.3} K (lapse {rb:.3})", v.name));
+                sum += rm;
+                final_validation.push((v.name.clone(), rm, rb));
+            }
+            row.push_str(&format!(",{:.4}\n", sum / validation.len().max(1) as f64));
+            csv.write_all(row.as_bytes())
+                .map_err(|e| ModelError::io(&csv_path, e))?;
+            progress.epoch(&line);
+            tracing::info!("{line}");
+            epoch_loss = (0.0, 0);
+        }
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
+            save_checkpoint(&net, &optim, &rng, step, last_loss, elapsed)?;
+        }
+        if out_of_time {
+            tracing::warn!(step, "time limit reached; stopping after the checkpoint");
+            break;
+        }
+    }
+    progress.finish();
+    let seconds_total = seconds_before + run_started.elapsed().as_secs_f64();
+    let valid_net = net.valid();
+    let training = serde_json::json!({
+        "steps": step,
+        "seconds": seconds_total,
+        "patch": cfg.patch,
+        "batch": cfg.batch,
+        "lr": cfg.lr,
+        "lr_final": cfg.lr_final,
+        "seed": cfg.seed,
+        "coarse_res_deg": cfg.coarse_res_deg,
+        "augment": cfg.augment,
+        "train_sources": cfg.train,
+        "validation_sources": cfg.validation,
+        "held_out": cfg.held_out,
+        "training_cells": training_cells,
+        "final_train_loss": last_loss,
+        "validation_rmse": final_validation,
+        "parameters": parameters,
+        "macs_per_pixel": net_cfg.macs_per_pixel(),
+    });
+    let sha = save_model(&valid_net, &cfg.output, &net_cfg, &norm, training)?;
+    let (weights, _) = crate::weights_and_sidecar(&cfg.output);
+    Ok(TrainReport {
+        weights,
+        sha256: sha,
+        steps: step,
+        parameters,
+        macs_per_pixel: net_cfg.macs_per_pixel(),
+        receptive_radius: net_cfg.conv_radius() + features::FEATURE_RADIUS,
+        seconds_this_run: run_started.elapsed().as_secs_f64(),
+        seconds_total,
+        final_train_loss: last_loss,
+        validation: final_validation,
+        training_cells,
+        loss_csv: csv_path,
+    })
+}
+
+/// Source label of a pair name (`"name[3]"` → `"name"`).
+fn source_of(name: &str) -> String {
+    name.split('[').next().unwrap_or(name).to_string()
+}

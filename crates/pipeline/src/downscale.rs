@@ -1,0 +1,292 @@
+//! A downscaling job: a coarse forecast file in, a CF-NetCDF file on the fine
+//! target grid out.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use finecast_grid::{Field, Grid, Region};
+use finecast_io::{InputRef, OutputVar, Provenance, Selection, TimeSel};
+use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
+use finecast_tiles::{run_tiled, TileSpec};
+use ndarray::s;
+use serde::Serialize;
+
+use crate::quantity::Quantity;
+use crate::terrain::Terrain;
+use crate::{JobControl, PipelineError};
+
+/// The fine grid to produce.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// An equal-area grid over a region at a resolution in metres.
+    Region { region: Region, resolution_m: f64 },
+    /// The grid of a variable in an existing file.
+    GridLike(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct DownscaleRequest {
+    pub input: PathBuf,
+    pub terrain: PathBuf,
+    pub target: Target,
+    pub method: Baseline,
+    /// Variable names or standard names; empty means every variable of the input.
+    pub vars: Vec<String>,
+    /// Valid times to produce; empty means every time in the input.
+    pub times: Vec<DateTime<Utc>>,
+    pub out: PathBuf,
+    pub tiles: TileSpec,
+    /// Recorded in the output's history.
+    pub command_line: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DownscaleReport {
+    pub out: PathBuf,
+    pub grid: String,
+    pub shape: (usize, usize),
+    pub variables: Vec<VariableReport>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VariableReport {
+    pub name: String,
+    pub units: String,
+    pub method: String,
+    pub times: usize,
+}
+
+/// Degrees of coarse data read around the target: room for the gradient
+/// method's window and the bicubic stencil.
+const COARSE_MARGIN_DEG: f64 = 2.5;
+
+pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<DownscaleReport, PipelineError> {
+    let started = Instant::now();
+    ctl.progress(0.0, "opening input");
+    let input = finecast_io::open(&req.input)?;
+    let vars = resolve_vars(&input, &req.vars)?;
+    let target = target_grid(&req.target)?;
+    tracing::info!(grid = ?target, "target grid");
+    for (var, _) in &vars {
+        check_covers(&input.grid(var)?, &target, &req.input, var)?;
+    }
+
+    ctl.progress(2.0, "regridding terrain");
+    let terrain = Terrain::load(&req.terrain, &target, COARSE_MARGIN_DEG)?;
+
+    let (w, s, e, n) = target.bbox_lonlat();
+    let bbox = (w - COARSE_MARGIN_DEG, s - COARSE_MARGIN_DEG, e + COARSE_MARGIN_DEG, n + COARSE_MARGIN_DEG);
+    let mut outputs = Vec::new();
+    let mut reports = Vec::new();
+    let total_steps: usize = vars.iter().map(|v| v.1.len().max(1)).sum();
+    let mut done = 0usize;
+    for (var, times) in &vars {
+        let sels: Vec<Option<DateTime<Utc>>> = if times.is_empty() {
+            vec![None]
+        } else {
+            let wanted: Vec<DateTime<Utc>> = if req.times.is_empty() {
+                times.clone()
+            } else {
+                req.times.iter().filter(|t| times.contains(t)).copied().collect()
+            };
+            if wanted.is_empty() {
+                return Err(PipelineError::input(
+                    &req.input,
+                    format!("variable '{var}' has none of the requested times"),
+                ));
+            }
+            wanted.into_iter().map(Some).collect()
+        };
+        let mut data = Vec::new();
+        let mut meta = None;
+        let mut coarse_orography: Option<Field> = None;
+        for time in &sels {
+            if ctl.is_cancelled() {
+                return Err(PipelineError::Cancelled);
+            }
+            ctl.progress(
+                5.0 + 90.0 * done as f32 / total_steps as f32,
+                &format!("downscaling {var}{}", time.map(|t| format!(" at {t}")).unwrap_or_default()),
+            );
+            let sel = Selection {
+                time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
+                bbox: Some(bbox),
+            };
+            let coarse = input.read(var, &sel)?;
+            if coarse.field.valid_count() == 0 {
+                return Err(PipelineError::input(
+                    &req.input,
+                    format!("variable '{var}' is all missing over the target region"),
+                ));
+            }
+            check_covers(&coarse.field.grid, &target, &req.input, var)?;
+            let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
+            let method = effective_method(req.method, quantity);
+            let z_c = match (&coarse_orography, method.needs_terrain()) {
+                (Some(z), true) if z.grid == coarse.field.grid => Some(z.clone()),
+                (_, true) => Some(terrain.coarse(&coarse.field.grid)),
+                _ => None,
+            };
+            let input_fields = CoarseInput::new(&coarse.field, z_c.as_ref(), &GradientParams::default())
+                .map_err(|e| PipelineError::Method {
+                    context: format!("{}: variable '{var}'", req.input.display()),
+                    source: e,
+                })?;
+            let mut field = downscale_tiled(method, &input_fields, &target, &terrain.fine, &req.tiles, ctl)?;
+            if quantity == Quantity::Precipitation {
+                // Bicubic overshoot must not create negative precipitation.
+                field.mapv_inplace(|v| v.max(0.0));
+            }
+            coarse_orography = z_c;
+            meta.get_or_insert((coarse.clone(), method));
+            data.push(field);
+            done += 1;
+        }
+        let (first, method) = meta.expect("at least one time per variable");
+        reports.push(VariableReport {
+            name: first.name.clone(),
+            units: first.units.clone(),
+            method: method.name().to_string(),
+            times: data.len(),
+        });
+        outputs.push(OutputVar {
+            name: first.name.clone(),
+            standard_name: first.standard_name.clone(),
+            long_name: first.long_name.clone(),
+            units: first.units.clone(),
+            grid: target.clone(),
+            times: sels.iter().flatten().copied().collect(),
+            data,
+        });
+    }
+
+    ctl.progress(96.0, "writing output");
+    let mut inputs = Vec::new();
+    for p in [&req.input, &req.terrain] {
+        inputs.push(InputRef {
+            path: p.display().to_string(),
+            sha256: finecast_io::sha256_file(p)?,
+        });
+    }
+    let prov = Provenance {
+        inputs,
+        method: req.method.name().to_string(),
+        weights_sha256: None,
+        command_line: req.command_line.clone(),
+        extra: vec![
+            ("finecast_terrain_regrid".into(), format!("{:?}", terrain.how)),
+            (
+                "finecast_tiles".into(),
+                format!("tile={} halo={} blend={}", req.tiles.tile, req.tiles.halo, req.tiles.blend),
+            ),
+        ],
+    };
+    finecast_io::write_netcdf(&req.out, &outputs, &prov)?;
+    ctl.progress(100.0, "done");
+    Ok(DownscaleReport {
+        out: req.out.clone(),
+        grid: format!("{target:?}"),
+        shape: target.shape(),
+        variables: reports,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Terrain corrections are for temperature; other quantities get bilinear.
+fn effective_method(requested: Baseline, quantity: Quantity) -> Baseline {
+    if requested.needs_terrain() && quantity != Quantity::Temperature {
+        Baseline::Bilinear
+    } else {
+        requested
+    }
+}
+
+/// Run a baseline over the target grid tile by tile.
+pub(crate) fn downscale_tiled(
+    method: Baseline,
+    coarse: &CoarseInput,
+    target: &Grid,
+    fine_orography: &Field,
+    spec: &TileSpec,
+    ctl: &dyn JobControl,
+) -> Result<ndarray::Array2<f32>, PipelineError> {
+    run_tiled(target.shape(), spec, |w| {
+        if ctl.is_cancelled() {
+            return Err(PipelineError::Cancelled);
+        }
+        let sub = target.subset(w.j0, w.j1, w.i0, w.i1);
+        let pos = Positions::new(coarse.grid(), &sub);
+        let z = fine_orography.data.slice(s![w.j0..w.j1, w.i0..w.i1]);
+        downscale_at(method, coarse, &pos, Some(z)).map_err(|e| PipelineError::Method {
+            context: format!("method {method}"),
+            source: e,
+        })
+    })
+}
+
+fn resolve_vars(
+    input: &finecast_io::Dataset,
+    wanted: &[String],
+) -> Result<Vec<(String, Vec<DateTime<Utc>>)>, PipelineError> {
+    let names: Vec<String> = if wanted.is_empty() {
+        input.variables().into_iter().map(|v| v.name).collect()
+    } else {
+        wanted
+            .iter()
+            .map(|w| input.resolve(w))
+            .collect::<Result<_, _>>()?
+    };
+    if names.is_empty() {
+        return Err(PipelineError::input(input.path(), "no gridded variables"));
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let times = input.times(&n)?;
+            Ok((n, times))
+        })
+        .collect()
+}
+
+fn target_grid(target: &Target) -> Result<Grid, PipelineError> {
+    match target {
+        Target::Region { region, resolution_m } => {
+            Grid::equal_area_for_region(region, *resolution_m).map_err(|e| PipelineError::Invalid(e.to_string()))
+        }
+        Target::GridLike(path) => {
+            let ds = finecast_io::open(path)?;
+            let first = ds
+                .variables()
+                .into_iter()
+                .next()
+                .ok_or_else(|| PipelineError::input(path, "has no gridded variable to take a grid from"))?;
+            Ok(ds.grid(&first.name)?)
+        }
+    }
+}
+
+/// The target must lie inside the coarse input.
+fn check_covers(coarse: &Grid, target: &Grid, path: &Path, var: &str) -> Result<(), PipelineError> {
+    let (ny, nx) = target.shape();
+    let corners_and_edges = (0..=8).flat_map(|k| {
+        let j = k * (ny - 1) / 8;
+        let i = k * (nx - 1) / 8;
+        [(0, i), (ny - 1, i), (j, 0), (j, nx - 1)]
+    });
+    for (j, i) in corners_and_edges {
+        let (lon, lat) = target.lonlat(j, i);
+        if coarse.locate(lon, lat).is_none() {
+            let (w, s, e, n) = coarse.bbox_lonlat();
+            return Err(PipelineError::input(
+                path,
+                format!(
+                    "variable '{var}': target point ({lon:.3}E, {lat:.3}N) is outside the input's coverage \
+                     ({w:.2}..{e:.2}E, {s:.2}..{n:.2}N)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The perfect-model evaluation protocol.
+//!
+//! 1. Read the fine truth (optionally cropped to a region).
+//! 2. Coarsen it conservatively to a lat/lon grid whose cell edges lie on
+//!    multiples of the coarse resolution (or take a given coarse file).
+//! 3. Downscale back onto the truth's own grid with each method.
+//! 4. Score each method against the truth on the cells at least one coarse cell
+//!    away from the domain edge where every method and the truth are valid.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use finecast_grid::{Field, Grid, Region};
+use finecast_io::{Selection, TimeSel};
+use finecast_methods::{aligned_latlon_grid, area_mean, downscale_at, Baseline, CoarseInput, GradientParams, Positions};
+use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores};
+use ndarray::{s, Array2};
+use serde::Serialize;
+
+use crate::quantity::Quantity;
+use crate::terrain::{crop_to_region, Terrain};
+use crate::PipelineError;
+
+#[derive(Debug, Clone)]
+pub struct EvaluateRequest {
+    pub truth: PathBuf,
+    pub var: String,
+    pub terrain: Option<PathBuf>,
+    pub methods: Vec<Baseline>,
+    pub region: Option<Region>,
+    pub time: Option<DateTime<Utc>>,
+    pub coarse_res_deg: f64,
+    pub coarse: Option<PathBuf>,
+    pub plots: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluateReport {
+    pub var: String,
+    pub units: String,
+    pub truth: String,
+    pub time: Option<DateTime<Utc>>,
+    pub region: Option<[f64; 4]>,
+    pub coarse_res_deg: f64,
+    pub coarse: String,
+    pub terrain: Option<String>,
+    /// Truth cells scored (after the edge margin and the common validity mask).
+    pub n_scored: usize,
+    pub methods: BTreeMap<String, MethodScore>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodScore {
+    pub rmse: f64,
+    pub mae: f64,
+    pub bias: f64,
+    pub pearson: Option<f64>,
+    /// Power of the prediction over the truth per wavelength band; null where
+    /// the band is finer than twice the grid spacing.
+    pub spectral_ratio: Labelled,
+    /// Fractions skill score by "threshold@scale_km", for precipitation.
+    #[serde(skip_serializing_if = "Labelled::is_empty")]
+    pub fss: Labelled,
+}
+
+/// Values by label, kept in insertion order (bands from fine to coarse) and
+/// serialised as a JSON object.
+#[derive(Debug, Clone, Default)]
+pub struct Labelled(pub Vec<(String, Option<f64>)>);
+
+impl Labelled {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn get(&self, label: &str) -> Option<f64> {
+        self.0.iter().find(|(l, _)| l == label).and_then(|(_, v)| *v)
+    }
+}
+
+impl Serialize for Labelled {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl From<&Scores> for MethodScore {
+    fn from(s: &Scores) -> MethodScore {
+        MethodScore {
+            rmse: s.rmse,
+            mae: s.mae,
+            bias: s.bias,
+            pearson: s.pearson,
+            spectral_ratio: Labelled::default(),
+            fss: Labelled::default(),
+        }
+    }
+}
+
+/// Neighbourhood sizes (km) at which FSS is reported for precipitation.
+const FSS_SCALES_KM: [f64; 3] = [10.0, 25.0, 50.0];
+
+pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineError> {
+    if !(req.coarse_res_deg > 0.0 && req.coarse_res_deg <= 5.0) {
+        return Err(PipelineError::Invalid(format!(
+            "--coarse-res {} must be in (0, 5] degrees",
+            req.coarse_res_deg
+        )));
+    }
+    if req.methods.is_empty() {
+        return Err(PipelineError::Invalid("no methods to evaluate".into()));
+    }
+    let ds = finecast_io::open(&req.truth)?;
+    let var = ds.resolve(&req.var)?;
+    let sel = Selection {
+        time: req.time.map(TimeSel::At).unwrap_or(TimeSel::First),
+        bbox: req.region.map(|r| (r.west, r.south, r.east, r.north)),
+    };
+    let truth_data = ds.read(&var, &sel)?;
+    let mut truth = truth_data.field.clone();
+    if let Some(region) = &req.region {
+        truth = crop_to_region(&truth, region).ok_or_else(|| {
+            PipelineError::input(
+                &req.truth,
+                format!(
+                    "variable '{var}': region {},{},{},{} holds no truth cells",
+                    region.south, region.north, region.west, region.east
+                ),
+            )
+        })?;
+    }
+    if truth.valid_count() == 0 {
+        return Err(PipelineError::input(&req.truth, format!("variable '{var}' is all missing in the evaluated area")));
+    }
+    let quantity = Quantity::classify(&truth_data.units, truth_data.standard_name.as_deref());
+
+    // Coarse field: conservative mean of the truth, or a given coarse file.
+    let (coarse, coarse_desc) = match &req.coarse {
+        None => {
+            let grid = aligned_latlon_grid(&truth.grid, req.coarse_res_deg).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+            (
+                area_mean(&truth, &grid, 0.5),
+                format!("conservative {}° mean of the truth", req.coarse_res_deg),
+            )
+        }
+        Some(path) => (read_given_coarse(path, &req.var, &truth.grid, req.time)?, path.display().to_string()),
+    };
+    if coarse.valid_count() == 0 {
+        return Err(PipelineError::Invalid("the coarse field has no valid cell".into()));
+    }
+
+    // Terrain: DEM on the truth cells, and the same coarse mean of it.
+    let needs_terrain = req.methods.iter().any(Baseline::needs_terrain);
+    let terrain = match &req.terrain {
+        Some(path) => Some(Terrain::load(path, &truth.grid, 0.5)?),
+        None if needs_terrain => {
+            return Err(PipelineError::Invalid(
+                "methods lapse and gradient need --terrain DEM.nc".into(),
+            ))
+        }
+        None => None,
+    };
+    let z_c = terrain.as_ref().map(|t| area_mean(&t.fine, &coarse.grid, 0.5));
+    let input = CoarseInput::new(&coarse, z_c.as_ref(), &GradientParams::default()).map_err(|e| PipelineError::Method {
+        context: "coarse input".into(),
+        source: e,
+    })?;
+    let pos = Positions::new(&coarse.grid, &truth.grid);
+
+    let mut predictions: Vec<(Baseline, Array2<f32>)> = Vec::new();
+    for &m in &req.methods {
+        if m.needs_terrain() && quantity != Quantity::Temperature {
+            return Err(PipelineError::Invalid(format!(
+                "method {m} applies to temperature only; variable '{var}' has units {}",
+                truth_data.units
+            )));
+        }
+        let pred = downscale_at(m, &input, &pos, terrain.as_ref().map(|t| t.fine.data.view())).map_err(|e| {
+            PipelineError::Method {
+                context: format!("method {m}"),
+                source: e,
+            }
+        })?;
+        predictions.push((m, pred));
+    }
+
+    // Score on a common mask, one coarse cell in from the edge.
+    let (mj, mi) = edge_margin(&truth.grid, &coarse.grid);
+    let (ny, nx) = truth.grid.shape();
+    if ny <= 2 * mj + 2 || nx <= 2 * mi + 2 {
+        return Err(PipelineError::Invalid(format!(
+            "the truth area ({ny}x{nx} cells) is too small to leave a one-coarse-cell margin ({mj}x{mi} cells)"
+        )));
+    }
+    let mut mask = Array2::from_elem((ny, nx), false);
+    mask.slice_mut(s![mj..ny - mj, mi..nx - mi]).fill(true);
+    ndarray::Zip::from(&mut mask).and(&truth.data).for_each(|m, t| *m &= t.is_finite());
+    for (_, p) in &predictions {
+        ndarray::Zip::from(&mut mask).and(p).for_each(|m, v| *m &= v.is_finite());
+    }
+    let weights = truth.grid.area_weights();
+    let (dx, dy) = truth.grid.spacing_m();
+    let (dx_km, dy_km) = (dx / 1000.0, dy / 1000.0);
+    let interior = |a: &Array2<f32>| -> Array2<f32> {
+        let mut out = a.slice(s![mj..ny - mj, mi..nx - mi]).to_owned();
+        ndarray::Zip::from(&mut out)
+            .and(mask.slice(s![mj..ny - mj, mi..nx - mi]))
+            .for_each(|v, &m| {
+                if !m {
+                    *v = f32::NAN
+                }
+            });
+        out
+    };
+    let truth_interior = interior(&truth.data);
+    let metric_err = |context: String| move |e| PipelineError::Metrics { context, source: e };
+
+    let mut methods = BTreeMap::new();
+    let mut n_scored = 0;
+    for (m, pred) in &predictions {
+        let sc = scores(pred.view(), truth.data.view(), weights.view(), Some(mask.view()))
+            .map_err(metric_err(format!("method {m}")))?;
+        n_scored = sc.n;
+        let mut entry = MethodScore::from(&sc);
+        let ratios = spectral_ratio(interior(pred).view(), truth_interior.view(), dx_km, dy_km, &default_bands())
+            .map_err(metric_err(format!("spectra of method {m}")))?;
+        for r in ratios {
+            entry.spectral_ratio.0.push((r.label.clone(), r.ratio));
+        }
+        if quantity == Quantity::Precipitation {
+            for thr in quantity.fss_thresholds(&truth_data.units) {
+                for km in FSS_SCALES_KM {
+                    let cells = ((km / dx_km.max(dy_km)).round() as usize) | 1;
+                    let value = fss(interior(pred).view(), truth_interior.view(), thr, cells)
+                        .map_err(metric_err(format!("FSS of method {m}")))?;
+                    entry.fss.0.push((format!("{}@{}km", format_threshold(thr, &truth_data.units), km), value));
+                }
+            }
+        }
+        methods.insert(m.name().to_string(), entry);
+    }
+
+    if let Some(dir) = &req.plots {
+        crate::evaluate_plots::write(
+            dir,
+            &var,
+            &truth_data.units,
+            &truth,
+            &predictions,
+            &truth_interior,
+            interior,
+            (dx_km, dy_km),
+            terrain.as_ref().map(|t| &t.fine),
+        )?;
+    }
+
+    Ok(EvaluateReport {
+        var: var.clone(),
+        units: truth_data.units.clone(),
+        truth: req.truth.display().to_string(),
+        time: truth_data.time,
+        region: req.region.map(|r| [r.south, r.north, r.west, r.east]),
+        coarse_res_deg: req.coarse_res_deg,
+        coarse: coarse_desc,
+        terrain: terrain.map(|t| t.path.display().to_string()),
+        n_scored,
+        methods,
+    })
+}
+
+fn format_threshold(thr: f32, units: &str) -> String {
+    if units == "kg m-2 s-1" {
+        format!("{}mm/h", (thr * 3600.0).round())
+    } else {
+        format!("{thr}mm")
+    }
+}
+
+/// One coarse cell expressed in truth cells, along (y, x).
+fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
+    let (tdx, tdy) = truth.spacing_m();
+    let (cdx, cdy) = coarse.spacing_m();
+    ((cdy / tdy).ceil() as usize, (cdx / tdx).ceil() as usize)
+}
+
+/// A coarse field given by the user, cropped around the truth.
+fn read_given_coarse(path: &Path, var: &str, truth: &Grid, time: Option<DateTime<Utc>>) -> Result<Field, PipelineError> {
+    let ds = finecast_io::open(path)?;
+    let name = ds.resolve(var)?;
+    let (w, s, e, n) = truth.bbox_lonlat();
+    let sel = Selection {
+        time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
+        bbox: Some((w - 1.0, s - 1.0, e + 1.0, n + 1.0)),
+    };
+    Ok(ds.read(&name, &sel)?.field)
+}

@@ -1,0 +1,81 @@
+//! finecast's jobs, from files to files: downscaling a coarse forecast onto a
+//! fine grid, and the perfect-model evaluation protocol. The CLI and the server
+//! are thin layers over this crate.
+
+mod downscale;
+mod evaluate;
+mod evaluate_plots;
+mod maps;
+mod quantity;
+mod terrain;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use downscale::{run_downscale, DownscaleReport, DownscaleRequest, Target};
+pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
+pub use maps::{render_file_map, robust_range, MapRequest};
+pub use quantity::Quantity;
+pub use terrain::{crop_to_region, Terrain};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Io(#[from] finecast_io::IoError),
+    #[error("{path}: {what}")]
+    Input { path: PathBuf, what: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{context}: {source}")]
+    Method {
+        context: String,
+        source: finecast_methods::MethodError,
+    },
+    #[error("tiling: {0}")]
+    Tiles(#[from] finecast_tiles::TileError),
+    #[error("metrics for {context}: {source}")]
+    Metrics {
+        context: String,
+        source: finecast_metrics::MetricsError,
+    },
+    #[error("plot {path}: {source}")]
+    Render {
+        path: PathBuf,
+        source: finecast_render::RenderError,
+    },
+    #[error("{path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+impl PipelineError {
+    pub(crate) fn input(path: &Path, what: impl Into<String>) -> PipelineError {
+        PipelineError::Input {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+}
+
+/// Progress reporting and cancellation for long jobs.
+pub trait JobControl: Sync {
+    /// `percent` in 0..=100 and a short description of the current step.
+    fn progress(&self, percent: f32, step: &str);
+    fn is_cancelled(&self) -> bool;
+}
+
+/// A [`JobControl`] that logs progress and can be cancelled through a flag.
+#[derive(Default)]
+pub struct LogControl {
+    pub cancel: AtomicBool,
+}
+
+impl JobControl for LogControl {
+    fn progress(&self, percent: f32, step: &str) {
+        tracing::info!(percent = format!("{percent:.0}"), "{step}");
+    }
+    fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,126 @@
+//! The evaluation protocol on real fields, checked against the independent
+//! reference numbers in shared/reference/downscaling-notes.md.
+
+mod common;
+
+use finecast_methods::Baseline;
+use finecast_pipeline::{run_evaluate, EvaluateRequest};
+
+fn evaluate(truth: &str, var: &str, terrain: &str, region: Option<&str>) -> Option<finecast_pipeline::EvaluateReport> {
+    let data = common::shared_data()?;
+    let req = EvaluateRequest {
+        truth: data.join(truth),
+        var: var.into(),
+        terrain: Some(data.join(terrain)),
+        methods: vec![Baseline::Bilinear, Baseline::Bicubic, Baseline::Lapse, Baseline::Gradient],
+        region: region.map(|r| r.parse().unwrap()),
+        time: None,
+        coarse_res_deg: 0.25,
+        coarse: None,
+        plots: None,
+    };
+    Some(run_evaluate(&req).unwrap())
+}
+
+/// RMSE (K) of bilinear, bicubic, lapse, gradient within 6 % of the reference.
+fn check(report: &finecast_pipeline::EvaluateReport, reference: [f64; 4]) {
+    for (name, want) in ["bilinear", "bicubic", "lapse", "gradient"].iter().zip(reference) {
+        let got = report.methods[*name].rmse;
+        assert!(
+            (got / want - 1.0).abs() < 0.06,
+            "{name}: rmse {got:.3} vs reference {want:.3}"
+        );
+    }
+}
+
+const COLORADO: &str = "37,41,-109,-102.5";
+
+#[test]
+fn prism_tmax_colorado_lapse_and_gradient_beat_bicubic() {
+    let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmax", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) else {
+        return;
+    };
+    check(&r, [1.536, 1.429, 0.406, 0.302]);
+    let rmse = |m: &str| r.methods[m].rmse;
+    assert!(rmse("lapse") < 0.5 * rmse("bicubic"));
+    assert!(rmse("gradient") < 0.5 * rmse("bicubic"));
+    // Interpolation keeps almost no power below 25 km; terrain methods restore it.
+    assert!(r.methods["bicubic"].spectral_ratio.get("12-25km").unwrap() < 0.05);
+    assert!(r.methods["gradient"].spectral_ratio.get("12-25km").unwrap() > 0.5);
+    assert!(r.methods["lapse"].bias.abs() < 0.1);
+    assert!(r.n_scored > 10_000);
+}
+
+#[test]
+fn prism_tmin_shows_the_lapse_rate_failing_under_inversions() {
+    let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmin", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) else {
+        return;
+    };
+    check(&r, [0.919, 0.843, 1.475, 1.113]);
+    assert!(r.methods["lapse"].rmse > r.methods["bicubic"].rmse);
+}
+
+#[test]
+fn prism_2025_tmax_and_etopo5_terrain() {
+    if let Some(r) = evaluate("fine/prism_conus_20251103.nc", "tmax", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) {
+        check(&r, [1.785, 1.701, 0.792, 0.654]);
+    }
+    if let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmax", "static/etopo5_orog.nc", Some(COLORADO)) {
+        check(&r, [1.536, 1.429, 0.823, 0.739]);
+    }
+}
+
+#[test]
+fn wrf_lambert_truth_with_etopo5() {
+    let Some(r) = evaluate("fine/wrf_bc_1980-01-12T17.nc", "t2m", "static/etopo5_orog.nc", None) else {
+        return;
+    };
+    check(&r, [1.202, 1.122, 1.022, 1.039]);
+}
+
+#[test]
+fn precipitation_gets_fss_and_rejects_terrain_methods() {
+    let Some(data) = common::shared_data() else { return };
+    let mut req = EvaluateRequest {
+        truth: data.join("fine/stageiv_conus_tp_2022-08-10T04.nc"),
+        var: "tp".into(),
+        terrain: None,
+        methods: vec![Baseline::Nearest, Baseline::Bilinear],
+        region: None,
+        time: None,
+        coarse_res_deg: 0.25,
+        coarse: None,
+        plots: None,
+    };
+    let r = run_evaluate(&req).unwrap();
+    let fss = &r.methods["bilinear"].fss;
+    assert!(!fss.is_empty());
+    let small = fss.get("1mm@10km").unwrap();
+    let large = fss.get("1mm@50km").unwrap();
+    assert!(large >= small && large <= 1.0 && small > 0.3, "FSS {small} -> {large}");
+    req.methods = vec![Baseline::Lapse];
+    assert!(run_evaluate(&req).is_err());
+}
+
+#[test]
+fn plots_are_written() {
+    let Some(data) = common::shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let req = EvaluateRequest {
+        truth: data.join("fine/prism_conus_19810929.nc"),
+        var: "tmax".into(),
+        terrain: Some(data.join("static/colorado_orog_1arcmin.nc")),
+        methods: vec![Baseline::Bicubic, Baseline::Gradient],
+        region: Some(COLORADO.parse().unwrap()),
+        time: None,
+        coarse_res_deg: 0.25,
+        coarse: None,
+        plots: Some(dir.path().to_path_buf()),
+    };
+    run_evaluate(&req).unwrap();
+    for f in ["truth", "bicubic", "bicubic_error", "gradient", "gradient_error", "spectra"] {
+        let p = dir.path().join(format!("{f}.png"));
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{}", p.display());
+    }
+}

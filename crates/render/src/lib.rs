@@ -1,0 +1,114 @@
+//! PNG figures for finecast: colour-mapped field maps (for `finecast evaluate
+//! --plots` and, in memory, for HTTP), power spectra and generic line plots.
+//!
+//! Text uses DejaVu Sans, bundled in `assets/` and registered with plotters'
+//! `ab_glyph` backend, so rendering needs no fontconfig or system fonts
+//! (`scripts/vendor-font.sh` re-vendors it). Files are written atomically: a
+//! reader never sees a half-written PNG.
+
+mod chart;
+mod map;
+mod palette;
+mod text;
+mod ticks;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use plotters::style::{register_font, FontStyle};
+
+pub use chart::{render_lines_png, render_spectra_png, SpectrumLine};
+pub use map::{
+    map_layout, render_map_png, render_map_png_bytes, MapLayout, MapSpec, PixelRect, NO_DATA_RGB,
+};
+pub use palette::{default_range, Palette};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("cannot load the bundled font")]
+    Font,
+    #[error("drawing failed: {0}")]
+    Draw(String),
+    #[error("PNG encoding failed: {0}")]
+    Encode(String),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The font family name under which the bundled font is registered.
+const FONT_FAMILY: &str = "sans-serif";
+
+/// Registers the bundled font with plotters (once per process), for chart text.
+fn ensure_font() -> Result<(), RenderError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| register_font(FONT_FAMILY, FontStyle::Normal, text::FONT_BYTES).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(RenderError::Font)
+    }
+}
+
+/// Maps any plotters drawing error into ours.
+fn draw_err(e: impl std::fmt::Display) -> RenderError {
+    RenderError::Draw(e.to_string())
+}
+
+/// Encodes a packed RGB8 buffer as PNG.
+fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, RenderError> {
+    let encode_err = |e: png::EncodingError| RenderError::Encode(e.to_string());
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    // Maps are mostly flat colour runs; fast compression is within a few
+    // percent of the default size at a fraction of the time.
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(encode_err)?;
+    writer.write_image_data(rgb).map_err(encode_err)?;
+    writer.finish().map_err(encode_err)?;
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory
+/// and a rename, so readers (e.g. an HTTP server) see the old file or the new
+/// one, never a partial one. The temporary file is removed on failure. There
+/// is no fsync: this is atomic for readers, not durable across power loss,
+/// which is fine for regenerable figures.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| RenderError::InvalidInput(format!("{} has no file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Unique per process and call, so concurrent writers never share a temp file.
+    let tmp = dir.join(format!(
+        ".{}.{}-{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = File::create_new(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        // Best effort: the temp file may not exist (e.g. missing directory).
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|source| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
