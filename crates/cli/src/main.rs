@@ -8,13 +8,17 @@ use clap::{Args, Parser, Subcommand};
 use finecast_grid::Region;
 use finecast_methods::Baseline;
 use finecast_pipeline::{
-    render_file_map, run_downscale, run_evaluate, DownscaleRequest, EvaluateReport, EvaluateRequest, LogControl,
-    MapRequest, Target,
+    render_file_map, run_downscale, run_evaluate, DownscaleRequest, EvaluateReport,
+    EvaluateRequest, LogControl, MapRequest, Target,
 };
 use finecast_tiles::TileSpec;
 
 #[derive(Parser)]
-#[command(name = "finecast", version, about = "Downscale ~25 km weather forecasts to ~3 km with terrain")]
+#[command(
+    name = "finecast",
+    version,
+    about = "Downscale ~25 km weather forecasts to ~3 km with terrain"
+)]
 struct Cli {
     /// Worker threads for tiles and regridding (default: all cores).
     #[arg(long, global = true, env = "FINECAST_THREADS")]
@@ -75,8 +79,16 @@ struct DownscaleArgs {
     /// Digital elevation model (NetCDF with orog / surface_altitude).
     #[arg(long)]
     terrain: PathBuf,
+    /// Land mask or land fraction (NetCDF); written to the output as sftlf.
+    #[arg(long)]
+    land_mask: Option<PathBuf>,
     /// Target region S,N,W,E in degrees (with --resolution).
-    #[arg(long, allow_hyphen_values = true, conflicts_with = "grid_like", requires = "resolution")]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        conflicts_with = "grid_like",
+        requires = "resolution"
+    )]
     region: Option<String>,
     /// Target resolution, e.g. 3km or 2500m (with --region).
     #[arg(long)]
@@ -125,7 +137,11 @@ struct EvaluateArgs {
     #[arg(long)]
     terrain: Option<PathBuf>,
     /// Comma-separated methods.
-    #[arg(long, value_delimiter = ',', default_value = "bilinear,bicubic,lapse,gradient")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bilinear,bicubic,lapse,gradient"
+    )]
     methods: Vec<String>,
     /// Crop the truth to S,N,W,E first.
     #[arg(long, allow_hyphen_values = true)]
@@ -164,10 +180,31 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Append to the output buffer; formatting into a String cannot fail.
+macro_rules! out {
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = write!($o, $($t)*);
+    }};
+}
+macro_rules! outln {
+    ($o:expr) => {
+        $o.push('\n')
+    };
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
 }
 
 fn run(cli: Cli) -> Result<()> {
+    let mut out = String::new();
     if let Some(n) = cli.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -180,9 +217,9 @@ fn run(cli: Cli) -> Result<()> {
             let ds = finecast_io::open(&file)?;
             let info = ds.describe()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
+                outln!(out, "{}", serde_json::to_string_pretty(&info)?);
             } else {
-                print!("{info}");
+                out!(out, "{info}");
             }
         }
         Command::Downscale(a) => {
@@ -192,21 +229,29 @@ fn run(cli: Cli) -> Result<()> {
                     resolution_m: parse_resolution(res)?,
                 },
                 (None, None, Some(p)) => Target::GridLike(p.clone()),
-                _ => bail!("give the target as --region S,N,W,E --resolution 3km, or as --grid-like FILE"),
+                _ => bail!(
+                    "give the target as --region S,N,W,E --resolution 3km, or as --grid-like FILE"
+                ),
             };
             let req = DownscaleRequest {
                 input: a.input,
                 terrain: a.terrain,
+                land_mask: a.land_mask,
                 target,
                 method: a.method.parse::<Baseline>()?,
                 vars: a.vars,
-                times: a.times.iter().map(|t| parse_time(t)).collect::<Result<_>>()?,
+                times: a
+                    .times
+                    .iter()
+                    .map(|t| parse_time(t))
+                    .collect::<Result<_>>()?,
                 out: a.out,
                 tiles: TileSpec::new(a.tiles.tile, a.tiles.halo, a.tiles.blend)?,
                 command_line,
             };
             let report = run_downscale(&req, &LogControl::default())?;
-            println!(
+            outln!(
+                out,
                 "wrote {} ({}x{} cells, {} variable(s)) in {:.1} s",
                 report.out.display(),
                 report.shape.0,
@@ -215,7 +260,14 @@ fn run(cli: Cli) -> Result<()> {
                 report.seconds
             );
             for v in &report.variables {
-                println!("  {} [{}] {} time(s), method {}", v.name, v.units, v.times, v.method);
+                outln!(
+                    out,
+                    "  {} [{}] {} time(s), method {}",
+                    v.name,
+                    v.units,
+                    v.times,
+                    v.method
+                );
             }
         }
         Command::Map(a) => {
@@ -231,7 +283,7 @@ fn run(cli: Cli) -> Result<()> {
                 height: a.height,
             };
             render_file_map(&req)?;
-            println!("wrote {}", a.out.display());
+            outln!(out, "wrote {}", a.out.display());
         }
         Command::Evaluate(a) => {
             let methods = a
@@ -251,24 +303,37 @@ fn run(cli: Cli) -> Result<()> {
                 plots: a.plots.clone(),
             };
             let report = run_evaluate(&req)?;
-            print_table(&report);
+            print_table(&mut out, &report);
             if let Some(path) = a.json {
                 write_json(&path, &report)?;
-                println!("scores written to {}", path.display());
+                outln!(out, "scores written to {}", path.display());
             }
             if let Some(dir) = a.plots {
-                println!("plots written to {}", dir.display());
+                outln!(out, "plots written to {}", dir.display());
             }
         }
     }
-    Ok(())
+    emit(&out)
+}
+
+/// Write the command's output; a closed pipe (`finecast info f | head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// "LO,HI" with LO < HI.
 fn parse_range(s: &str) -> Result<(f64, f64)> {
     let (lo, hi) = s.split_once(',').context("--range must be LO,HI")?;
     let (lo, hi): (f64, f64) = (lo.trim().parse()?, hi.trim().parse()?);
-    if !(lo < hi) {
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
         bail!("--range {s}: LO must be below HI");
     }
     Ok((lo, hi))
@@ -284,7 +349,10 @@ fn parse_resolution(s: &str) -> Result<f64> {
     } else {
         (t.as_str(), 1.0)
     };
-    let v: f64 = num.trim().parse().with_context(|| format!("resolution '{s}' is not like 3km or 3000m"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("resolution '{s}' is not like 3km or 3000m"))?;
     if !(v > 0.0 && v.is_finite()) {
         bail!("resolution '{s}' must be positive");
     }
@@ -297,7 +365,12 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     let naive = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
             return Ok(t.and_utc());
         }
@@ -308,8 +381,9 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     bail!("time '{s}' is not ISO 8601 (e.g. 2019-03-01T12:00Z)")
 }
 
-fn print_table(r: &EvaluateReport) {
-    println!(
+fn print_table(out: &mut String, r: &EvaluateReport) {
+    outln!(
+        out,
         "{} [{}] from {}{}; coarse: {}; {} cells scored",
         r.var,
         r.units,
@@ -324,37 +398,63 @@ fn print_table(r: &EvaluateReport) {
         .next()
         .map(|m| m.spectral_ratio.0.iter().map(|(k, _)| k.clone()).collect())
         .unwrap_or_default();
-    print!("{:<10} {:>8} {:>8} {:>8} {:>7}", "method", "rmse", "mae", "bias", "r");
+    out!(
+        out,
+        "{:<10} {:>8} {:>8} {:>8} {:>7}",
+        "method",
+        "rmse",
+        "mae",
+        "bias",
+        "r"
+    );
     for b in &bands {
-        print!(" {:>9}", format!("P{b}"));
+        out!(out, " {:>9}", format!("P{b}"));
     }
-    println!();
+    outln!(out);
     let mut rows: Vec<_> = r.methods.iter().collect();
     rows.sort_by(|a, b| a.1.rmse.total_cmp(&b.1.rmse));
     for (name, m) in rows {
-        print!(
+        out!(
+            out,
             "{:<10} {:>8.3} {:>8.3} {:>8.3} {:>7}",
             name,
             m.rmse,
             m.mae,
             m.bias,
-            m.pearson.map(|p| format!("{p:.3}")).unwrap_or_else(|| "-".into())
+            m.pearson
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or_else(|| "-".into())
         );
         for b in &bands {
             let v = m.spectral_ratio.get(b);
-            print!(" {:>9}", v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()));
+            out!(
+                out,
+                " {:>9}",
+                v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+            );
         }
-        println!();
+        outln!(out);
         for (k, v) in &m.fss.0 {
-            println!("{:<10}   FSS {k}: {}", "", v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()));
+            outln!(
+                out,
+                "{:<10}   FSS {k}: {}",
+                "",
+                v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
+            );
         }
     }
 }
 
 /// Write JSON atomically (temp file in the same directory, then rename).
 fn write_json(path: &std::path::Path, report: &EvaluateReport) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().context("--json needs a file name")?.to_string_lossy();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .context("--json needs a file name")?
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let text = serde_json::to_string_pretty(report)?;
     std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;

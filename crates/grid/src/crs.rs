@@ -41,7 +41,10 @@ impl Earth {
         if self.is_sphere() {
             format!("+R={}", self.semi_major_axis)
         } else {
-            format!("+a={} +rf={}", self.semi_major_axis, self.inverse_flattening)
+            format!(
+                "+a={} +rf={}",
+                self.semi_major_axis, self.inverse_flattening
+            )
         }
     }
 }
@@ -312,8 +315,16 @@ impl Crs {
 #[derive(Clone)]
 pub(crate) enum Transformer {
     Identity,
-    Rotated { sin_p: f64, cos_p: f64, lon_shift: f64, grid_lon: f64 },
-    Proj { geo: Box<proj4rs::Proj>, native: Box<proj4rs::Proj> },
+    Rotated {
+        sin_p: f64,
+        cos_p: f64,
+        lon_shift: f64,
+        grid_lon: f64,
+    },
+    Proj {
+        geo: Box<proj4rs::Proj>,
+        native: Box<proj4rs::Proj>,
+    },
 }
 
 impl Transformer {
@@ -334,7 +345,9 @@ impl Transformer {
                 })
             }
             _ => {
-                let bad = |e: proj4rs::errors::Error| GridError::Projection(format!("{}: {e}", crs.proj4()));
+                let bad = |e: proj4rs::errors::Error| {
+                    GridError::Projection(format!("{}: {e}", crs.proj4()))
+                };
                 let native = proj4rs::Proj::from_proj_string(&crs.proj4()).map_err(bad)?;
                 let geo = proj4rs::Proj::from_proj_string(&format!(
                     "+proj=longlat {} +no_defs",

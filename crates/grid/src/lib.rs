@@ -241,9 +241,9 @@ impl Grid {
             pts.push(self.lonlat(j, nx - 1));
         }
         pts.retain(|p| p.0.is_finite() && p.1.is_finite());
-        let (s, n) = pts.iter().fold((90.0f64, -90.0f64), |(s, n), p| {
-            (s.min(p.1), n.max(p.1))
-        });
+        let (s, n) = pts
+            .iter()
+            .fold((90.0f64, -90.0f64), |(s, n), p| (s.min(p.1), n.max(p.1)));
         if self.is_latlon() {
             let (a, b) = (self.x[0].min(self.x[nx - 1]), self.x[0].max(self.x[nx - 1]));
             return (a, s, b, n);
@@ -271,9 +271,9 @@ impl Grid {
     /// weights on projected grids (whose cells are near-equal in area).
     pub fn area_weights(&self) -> Array2<f64> {
         match self.crs {
-            Crs::LatLon { .. } => Array2::from_shape_fn(self.shape(), |(j, _)| {
-                self.y[j].to_radians().cos().max(0.0)
-            }),
+            Crs::LatLon { .. } => {
+                Array2::from_shape_fn(self.shape(), |(j, _)| self.y[j].to_radians().cos().max(0.0))
+            }
             Crs::RotatedPole { .. } => {
                 Array2::from_shape_fn(self.shape(), |(j, _)| self.y[j].to_radians().cos())
             }

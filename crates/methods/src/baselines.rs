@@ -147,7 +147,11 @@ pub struct CoarseInput<'a> {
 }
 
 impl<'a> CoarseInput<'a> {
-    pub fn new(field: &'a Field, orography: Option<&'a Field>, p: &GradientParams) -> Result<Self, MethodError> {
+    pub fn new(
+        field: &'a Field,
+        orography: Option<&'a Field>,
+        p: &GradientParams,
+    ) -> Result<Self, MethodError> {
         if let Some(z) = orography {
             if z.grid != field.grid {
                 return Err(MethodError::GridMismatch(
@@ -210,7 +214,9 @@ pub fn downscale_at(
                 Ok(ndarray::Zip::from(&t)
                     .and(&z)
                     .and(zf)
-                    .map_collect(|&t, &z, &zf| t + (STANDARD_LAPSE_RATE * (z as f64 - zf as f64)) as f32))
+                    .map_collect(|&t, &z, &zf| {
+                        t + (STANDARD_LAPSE_RATE * (z as f64 - zf as f64)) as f32
+                    }))
             } else {
                 let gradients = coarse
                     .gradients

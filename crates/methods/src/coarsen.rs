@@ -15,7 +15,11 @@ pub fn cell_areas(grid: &Grid) -> Array2<f64> {
                 if n == 1 {
                     return 1.0;
                 }
-                let lo = if k == 0 { c[0] - (c[1] - c[0]) * 0.5 } else { (c[k - 1] + c[k]) * 0.5 };
+                let lo = if k == 0 {
+                    c[0] - (c[1] - c[0]) * 0.5
+                } else {
+                    (c[k - 1] + c[k]) * 0.5
+                };
                 let hi = if k == n - 1 {
                     c[n - 1] + (c[n - 1] - c[n - 2]) * 0.5
                 } else {

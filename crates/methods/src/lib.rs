@@ -6,7 +6,10 @@ pub mod coarsen;
 pub mod interp;
 pub mod terrain;
 
-pub use baselines::{downscale, downscale_at, local_gradients, Baseline, CoarseInput, GradientParams, STANDARD_LAPSE_RATE};
+pub use baselines::{
+    downscale, downscale_at, local_gradients, Baseline, CoarseInput, GradientParams,
+    STANDARD_LAPSE_RATE,
+};
 pub use coarsen::{aligned_latlon_grid, area_mean, cell_areas};
 pub use interp::{interpolate, regrid, Interp, Positions};
 pub use terrain::{regrid_terrain, TerrainRegrid};

@@ -30,7 +30,13 @@ pub fn regrid_terrain(dem: &Field, dst: &Grid) -> Result<(Field, TerrainRegrid),
         (dx * dy).sqrt()
     };
     if size(&dem.grid) * 2.0 > size(dst) {
-        return Ok((Field { grid: dst.clone(), data: bilinear }, TerrainRegrid::Bilinear));
+        return Ok((
+            Field {
+                grid: dst.clone(),
+                data: bilinear,
+            },
+            TerrainRegrid::Bilinear,
+        ));
     }
     let mut mean = area_mean(dem, dst, 0.5);
     mean.data.zip_mut_with(&bilinear, |m, &b| {

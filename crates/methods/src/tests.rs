@@ -121,16 +121,24 @@ fn area_mean_is_conservative_and_drops_sparse_cells() {
 #[test]
 fn lapse_rate_restores_a_pure_lapse_profile() {
     let fine = Grid::regular_latlon(-106.0, 0.02, 100, 38.0, 0.02, 100).unwrap();
-    let z = latlon_field(&fine, |lon, lat| 1500.0 + 800.0 * (lon * 7.0).sin() * (lat * 5.0).cos());
+    let z = latlon_field(&fine, |lon, lat| {
+        1500.0 + 800.0 * (lon * 7.0).sin() * (lat * 5.0).cos()
+    });
     let mut t = z.clone();
-    t.data.mapv_inplace(|z| (290.0 - STANDARD_LAPSE_RATE * z as f64) as f32);
+    t.data
+        .mapv_inplace(|z| (290.0 - STANDARD_LAPSE_RATE * z as f64) as f32);
     let coarse = aligned_latlon_grid(&fine, 0.25).unwrap();
     let (tc, zc) = (area_mean(&t, &coarse, 0.5), area_mean(&z, &coarse, 0.5));
     let input = CoarseInput::new(&tc, Some(&zc), &GradientParams::default()).unwrap();
     let lapse = downscale(Baseline::Lapse, &input, &fine, Some(z.data.view())).unwrap();
     let bil = downscale(Baseline::Bilinear, &input, &fine, None).unwrap();
     let rms = |a: &Array2<f32>| {
-        (a.iter().zip(t.data.iter()).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
+        (a.iter()
+            .zip(t.data.iter())
+            .map(|(p, q)| ((p - q) as f64).powi(2))
+            .sum::<f64>()
+            / a.len() as f64)
+            .sqrt()
     };
     assert!(rms(&lapse) < 1e-3, "lapse rmse {}", rms(&lapse));
     assert!(rms(&bil) > 0.5);
@@ -156,14 +164,22 @@ fn local_gradients_fit_clamp_and_default() {
 #[test]
 fn terrain_regrid_chooses_area_mean_or_bilinear_and_checks_coverage() {
     let dem_grid = Grid::regular_latlon(-106.0, 1.0 / 60.0, 240, 38.0, 1.0 / 60.0, 240).unwrap();
-    let dem = latlon_field(&dem_grid, |lon, lat| 1000.0 + 100.0 * lon.sin() + 50.0 * lat);
+    let dem = latlon_field(&dem_grid, |lon, lat| {
+        1000.0 + 100.0 * lon.sin() + 50.0 * lat
+    });
     let target = Grid::regular_latlon(-105.5, 0.1, 20, 38.5, 0.1, 20).unwrap();
     let (_, how) = regrid_terrain(&dem, &target).unwrap();
     assert_eq!(how, TerrainRegrid::AreaMean);
     let fine_target = Grid::regular_latlon(-105.5, 0.01, 20, 38.5, 0.01, 20).unwrap();
-    assert_eq!(regrid_terrain(&dem, &fine_target).unwrap().1, TerrainRegrid::Bilinear);
+    assert_eq!(
+        regrid_terrain(&dem, &fine_target).unwrap().1,
+        TerrainRegrid::Bilinear
+    );
     let outside = Grid::regular_latlon(-103.0, 0.1, 20, 38.5, 0.1, 20).unwrap();
-    assert!(matches!(regrid_terrain(&dem, &outside), Err(MethodError::NotCovered { .. })));
+    assert!(matches!(
+        regrid_terrain(&dem, &outside),
+        Err(MethodError::NotCovered { .. })
+    ));
 }
 
 #[test]

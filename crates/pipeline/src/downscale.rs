@@ -29,6 +29,8 @@ pub enum Target {
 pub struct DownscaleRequest {
     pub input: PathBuf,
     pub terrain: PathBuf,
+    /// Optional land mask or land fraction; written to the output as `sftlf`.
+    pub land_mask: Option<PathBuf>,
     pub target: Target,
     pub method: Baseline,
     /// Variable names or standard names; empty means every variable of the input.
@@ -62,7 +64,10 @@ pub struct VariableReport {
 /// method's window and the bicubic stencil.
 const COARSE_MARGIN_DEG: f64 = 2.5;
 
-pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<DownscaleReport, PipelineError> {
+pub fn run_downscale(
+    req: &DownscaleRequest,
+    ctl: &dyn JobControl,
+) -> Result<DownscaleReport, PipelineError> {
     let started = Instant::now();
     ctl.progress(0.0, "opening input");
     let input = finecast_io::open(&req.input)?;
@@ -77,7 +82,12 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
     let terrain = Terrain::load(&req.terrain, &target, COARSE_MARGIN_DEG)?;
 
     let (w, s, e, n) = target.bbox_lonlat();
-    let bbox = (w - COARSE_MARGIN_DEG, s - COARSE_MARGIN_DEG, e + COARSE_MARGIN_DEG, n + COARSE_MARGIN_DEG);
+    let bbox = (
+        w - COARSE_MARGIN_DEG,
+        s - COARSE_MARGIN_DEG,
+        e + COARSE_MARGIN_DEG,
+        n + COARSE_MARGIN_DEG,
+    );
     let mut outputs = Vec::new();
     let mut reports = Vec::new();
     let total_steps: usize = vars.iter().map(|v| v.1.len().max(1)).sum();
@@ -89,7 +99,11 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
             let wanted: Vec<DateTime<Utc>> = if req.times.is_empty() {
                 times.clone()
             } else {
-                req.times.iter().filter(|t| times.contains(t)).copied().collect()
+                req.times
+                    .iter()
+                    .filter(|t| times.contains(t))
+                    .copied()
+                    .collect()
             };
             if wanted.is_empty() {
                 return Err(PipelineError::input(
@@ -108,7 +122,10 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
             }
             ctl.progress(
                 5.0 + 90.0 * done as f32 / total_steps as f32,
-                &format!("downscaling {var}{}", time.map(|t| format!(" at {t}")).unwrap_or_default()),
+                &format!(
+                    "downscaling {var}{}",
+                    time.map(|t| format!(" at {t}")).unwrap_or_default()
+                ),
             );
             let sel = Selection {
                 time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
@@ -129,12 +146,21 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
                 (_, true) => Some(terrain.coarse(&coarse.field.grid)),
                 _ => None,
             };
-            let input_fields = CoarseInput::new(&coarse.field, z_c.as_ref(), &GradientParams::default())
-                .map_err(|e| PipelineError::Method {
-                    context: format!("{}: variable '{var}'", req.input.display()),
-                    source: e,
-                })?;
-            let mut field = downscale_tiled(method, &input_fields, &target, &terrain.fine, &req.tiles, ctl)?;
+            let input_fields =
+                CoarseInput::new(&coarse.field, z_c.as_ref(), &GradientParams::default()).map_err(
+                    |e| PipelineError::Method {
+                        context: format!("{}: variable '{var}'", req.input.display()),
+                        source: e,
+                    },
+                )?;
+            let mut field = downscale_tiled(
+                method,
+                &input_fields,
+                &target,
+                &terrain.fine,
+                &req.tiles,
+                ctl,
+            )?;
             if quantity == Quantity::Precipitation {
                 // Bicubic overshoot must not create negative precipitation.
                 field.mapv_inplace(|v| v.max(0.0));
@@ -162,9 +188,37 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
         });
     }
 
+    // The static fields on the target grid travel with the output: users need
+    // the terrain the method saw (and maps use it for hillshade).
+    outputs.push(OutputVar {
+        name: "orog".into(),
+        standard_name: Some("surface_altitude".into()),
+        long_name: Some(format!("surface altitude from {}", file_name(&req.terrain))),
+        units: "m".into(),
+        grid: target.clone(),
+        times: vec![],
+        data: vec![terrain.fine.data.clone()],
+    });
+    if let Some(mask) = &req.land_mask {
+        ctl.progress(95.0, "regridding land mask");
+        let sftlf = crate::terrain::load_land_fraction(mask, &target)?;
+        outputs.push(OutputVar {
+            name: "sftlf".into(),
+            standard_name: Some("land_area_fraction".into()),
+            long_name: Some(format!("land area fraction from {}", file_name(mask))),
+            units: "1".into(),
+            grid: target.clone(),
+            times: vec![],
+            data: vec![sftlf.data],
+        });
+    }
+
     ctl.progress(96.0, "writing output");
     let mut inputs = Vec::new();
-    for p in [&req.input, &req.terrain] {
+    for p in [Some(&req.input), Some(&req.terrain), req.land_mask.as_ref()]
+        .into_iter()
+        .flatten()
+    {
         inputs.push(InputRef {
             path: p.display().to_string(),
             sha256: finecast_io::sha256_file(p)?,
@@ -176,10 +230,16 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
         weights_sha256: None,
         command_line: req.command_line.clone(),
         extra: vec![
-            ("finecast_terrain_regrid".into(), format!("{:?}", terrain.how)),
+            (
+                "finecast_terrain_regrid".into(),
+                format!("{:?}", terrain.how),
+            ),
             (
                 "finecast_tiles".into(),
-                format!("tile={} halo={} blend={}", req.tiles.tile, req.tiles.halo, req.tiles.blend),
+                format!(
+                    "tile={} halo={} blend={}",
+                    req.tiles.tile, req.tiles.halo, req.tiles.blend
+                ),
             ),
         ],
     };
@@ -192,6 +252,12 @@ pub fn run_downscale(req: &DownscaleRequest, ctl: &dyn JobControl) -> Result<Dow
         variables: reports,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Terrain corrections are for temperature; other quantities get bilinear.
@@ -226,10 +292,13 @@ pub(crate) fn downscale_tiled(
     })
 }
 
+/// A resolved variable name and its valid times (empty without a time axis).
+type VarTimes = (String, Vec<DateTime<Utc>>);
+
 fn resolve_vars(
     input: &finecast_io::Dataset,
     wanted: &[String],
-) -> Result<Vec<(String, Vec<DateTime<Utc>>)>, PipelineError> {
+) -> Result<Vec<VarTimes>, PipelineError> {
     let names: Vec<String> = if wanted.is_empty() {
         input.variables().into_iter().map(|v| v.name).collect()
     } else {
@@ -252,16 +321,16 @@ fn resolve_vars(
 
 fn target_grid(target: &Target) -> Result<Grid, PipelineError> {
     match target {
-        Target::Region { region, resolution_m } => {
-            Grid::equal_area_for_region(region, *resolution_m).map_err(|e| PipelineError::Invalid(e.to_string()))
-        }
+        Target::Region {
+            region,
+            resolution_m,
+        } => Grid::equal_area_for_region(region, *resolution_m)
+            .map_err(|e| PipelineError::Invalid(e.to_string())),
         Target::GridLike(path) => {
             let ds = finecast_io::open(path)?;
-            let first = ds
-                .variables()
-                .into_iter()
-                .next()
-                .ok_or_else(|| PipelineError::input(path, "has no gridded variable to take a grid from"))?;
+            let first = ds.variables().into_iter().next().ok_or_else(|| {
+                PipelineError::input(path, "has no gridded variable to take a grid from")
+            })?;
             Ok(ds.grid(&first.name)?)
         }
     }

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
-use finecast_methods::{aligned_latlon_grid, area_mean, downscale_at, Baseline, CoarseInput, GradientParams, Positions};
+use finecast_methods::{
+    aligned_latlon_grid, area_mean, downscale_at, Baseline, CoarseInput, GradientParams, Positions,
+};
 use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores};
 use ndarray::{s, Array2};
 use serde::Serialize;
@@ -74,7 +76,10 @@ impl Labelled {
         self.0.is_empty()
     }
     pub fn get(&self, label: &str) -> Option<f64> {
-        self.0.iter().find(|(l, _)| l == label).and_then(|(_, v)| *v)
+        self.0
+            .iter()
+            .find(|(l, _)| l == label)
+            .and_then(|(_, v)| *v)
     }
 }
 
@@ -130,23 +135,32 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         })?;
     }
     if truth.valid_count() == 0 {
-        return Err(PipelineError::input(&req.truth, format!("variable '{var}' is all missing in the evaluated area")));
+        return Err(PipelineError::input(
+            &req.truth,
+            format!("variable '{var}' is all missing in the evaluated area"),
+        ));
     }
     let quantity = Quantity::classify(&truth_data.units, truth_data.standard_name.as_deref());
 
     // Coarse field: conservative mean of the truth, or a given coarse file.
     let (coarse, coarse_desc) = match &req.coarse {
         None => {
-            let grid = aligned_latlon_grid(&truth.grid, req.coarse_res_deg).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+            let grid = aligned_latlon_grid(&truth.grid, req.coarse_res_deg)
+                .map_err(|e| PipelineError::Invalid(e.to_string()))?;
             (
                 area_mean(&truth, &grid, 0.5),
                 format!("conservative {}° mean of the truth", req.coarse_res_deg),
             )
         }
-        Some(path) => (read_given_coarse(path, &req.var, &truth.grid, req.time)?, path.display().to_string()),
+        Some(path) => (
+            read_given_coarse(path, &req.var, &truth.grid, req.time)?,
+            path.display().to_string(),
+        ),
     };
     if coarse.valid_count() == 0 {
-        return Err(PipelineError::Invalid("the coarse field has no valid cell".into()));
+        return Err(PipelineError::Invalid(
+            "the coarse field has no valid cell".into(),
+        ));
     }
 
     // Terrain: DEM on the truth cells, and the same coarse mean of it.
@@ -160,11 +174,16 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         }
         None => None,
     };
-    let z_c = terrain.as_ref().map(|t| area_mean(&t.fine, &coarse.grid, 0.5));
-    let input = CoarseInput::new(&coarse, z_c.as_ref(), &GradientParams::default()).map_err(|e| PipelineError::Method {
-        context: "coarse input".into(),
-        source: e,
-    })?;
+    let z_c = terrain
+        .as_ref()
+        .map(|t| area_mean(&t.fine, &coarse.grid, 0.5));
+    let input =
+        CoarseInput::new(&coarse, z_c.as_ref(), &GradientParams::default()).map_err(|e| {
+            PipelineError::Method {
+                context: "coarse input".into(),
+                source: e,
+            }
+        })?;
     let pos = Positions::new(&coarse.grid, &truth.grid);
 
     let mut predictions: Vec<(Baseline, Array2<f32>)> = Vec::new();
@@ -175,11 +194,15 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
                 truth_data.units
             )));
         }
-        let pred = downscale_at(m, &input, &pos, terrain.as_ref().map(|t| t.fine.data.view())).map_err(|e| {
-            PipelineError::Method {
-                context: format!("method {m}"),
-                source: e,
-            }
+        let pred = downscale_at(
+            m,
+            &input,
+            &pos,
+            terrain.as_ref().map(|t| t.fine.data.view()),
+        )
+        .map_err(|e| PipelineError::Method {
+            context: format!("method {m}"),
+            source: e,
         })?;
         predictions.push((m, pred));
     }
@@ -194,9 +217,13 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     }
     let mut mask = Array2::from_elem((ny, nx), false);
     mask.slice_mut(s![mj..ny - mj, mi..nx - mi]).fill(true);
-    ndarray::Zip::from(&mut mask).and(&truth.data).for_each(|m, t| *m &= t.is_finite());
+    ndarray::Zip::from(&mut mask)
+        .and(&truth.data)
+        .for_each(|m, t| *m &= t.is_finite());
     for (_, p) in &predictions {
-        ndarray::Zip::from(&mut mask).and(p).for_each(|m, v| *m &= v.is_finite());
+        ndarray::Zip::from(&mut mask)
+            .and(p)
+            .for_each(|m, v| *m &= v.is_finite());
     }
     let weights = truth.grid.area_weights();
     let (dx, dy) = truth.grid.spacing_m();
@@ -218,12 +245,23 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
     for (m, pred) in &predictions {
-        let sc = scores(pred.view(), truth.data.view(), weights.view(), Some(mask.view()))
-            .map_err(metric_err(format!("method {m}")))?;
+        let sc = scores(
+            pred.view(),
+            truth.data.view(),
+            weights.view(),
+            Some(mask.view()),
+        )
+        .map_err(metric_err(format!("method {m}")))?;
         n_scored = sc.n;
         let mut entry = MethodScore::from(&sc);
-        let ratios = spectral_ratio(interior(pred).view(), truth_interior.view(), dx_km, dy_km, &default_bands())
-            .map_err(metric_err(format!("spectra of method {m}")))?;
+        let ratios = spectral_ratio(
+            interior(pred).view(),
+            truth_interior.view(),
+            dx_km,
+            dy_km,
+            &default_bands(),
+        )
+        .map_err(metric_err(format!("spectra of method {m}")))?;
         for r in ratios {
             entry.spectral_ratio.0.push((r.label.clone(), r.ratio));
         }
@@ -233,7 +271,10 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
                     let cells = ((km / dx_km.max(dy_km)).round() as usize) | 1;
                     let value = fss(interior(pred).view(), truth_interior.view(), thr, cells)
                         .map_err(metric_err(format!("FSS of method {m}")))?;
-                    entry.fss.0.push((format!("{}@{}km", format_threshold(thr, &truth_data.units), km), value));
+                    entry.fss.0.push((
+                        format!("{}@{}km", format_threshold(thr, &truth_data.units), km),
+                        value,
+                    ));
                 }
             }
         }
@@ -284,7 +325,12 @@ fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
 }
 
 /// A coarse field given by the user, cropped around the truth.
-fn read_given_coarse(path: &Path, var: &str, truth: &Grid, time: Option<DateTime<Utc>>) -> Result<Field, PipelineError> {
+fn read_given_coarse(
+    path: &Path,
+    var: &str,
+    truth: &Grid,
+    time: Option<DateTime<Utc>>,
+) -> Result<Field, PipelineError> {
     let ds = finecast_io::open(path)?;
     let name = ds.resolve(var)?;
     let (w, s, e, n) = truth.bbox_lonlat();

@@ -6,7 +6,9 @@ use std::path::Path;
 use finecast_grid::Field;
 use finecast_methods::Baseline;
 use finecast_metrics::rapsd;
-use finecast_render::{default_range, render_map_png, render_spectra_png, MapSpec, Palette, SpectrumLine};
+use finecast_render::{
+    default_range, render_map_png, render_spectra_png, MapSpec, Palette, SpectrumLine,
+};
 use ndarray::Array2;
 
 use crate::maps::robust_range;
@@ -33,7 +35,12 @@ pub(crate) fn write(
     })?;
     let north_up_rows = truth.grid.is_y_descending();
     let range = default_range(var, units).unwrap_or_else(|| robust_range(&truth.data));
-    let map = |name: &str, title: String, data: &Array2<f32>, palette: Palette, range: (f64, f64), shade: bool| {
+    let map = |name: &str,
+               title: String,
+               data: &Array2<f32>,
+               palette: Palette,
+               range: (f64, f64),
+               shade: bool| {
         let path = dir.join(format!("{name}.png"));
         let spec = MapSpec {
             title,
@@ -49,7 +56,14 @@ pub(crate) fn write(
         };
         render_map_png(&spec, &path).map_err(|e| PipelineError::Render { path, source: e })
     };
-    map("truth", format!("Truth: {var}"), &truth.data, Palette::for_variable(var), range, true)?;
+    map(
+        "truth",
+        format!("Truth: {var}"),
+        &truth.data,
+        Palette::for_variable(var),
+        range,
+        true,
+    )?;
     // One symmetric error range for every method, so error maps are comparable.
     let max_err = predictions
         .iter()
@@ -59,7 +73,14 @@ pub(crate) fn write(
         .clamp(0.5, 10.0) as f64;
     let difference = Palette::by_name("difference").expect("the difference palette exists");
     for (m, pred) in predictions {
-        map(m.name(), format!("{m}: {var}"), pred, Palette::for_variable(var), range, true)?;
+        map(
+            m.name(),
+            format!("{m}: {var}"),
+            pred,
+            Palette::for_variable(var),
+            range,
+            true,
+        )?;
         let err = pred - &truth.data;
         map(
             &format!("{}_error", m.name()),
@@ -76,9 +97,15 @@ pub(crate) fn write(
         context: "spectra plot".into(),
         source: e,
     };
-    let mut spectra = vec![("truth".to_string(), spectrum(truth_interior).map_err(metric_err)?)];
+    let mut spectra = vec![(
+        "truth".to_string(),
+        spectrum(truth_interior).map_err(metric_err)?,
+    )];
     for (m, pred) in predictions {
-        spectra.push((m.name().to_string(), spectrum(&interior(pred)).map_err(metric_err)?));
+        spectra.push((
+            m.name().to_string(),
+            spectrum(&interior(pred)).map_err(metric_err)?,
+        ));
     }
     let lines: Vec<SpectrumLine> = spectra
         .iter()
@@ -89,7 +116,10 @@ pub(crate) fn write(
         })
         .collect();
     let path = dir.join("spectra.png");
-    render_spectra_png(&format!("Radially averaged power spectra: {var}"), &lines, &path)
-        .map_err(|e| PipelineError::Render { path, source: e })
+    render_spectra_png(
+        &format!("Radially averaged power spectra: {var}"),
+        &lines,
+        &path,
+    )
+    .map_err(|e| PipelineError::Render { path, source: e })
 }
-

@@ -16,7 +16,7 @@ pub use downscale::{run_downscale, DownscaleReport, DownscaleRequest, Target};
 pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
 pub use maps::{render_file_map, robust_range, MapRequest};
 pub use quantity::Quantity;
-pub use terrain::{crop_to_region, Terrain};
+pub use terrain::{crop_to_region, load_land_fraction, Terrain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -46,7 +46,10 @@ pub enum PipelineError {
         source: finecast_render::RenderError,
     },
     #[error("{path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl PipelineError {

@@ -49,7 +49,9 @@ pub fn render_file_map(req: &MapRequest) -> Result<(), PipelineError> {
         title: fd.long_name.clone().unwrap_or_else(|| var.clone()),
         subtitle: format!(
             "valid {} | {}",
-            fd.time.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_else(|| "-".into()),
+            fd.time
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "-".into()),
             source
         ),
         units: fd.units.clone(),

@@ -31,7 +31,9 @@ impl Quantity {
     /// Thresholds (in SI units) for FSS, for precipitation.
     pub fn fss_thresholds(&self, units: &str) -> Vec<f32> {
         match (self, units) {
-            (Quantity::Precipitation, "kg m-2 s-1") => vec![1.0 / 3600.0, 5.0 / 3600.0, 10.0 / 3600.0],
+            (Quantity::Precipitation, "kg m-2 s-1") => {
+                vec![1.0 / 3600.0, 5.0 / 3600.0, 10.0 / 3600.0]
+            }
             (Quantity::Precipitation, _) => vec![1.0, 5.0, 10.0],
             _ => vec![],
         }

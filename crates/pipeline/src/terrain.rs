@@ -11,6 +11,14 @@ use crate::PipelineError;
 
 /// Names tried, in order, for the elevation variable of a DEM file.
 const OROGRAPHY_NAMES: [&str; 4] = ["orog", "surface_altitude", "elevation", "HGT_M"];
+/// Names tried, in order, for a land mask or land area fraction.
+const LAND_NAMES: [&str; 5] = [
+    "sftlf",
+    "land_area_fraction",
+    "lsm",
+    "land_binary_mask",
+    "LANDMASK",
+];
 
 /// A DEM read for one target grid.
 pub struct Terrain {
@@ -27,34 +35,17 @@ impl Terrain {
     /// `margin_deg` widens the read so coarse cells around the target are
     /// covered too.
     pub fn load(path: &Path, target: &Grid, margin_deg: f64) -> Result<Terrain, PipelineError> {
-        let ds = finecast_io::open(path)?;
-        let var = OROGRAPHY_NAMES
-            .iter()
-            .find_map(|n| ds.resolve(n).ok())
-            .ok_or_else(|| {
-                PipelineError::input(
-                    path,
-                    format!(
-                        "no orography variable (looked for {}; standard_name surface_altitude)",
-                        OROGRAPHY_NAMES.join(", ")
-                    ),
-                )
-            })?;
-        let (w, s, e, n) = target.bbox_lonlat();
-        let sel = Selection {
-            time: TimeSel::First,
-            bbox: Some((w - margin_deg, s - margin_deg, e + margin_deg, n + margin_deg)),
-        };
-        let dem = ds.read(&var, &sel)?;
+        let (dem, fine, how) =
+            load_static(path, target, margin_deg, &OROGRAPHY_NAMES, "orography")?;
         if dem.units != "m" {
             return Err(PipelineError::input(
                 path,
-                format!("variable '{var}' has units '{}', expected an elevation in m", dem.units),
+                format!(
+                    "variable '{}' has units '{}', expected an elevation in m",
+                    dem.name, dem.units
+                ),
             ));
         }
-        let (fine, how) = regrid_terrain(&dem.field, target).map_err(|e| {
-            PipelineError::input(path, format!("variable '{var}' does not cover the target grid: {e}"))
-        })?;
         Ok(Terrain {
             path: path.to_path_buf(),
             dem: dem.field,
@@ -79,6 +70,58 @@ impl Terrain {
     }
 }
 
+/// Land area fraction (0..1) on `target` from a land mask or fraction file:
+/// the area mean of a binary mask is the fraction of land in each cell.
+pub fn load_land_fraction(path: &Path, target: &Grid) -> Result<Field, PipelineError> {
+    let (mask, mut fine, _) = load_static(path, target, 0.1, &LAND_NAMES, "land mask")?;
+    // Percentages become fractions.
+    let percent = mask.units == "%" || mask.field.range().is_some_and(|(_, hi)| hi > 1.5);
+    if percent {
+        fine.data.mapv_inplace(|v| v / 100.0);
+    }
+    fine.data.mapv_inplace(|v| v.clamp(0.0, 1.0));
+    Ok(fine)
+}
+
+/// Read a static field (first match of `names`) around `target` and regrid it
+/// onto the target; an error names the file and variable when it falls short.
+fn load_static(
+    path: &Path,
+    target: &Grid,
+    margin_deg: f64,
+    names: &[&str],
+    what: &str,
+) -> Result<(finecast_io::FieldData, Field, TerrainRegrid), PipelineError> {
+    let ds = finecast_io::open(path)?;
+    let var = names
+        .iter()
+        .find_map(|n| ds.resolve(n).ok())
+        .ok_or_else(|| {
+            PipelineError::input(
+                path,
+                format!("no {what} variable (looked for {})", names.join(", ")),
+            )
+        })?;
+    let (w, s, e, n) = target.bbox_lonlat();
+    let sel = Selection {
+        time: TimeSel::First,
+        bbox: Some((
+            w - margin_deg,
+            s - margin_deg,
+            e + margin_deg,
+            n + margin_deg,
+        )),
+    };
+    let data = ds.read(&var, &sel)?;
+    let (fine, how) = regrid_terrain(&data.field, target).map_err(|e| {
+        PipelineError::input(
+            path,
+            format!("variable '{var}' does not cover the target grid: {e}"),
+        )
+    })?;
+    Ok((data, fine, how))
+}
+
 /// Crop a field to the largest index rectangle whose cells all lie in `region`.
 pub fn crop_to_region(field: &Field, region: &Region) -> Option<Field> {
     let (ny, nx) = field.grid.shape();
@@ -86,8 +129,12 @@ pub fn crop_to_region(field: &Field, region: &Region) -> Option<Field> {
         let (lon, lat) = field.grid.lonlat(j, i);
         region.contains(lon, lat)
     });
-    let rows: Vec<usize> = (0..ny).filter(|&j| inside.row(j).iter().any(|&b| b)).collect();
-    let cols: Vec<usize> = (0..nx).filter(|&i| inside.column(i).iter().any(|&b| b)).collect();
+    let rows: Vec<usize> = (0..ny)
+        .filter(|&j| inside.row(j).iter().any(|&b| b))
+        .collect();
+    let cols: Vec<usize> = (0..nx)
+        .filter(|&i| inside.column(i).iter().any(|&b| b))
+        .collect();
     let (mut j0, mut j1) = (*rows.first()?, *rows.last()? + 1);
     let (mut i0, mut i1) = (*cols.first()?, *cols.last()? + 1);
     // Trim the edge with the most outside cells until the rectangle is clean.

@@ -11,12 +11,17 @@ pub fn shared_data() -> Option<PathBuf> {
     if dir.join("README.md").exists() {
         Some(dir)
     } else {
-        eprintln!("skipping: shared data not found at {} (set FINECAST_SHARED_DATA)", dir.display());
+        eprintln!(
+            "skipping: shared data not found at {} (set FINECAST_SHARED_DATA)",
+            dir.display()
+        );
         None
     }
 }
 
 /// The bundled demo sample in `data/sample`.
 pub fn sample(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/sample").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/sample")
+        .join(name)
 }

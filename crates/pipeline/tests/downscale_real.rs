@@ -9,10 +9,18 @@ use finecast_methods::Baseline;
 use finecast_pipeline::{run_downscale, DownscaleRequest, LogControl, PipelineError, Target};
 use finecast_tiles::TileSpec;
 
-fn request(input: PathBuf, terrain: PathBuf, target: Target, out: &Path, method: Baseline, vars: &[&str]) -> DownscaleRequest {
+fn request(
+    input: PathBuf,
+    terrain: PathBuf,
+    target: Target,
+    out: &Path,
+    method: Baseline,
+    vars: &[&str],
+) -> DownscaleRequest {
     DownscaleRequest {
         input,
         terrain,
+        land_mask: None,
         target,
         method,
         vars: vars.iter().map(|s| s.to_string()).collect(),
@@ -56,7 +64,17 @@ fn sample_downscales_every_variable_with_physical_values() {
     );
     let report = run_downscale(&req, &LogControl::default()).unwrap();
     assert_eq!(report.variables.len(), 4);
-    let methods: Vec<_> = report.variables.iter().map(|v| (v.name.as_str(), v.method.as_str())).collect();
+    let orog = read(&out, "orog", 0);
+    assert_eq!(orog.units, "m");
+    assert!(
+        orog.field.range().unwrap().1 > 2500.0,
+        "the Alps are in the terrain"
+    );
+    let methods: Vec<_> = report
+        .variables
+        .iter()
+        .map(|v| (v.name.as_str(), v.method.as_str()))
+        .collect();
     assert!(methods.contains(&("t2m", "lapse")) && methods.contains(&("tp", "bilinear")));
     let ds = finecast_io::open(&out).unwrap();
     assert_eq!(ds.times("t2m").unwrap().len(), 4);
@@ -74,7 +92,9 @@ fn sample_downscales_every_variable_with_physical_values() {
 
 #[test]
 fn tiled_equals_untiled_on_real_data_without_seams() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let target = Target::Region {
         region: "37.5,40.5,-108,-104".parse().unwrap(),
@@ -95,7 +115,10 @@ fn tiled_equals_untiled_on_real_data_without_seams() {
         read(&out, "t2m", 0).field.data
     };
     let whole = run(TileSpec::new(4096, 0, 0).unwrap(), "whole.nc");
-    for spec in [TileSpec::new(37, 8, 8).unwrap(), TileSpec::new(50, 4, 0).unwrap()] {
+    for spec in [
+        TileSpec::new(37, 8, 8).unwrap(),
+        TileSpec::new(50, 4, 0).unwrap(),
+    ] {
         let tiled = run(spec, "tiled.nc");
         for (a, b) in tiled.iter().zip(whole.iter()) {
             assert!((a - b).abs() <= 1e-5 * b.abs(), "{a} vs {b}");
@@ -107,13 +130,18 @@ fn tiled_equals_untiled_on_real_data_without_seams() {
         };
         let boundary = step(spec.tile);
         let inside = step(spec.tile / 2);
-        assert!(boundary < 3.0 * inside + 0.05, "boundary step {boundary} vs inside {inside}");
+        assert!(
+            boundary < 3.0 * inside + 0.05,
+            "boundary step {boundary} vs inside {inside}"
+        );
     }
 }
 
 /// Crop `var` of `src` to `region`, write it to `out`, and return its grid.
 fn write_cropped(src: &Path, var: &str, region: &str, out: &Path) -> finecast_grid::Grid {
-    let field = finecast_pipeline::crop_to_region(&read(src, var, 0).field, &region.parse().unwrap()).unwrap();
+    let field =
+        finecast_pipeline::crop_to_region(&read(src, var, 0).field, &region.parse().unwrap())
+            .unwrap();
     finecast_io::write_netcdf(
         out,
         &[finecast_io::OutputVar {
@@ -138,14 +166,40 @@ fn write_cropped(src: &Path, var: &str, region: &str, out: &Path) -> finecast_gr
 }
 
 /// Downscale onto the grid of `like` and check the output grid is that grid.
-fn assert_grid_like_round_trip(input: PathBuf, terrain: PathBuf, like: &Path, want: &finecast_grid::Grid, out: &Path) {
-    let mut req = request(input, terrain, Target::GridLike(like.to_path_buf()), out, Baseline::Lapse, &["t2m"]);
-    req.times = vec![];
+fn assert_grid_like_round_trip(
+    input: PathBuf,
+    terrain: PathBuf,
+    like: &Path,
+    want: &finecast_grid::Grid,
+    out: &Path,
+) {
+    let first_time = finecast_io::open(&input)
+        .unwrap()
+        .times("t2m")
+        .unwrap()
+        .into_iter()
+        .next();
+    let mut req = request(
+        input,
+        terrain,
+        Target::GridLike(like.to_path_buf()),
+        out,
+        Baseline::Lapse,
+        &["t2m"],
+    );
+    req.times = first_time.into_iter().collect();
     run_downscale(&req, &LogControl::default()).unwrap();
     let got = read(out, "t2m", 0);
     assert_eq!(got.field.grid.crs(), want.crs());
     assert_eq!(got.field.grid.shape(), want.shape());
-    for (a, b) in got.field.grid.x().iter().zip(want.x()).chain(got.field.grid.y().iter().zip(want.y())) {
+    for (a, b) in got
+        .field
+        .grid
+        .x()
+        .iter()
+        .zip(want.x())
+        .chain(got.field.grid.y().iter().zip(want.y()))
+    {
         assert!((a - b).abs() < 1e-6 * b.abs().max(1.0), "{a} vs {b}");
     }
     // The same cells are at the same places on the Earth.
@@ -157,15 +211,27 @@ fn assert_grid_like_round_trip(input: PathBuf, terrain: PathBuf, like: &Path, wa
 
 #[test]
 fn rotated_pole_target_grid_round_trips() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let ukv = data.join("static/ukv_orog_1p5km.nc");
     let era5 = data.join("coarse/era5_uk_t2m_2019-03.nc");
     // The whole UKV domain reaches beyond the ERA5 UK box: refused cleanly.
     let out = dir.path().join("ukv.nc");
-    let req = request(era5.clone(), ukv.clone(), Target::GridLike(ukv.clone()), &out, Baseline::Lapse, &["t2m"]);
+    let req = request(
+        era5.clone(),
+        ukv.clone(),
+        Target::GridLike(ukv.clone()),
+        &out,
+        Baseline::Lapse,
+        &["t2m"],
+    );
     let err = run_downscale(&req, &LogControl::default()).unwrap_err();
-    assert!(err.to_string().contains("outside the input's coverage"), "{err}");
+    assert!(
+        err.to_string().contains("outside the input's coverage"),
+        "{err}"
+    );
     assert!(!out.exists());
     // A crop of it inside the box round-trips.
     let like = dir.path().join("ukv_crop.nc");
@@ -176,14 +242,57 @@ fn rotated_pole_target_grid_round_trips() {
 
 #[test]
 fn lambert_target_grid_round_trips() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let etopo = data.join("static/etopo5_orog.nc");
     let like = dir.path().join("columbia_crop.nc");
-    let want = write_cropped(&data.join("fine/wrf_columbia_1980-01-12T17.nc"), "t2m", "41,49,-124,-108", &like);
-    assert!(matches!(want.crs(), finecast_grid::Crs::LambertConformalConic { .. }));
+    let want = write_cropped(
+        &data.join("fine/wrf_columbia_1980-01-12T17.nc"),
+        "t2m",
+        "41,49,-124,-108",
+        &like,
+    );
+    assert!(matches!(
+        want.crs(),
+        finecast_grid::Crs::LambertConformalConic { .. }
+    ));
     let out = dir.path().join("columbia.nc");
-    assert_grid_like_round_trip(data.join("coarse/era5_conus_1995-07-14T12.nc"), etopo, &like, &want, &out);
+    assert_grid_like_round_trip(
+        data.join("coarse/era5_conus_1995-07-14T12.nc"),
+        etopo,
+        &like,
+        &want,
+        &out,
+    );
+}
+
+#[test]
+fn land_mask_becomes_a_land_fraction() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("coast.nc");
+    // Inland Provence and Savoy: every target cell is land.
+    let mut req = request(
+        common::sample("forecast_alps_0p25.nc"),
+        common::sample("terrain_alps_etopo5.nc"),
+        Target::Region {
+            region: "44.5,45.5,5,7".parse().unwrap(),
+            resolution_m: 3000.0,
+        },
+        &out,
+        Baseline::Lapse,
+        &["t2m"],
+    );
+    req.land_mask = Some(data.join("static/globe_lsm_30s.nc"));
+    run_downscale(&req, &LogControl::default()).unwrap();
+    let f = read(&out, "sftlf", 0).field;
+    let (lo, hi) = f.range().unwrap();
+    assert!(lo >= 0.0 && hi <= 1.0);
+    assert!((hi - 1.0).abs() < 1e-6, "inland cells are all land");
 }
 
 #[test]
@@ -220,10 +329,18 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
         resolution_m: 3000.0,
     };
     let e = expect(r, "forecast_alps_0p25.nc");
-    assert!(matches!(e, PipelineError::Input { .. } | PipelineError::Io(_)));
+    assert!(matches!(
+        e,
+        PipelineError::Input { .. } | PipelineError::Io(_)
+    ));
     // DEM that does not cover the target.
     let small_dem = dir.path().join("small_dem.nc");
-    write_cropped(&common::sample("terrain_alps_etopo5.nc"), "orog", "46,47,6,8", &small_dem);
+    write_cropped(
+        &common::sample("terrain_alps_etopo5.nc"),
+        "orog",
+        "46,47,6,8",
+        &small_dem,
+    );
     let mut r = base();
     r.terrain = small_dem;
     expect(r, "small_dem.nc");
@@ -282,6 +399,9 @@ fn cancellation_stops_the_job() {
     );
     let ctl = LogControl::default();
     ctl.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-    assert!(matches!(run_downscale(&req, &ctl), Err(PipelineError::Cancelled)));
+    assert!(matches!(
+        run_downscale(&req, &ctl),
+        Err(PipelineError::Cancelled)
+    ));
     assert!(!out.exists());
 }

@@ -6,13 +6,23 @@ mod common;
 use finecast_methods::Baseline;
 use finecast_pipeline::{run_evaluate, EvaluateRequest};
 
-fn evaluate(truth: &str, var: &str, terrain: &str, region: Option<&str>) -> Option<finecast_pipeline::EvaluateReport> {
+fn evaluate(
+    truth: &str,
+    var: &str,
+    terrain: &str,
+    region: Option<&str>,
+) -> Option<finecast_pipeline::EvaluateReport> {
     let data = common::shared_data()?;
     let req = EvaluateRequest {
         truth: data.join(truth),
         var: var.into(),
         terrain: Some(data.join(terrain)),
-        methods: vec![Baseline::Bilinear, Baseline::Bicubic, Baseline::Lapse, Baseline::Gradient],
+        methods: vec![
+            Baseline::Bilinear,
+            Baseline::Bicubic,
+            Baseline::Lapse,
+            Baseline::Gradient,
+        ],
         region: region.map(|r| r.parse().unwrap()),
         time: None,
         coarse_res_deg: 0.25,
@@ -24,7 +34,10 @@ fn evaluate(truth: &str, var: &str, terrain: &str, region: Option<&str>) -> Opti
 
 /// RMSE (K) of bilinear, bicubic, lapse, gradient within 6 % of the reference.
 fn check(report: &finecast_pipeline::EvaluateReport, reference: [f64; 4]) {
-    for (name, want) in ["bilinear", "bicubic", "lapse", "gradient"].iter().zip(reference) {
+    for (name, want) in ["bilinear", "bicubic", "lapse", "gradient"]
+        .iter()
+        .zip(reference)
+    {
         let got = report.methods[*name].rmse;
         assert!(
             (got / want - 1.0).abs() < 0.06,
@@ -37,7 +50,12 @@ const COLORADO: &str = "37,41,-109,-102.5";
 
 #[test]
 fn prism_tmax_colorado_lapse_and_gradient_beat_bicubic() {
-    let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmax", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) else {
+    let Some(r) = evaluate(
+        "fine/prism_conus_19810929.nc",
+        "tmax",
+        "static/colorado_orog_1arcmin.nc",
+        Some(COLORADO),
+    ) else {
         return;
     };
     check(&r, [1.536, 1.429, 0.406, 0.302]);
@@ -53,7 +71,12 @@ fn prism_tmax_colorado_lapse_and_gradient_beat_bicubic() {
 
 #[test]
 fn prism_tmin_shows_the_lapse_rate_failing_under_inversions() {
-    let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmin", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) else {
+    let Some(r) = evaluate(
+        "fine/prism_conus_19810929.nc",
+        "tmin",
+        "static/colorado_orog_1arcmin.nc",
+        Some(COLORADO),
+    ) else {
         return;
     };
     check(&r, [0.919, 0.843, 1.475, 1.113]);
@@ -62,17 +85,32 @@ fn prism_tmin_shows_the_lapse_rate_failing_under_inversions() {
 
 #[test]
 fn prism_2025_tmax_and_etopo5_terrain() {
-    if let Some(r) = evaluate("fine/prism_conus_20251103.nc", "tmax", "static/colorado_orog_1arcmin.nc", Some(COLORADO)) {
+    if let Some(r) = evaluate(
+        "fine/prism_conus_20251103.nc",
+        "tmax",
+        "static/colorado_orog_1arcmin.nc",
+        Some(COLORADO),
+    ) {
         check(&r, [1.785, 1.701, 0.792, 0.654]);
     }
-    if let Some(r) = evaluate("fine/prism_conus_19810929.nc", "tmax", "static/etopo5_orog.nc", Some(COLORADO)) {
+    if let Some(r) = evaluate(
+        "fine/prism_conus_19810929.nc",
+        "tmax",
+        "static/etopo5_orog.nc",
+        Some(COLORADO),
+    ) {
         check(&r, [1.536, 1.429, 0.823, 0.739]);
     }
 }
 
 #[test]
 fn wrf_lambert_truth_with_etopo5() {
-    let Some(r) = evaluate("fine/wrf_bc_1980-01-12T17.nc", "t2m", "static/etopo5_orog.nc", None) else {
+    let Some(r) = evaluate(
+        "fine/wrf_bc_1980-01-12T17.nc",
+        "t2m",
+        "static/etopo5_orog.nc",
+        None,
+    ) else {
         return;
     };
     check(&r, [1.202, 1.122, 1.022, 1.039]);
@@ -80,7 +118,9 @@ fn wrf_lambert_truth_with_etopo5() {
 
 #[test]
 fn precipitation_gets_fss_and_rejects_terrain_methods() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let mut req = EvaluateRequest {
         truth: data.join("fine/stageiv_conus_tp_2022-08-10T04.nc"),
         var: "tp".into(),
@@ -97,14 +137,19 @@ fn precipitation_gets_fss_and_rejects_terrain_methods() {
     assert!(!fss.is_empty());
     let small = fss.get("1mm@10km").unwrap();
     let large = fss.get("1mm@50km").unwrap();
-    assert!(large >= small && large <= 1.0 && small > 0.3, "FSS {small} -> {large}");
+    assert!(
+        large >= small && large <= 1.0 && small > 0.3,
+        "FSS {small} -> {large}"
+    );
     req.methods = vec![Baseline::Lapse];
     assert!(run_evaluate(&req).is_err());
 }
 
 #[test]
 fn plots_are_written() {
-    let Some(data) = common::shared_data() else { return };
+    let Some(data) = common::shared_data() else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let req = EvaluateRequest {
         truth: data.join("fine/prism_conus_19810929.nc"),
@@ -118,7 +163,14 @@ fn plots_are_written() {
         plots: Some(dir.path().to_path_buf()),
     };
     run_evaluate(&req).unwrap();
-    for f in ["truth", "bicubic", "bicubic_error", "gradient", "gradient_error", "spectra"] {
+    for f in [
+        "truth",
+        "bicubic",
+        "bicubic_error",
+        "gradient",
+        "gradient_error",
+        "spectra",
+    ] {
         let p = dir.path().join(format!("{f}.png"));
         let bytes = std::fs::read(&p).unwrap();
         assert!(bytes.starts_with(b"\x89PNG"), "{}", p.display());

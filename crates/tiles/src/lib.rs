@@ -139,8 +139,16 @@ fn axis_weight(p: usize, core: (usize, usize), n: usize, blend: usize) -> f32 {
     };
     let p = p as f64;
     let half = blend as f64 / 2.0;
-    let rise = if core.0 == 0 { 1.0 } else { ramp(p - (core.0 as f64 - half)) };
-    let fall = if core.1 >= n { 1.0 } else { 1.0 - ramp(p - (core.1 as f64 - half)) };
+    let rise = if core.0 == 0 {
+        1.0
+    } else {
+        ramp(p - (core.0 as f64 - half))
+    };
+    let fall = if core.1 >= n {
+        1.0
+    } else {
+        1.0 - ramp(p - (core.1 as f64 - half))
+    };
     (rise * fall) as f32
 }
 
@@ -170,14 +178,28 @@ where
                 }
                 .into());
             }
-            accumulate(out.slice_mut(s![w.j0..w.j1, w.i0..w.i1]), &tile, w, shape, spec.blend);
+            accumulate(
+                out.slice_mut(s![w.j0..w.j1, w.i0..w.i1]),
+                &tile,
+                w,
+                shape,
+                spec.blend,
+            );
         }
     }
     Ok(out)
 }
 
-fn accumulate(mut dst: ArrayViewMut2<f32>, tile: &Array2<f32>, w: &Window, shape: (usize, usize), blend: usize) {
-    let wi: Vec<f32> = (w.i0..w.i1).map(|i| axis_weight(i, w.core_i, shape.1, blend)).collect();
+fn accumulate(
+    mut dst: ArrayViewMut2<f32>,
+    tile: &Array2<f32>,
+    w: &Window,
+    shape: (usize, usize),
+    blend: usize,
+) {
+    let wi: Vec<f32> = (w.i0..w.i1)
+        .map(|i| axis_weight(i, w.core_i, shape.1, blend))
+        .collect();
     for (r, j) in (w.j0..w.j1).enumerate() {
         let wj = axis_weight(j, w.core_j, shape.0, blend);
         if wj == 0.0 {

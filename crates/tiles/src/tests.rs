@@ -7,20 +7,28 @@ use super::*;
 fn box_mean(a: &Array2<f32>, r: usize) -> Array2<f32> {
     let (ny, nx) = a.dim();
     Array2::from_shape_fn((ny, nx), |(j, i)| {
-        let v = a.slice(s![j.saturating_sub(r)..(j + r + 1).min(ny), i.saturating_sub(r)..(i + r + 1).min(nx)]);
+        let v = a.slice(s![
+            j.saturating_sub(r)..(j + r + 1).min(ny),
+            i.saturating_sub(r)..(i + r + 1).min(nx)
+        ]);
         v.sum() / v.len() as f32
     })
 }
 
 fn field(ny: usize, nx: usize) -> Array2<f32> {
     Array2::from_shape_fn((ny, nx), |(j, i)| {
-        280.0 + 10.0 * ((j as f32) * 0.13).sin() * ((i as f32) * 0.07).cos() + (j * 31 + i * 17) as f32 % 7.0
+        280.0
+            + 10.0 * ((j as f32) * 0.13).sin() * ((i as f32) * 0.07).cos()
+            + (j * 31 + i * 17) as f32 % 7.0
     })
 }
 
 fn tiled_box(input: &Array2<f32>, spec: &TileSpec, r: usize) -> Array2<f32> {
     run_tiled::<_, TileError>(input.dim(), spec, |w| {
-        Ok(box_mean(&input.slice(s![w.j0..w.j1, w.i0..w.i1]).to_owned(), r))
+        Ok(box_mean(
+            &input.slice(s![w.j0..w.j1, w.i0..w.i1]).to_owned(),
+            r,
+        ))
     })
     .unwrap()
 }
@@ -34,7 +42,10 @@ fn tiled_equals_untiled_for_any_tile_size_and_thread_count() {
         let spec = TileSpec::for_footprint(tile, r, 8.min(tile)).unwrap();
         assert!(spec.context() >= r);
         for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let out = pool.install(|| tiled_box(&input, &spec, r));
             for (a, b) in out.iter().zip(reference.iter()) {
                 assert_relative_eq!(*a, *b, max_relative = 1e-5);
@@ -48,7 +59,10 @@ fn results_do_not_depend_on_thread_count_bit_for_bit() {
     let input = field(90, 120);
     let spec = TileSpec::new(25, 10, 12).unwrap();
     let run = |threads| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| tiled_box(&input, &spec, 2))
     };
     assert_eq!(run(1), run(4));
@@ -60,7 +74,11 @@ fn too_small_a_halo_breaks_exactness_so_the_test_can_fail() {
     let reference = box_mean(&input, 6);
     let spec = TileSpec::new(16, 4, 4).unwrap();
     let out = tiled_box(&input, &spec, 6);
-    let worst = out.iter().zip(reference.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = out
+        .iter()
+        .zip(reference.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst > 1e-3, "expected a visible difference, got {worst}");
 }
 
@@ -78,12 +96,22 @@ fn disagreeing_tiles_are_cross_faded_without_seams() {
     // Each tile returns its own constant; the blend must ramp between them.
     let spec = TileSpec::new(20, 8, 16).unwrap();
     let out = run_tiled::<_, TileError>((20, 60), &spec, |w| {
-        Ok(Array2::from_elem(w.shape(), (w.core_i.0 / 20) as f32 * 10.0))
+        Ok(Array2::from_elem(
+            w.shape(),
+            (w.core_i.0 / 20) as f32 * 10.0,
+        ))
     })
     .unwrap();
     let row = out.row(10);
-    let max_step = row.windows(2).into_iter().map(|p| (p[1] - p[0]).abs()).fold(0.0f32, f32::max);
-    assert!(max_step < 2.5, "largest jump {max_step} between neighbouring cells");
+    let max_step = row
+        .windows(2)
+        .into_iter()
+        .map(|p| (p[1] - p[0]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        max_step < 2.5,
+        "largest jump {max_step} between neighbouring cells"
+    );
     assert_relative_eq!(row[0], 0.0);
     assert_relative_eq!(row[59], 20.0);
 }
@@ -109,7 +137,8 @@ fn invalid_specs_and_shapes_are_errors() {
     assert!(TileSpec::new(16, 2, 8).is_err());
     assert!(TileSpec::new(4, 8, 8).is_err());
     let spec = TileSpec::new(10, 2, 2).unwrap();
-    let err = run_tiled::<_, TileError>((20, 20), &spec, |_| Ok(Array2::zeros((3, 3)))).unwrap_err();
+    let err =
+        run_tiled::<_, TileError>((20, 20), &spec, |_| Ok(Array2::zeros((3, 3)))).unwrap_err();
     assert!(matches!(err, TileError::Shape { .. }));
 }
 
@@ -118,7 +147,9 @@ fn plan_cores_partition_the_domain() {
     let spec = TileSpec::new(16, 5, 6).unwrap();
     let mut count = Array2::<u32>::zeros((50, 41));
     for w in plan((50, 41), &spec) {
-        count.slice_mut(s![w.core_j.0..w.core_j.1, w.core_i.0..w.core_i.1]).mapv_inplace(|c| c + 1);
+        count
+            .slice_mut(s![w.core_j.0..w.core_j.1, w.core_i.0..w.core_i.1])
+            .mapv_inplace(|c| c + 1);
         assert!(w.j0 <= w.core_j.0 && w.j1 >= w.core_j.1);
     }
     assert!(count.iter().all(|&c| c == 1));

@@ -1,0 +1,229 @@
+//! End-to-end tests of the built `finecast` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn finecast(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_finecast"))
+        .args(args)
+        .output()
+        .expect("the finecast binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sample(name: &str) -> String {
+    repo().join("data/sample").join(name).display().to_string()
+}
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("FINECAST_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data"));
+    if dir.join("README.md").exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: shared data not found at {} (set FINECAST_SHARED_DATA)",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn quick_start_job_downscales_the_sample_and_maps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alps.nc");
+    let o = finecast(&[
+        "downscale",
+        "--input",
+        &sample("forecast_alps_0p25.nc"),
+        "--terrain",
+        &sample("terrain_alps_etopo5.nc"),
+        "--region",
+        "45.5,48,5.8,10.6",
+        "--resolution",
+        "3km",
+        "--method",
+        "lapse",
+        "--vars",
+        "t2m,u10,v10,tp",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("t2m [K] 4 time(s), method lapse"),
+        "{}",
+        stdout(&o)
+    );
+
+    let info = finecast(&["info", &s(&out)]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = stdout(&info);
+    assert!(text.contains("lambert_azimuthal_equal_area"), "{text}");
+    assert!(text.contains("spacing ~3.00 x 3.00 km"), "{text}");
+
+    let json = finecast(&["info", "--json", &s(&out)]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["variables"].as_array().unwrap().len(), 4);
+
+    let png = dir.path().join("t2m.png");
+    let m = finecast(&[
+        "map",
+        &s(&out),
+        "--var",
+        "t2m",
+        "--time",
+        "2024-01-15T12:00Z",
+        "--out",
+        &s(&png),
+    ]);
+    assert!(m.status.success(), "{}", stderr(&m));
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+}
+
+#[test]
+fn info_describes_every_shared_file() {
+    let Some(data) = shared_data() else { return };
+    let expect = [
+        (
+            "coarse/era5_uk_t2m_2019-03.nc",
+            "744 from 2019-03-01T00:00:00Z to 2019-03-31T23:00:00Z",
+        ),
+        (
+            "fine/hrrr_conus_tp_2020-12-14T12.nc",
+            "lambert_conformal_conic 1799 x 1059",
+        ),
+        (
+            "fine/stageiv_conus_tp_2022-08-10T04.nc",
+            "polar_stereographic 1121 x 881",
+        ),
+        (
+            "static/ukv_orog_1p5km.nc",
+            "rotated_latitude_longitude 744 x 928",
+        ),
+        (
+            "fine/prism_conus_19810929.nc",
+            "latitude_longitude 1405 x 621",
+        ),
+    ];
+    for (file, needle) in expect {
+        let o = finecast(&["info", &s(&data.join(file))]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(needle),
+            "{file}: expected '{needle}' in\n{}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn evaluate_writes_the_documented_json() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("scores.json");
+    let o = finecast(&[
+        "evaluate",
+        "--truth",
+        &s(&data.join("fine/prism_conus_19810929.nc")),
+        "--var",
+        "tmax",
+        "--terrain",
+        &s(&data.join("static/colorado_orog_1arcmin.nc")),
+        "--methods",
+        "bilinear,bicubic,lapse,gradient",
+        "--region",
+        "37,41,-109,-102.5",
+        "--json",
+        &s(&json),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.lines().any(|l| l.starts_with("gradient")), "{table}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["var"], "tmax");
+    for m in ["bilinear", "bicubic", "lapse", "gradient"] {
+        let e = &v["methods"][m];
+        for k in ["rmse", "mae", "bias", "pearson"] {
+            assert!(e[k].is_number(), "{m}.{k}");
+        }
+        assert!(
+            e["spectral_ratio"]["12-25km"].is_number(),
+            "{m} spectral ratio"
+        );
+    }
+    assert!(v["methods"]["gradient"]["rmse"].as_f64() < v["methods"]["bicubic"]["rmse"].as_f64());
+}
+
+#[test]
+fn errors_are_one_line_and_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.nc");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["info".into(), s(&dir.path().join("missing.nc"))],
+            "missing.nc",
+        ),
+        (
+            vec![
+                "downscale".into(),
+                "--input".into(),
+                sample("forecast_alps_0p25.nc"),
+                "--terrain".into(),
+                sample("terrain_alps_etopo5.nc"),
+                "--region".into(),
+                "45.5,48,5.8,10.6".into(),
+                "--resolution".into(),
+                "3km".into(),
+                "--vars".into(),
+                "nosuchvar".into(),
+                "--out".into(),
+                s(&out),
+            ],
+            "nosuchvar",
+        ),
+        (
+            vec![
+                "downscale".into(),
+                "--input".into(),
+                sample("forecast_alps_0p25.nc"),
+                "--terrain".into(),
+                sample("terrain_alps_etopo5.nc"),
+                "--region".into(),
+                "48,45,5.8,10.6".into(),
+                "--resolution".into(),
+                "3km".into(),
+                "--out".into(),
+                s(&out),
+            ],
+            "south",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = finecast(&args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert!(err.trim().lines().count() == 1, "one line: {err}");
+        assert!(err.contains(needle), "'{err}' should mention {needle}");
+        assert!(!out.exists());
+    }
+}
