@@ -270,7 +270,7 @@ fn effective_method(requested: Baseline, quantity: Quantity) -> Baseline {
 }
 
 /// Run a baseline over the target grid tile by tile.
-pub(crate) fn downscale_tiled(
+pub fn downscale_tiled(
     method: Baseline,
     coarse: &CoarseInput,
     target: &Grid,

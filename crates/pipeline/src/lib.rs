@@ -12,7 +12,7 @@ mod terrain;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use downscale::{run_downscale, DownscaleReport, DownscaleRequest, Target};
+pub use downscale::{downscale_tiled, run_downscale, DownscaleReport, DownscaleRequest, Target};
 pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
 pub use maps::{render_file_map, robust_range, MapRequest};
 pub use quantity::Quantity;
