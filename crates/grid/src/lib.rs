@@ -248,6 +248,15 @@ impl Grid {
             let (a, b) = (self.x[0].min(self.x[nx - 1]), self.x[0].max(self.x[nx - 1]));
             return (a, s, b, n);
         }
+        // A pole inside the grid: every longitude is inside, and the outline
+        // alone would miss the pole's latitude.
+        let north_pole = self.locate(0.0, 90.0).is_some();
+        let south_pole = self.locate(0.0, -90.0).is_some();
+        if north_pole || south_pole {
+            let n = if north_pole { 90.0 } else { n };
+            let s = if south_pole { -90.0 } else { s };
+            return (-180.0, s, 180.0, n);
+        }
         // Unwrap longitudes around the grid's centre so an antimeridian grid stays contiguous.
         let centre = self.lonlat(ny / 2, nx / 2).0;
         let (w, e) = pts.iter().fold((f64::MAX, f64::MIN), |(w, e), p| {

@@ -149,3 +149,21 @@ fn fractional_index_handles_descending_and_irregular_axes() {
     assert_abs_diff_eq!(fractional_index(&desc, 2.0).unwrap(), 1.5);
     assert_abs_diff_eq!(fractional_index(&desc, 6.0).unwrap(), 0.0);
 }
+
+#[test]
+fn bbox_of_a_grid_around_the_pole_spans_all_longitudes() {
+    let crs = Crs::PolarStereographic {
+        straight_vertical_longitude_from_pole: -68.0,
+        latitude_of_projection_origin: 90.0,
+        standard_parallel: Some(76.0),
+        scale_factor_at_projection_origin: None,
+        false_easting: 0.0,
+        false_northing: 0.0,
+        earth: Earth::sphere(6_370_000.0),
+    };
+    let axis: Vec<f64> = (0..101).map(|k| -1_500_000.0 + 30_000.0 * k as f64).collect();
+    let g = Grid::new(crs, axis.clone(), axis).unwrap();
+    let (w, s, e, n) = g.bbox_lonlat();
+    assert_eq!((w, e, n), (-180.0, 180.0, 90.0));
+    assert!(s > 60.0 && s < 80.0, "south edge {s}");
+}

@@ -119,7 +119,9 @@ fn parse_reference(text: &str) -> Result<DateTime<Utc>, String> {
         parse_clock(time_part)?
     };
     let naive = NaiveDateTime::new(date, time);
-    Ok(Utc.from_utc_datetime(&naive) - Duration::seconds(offset_seconds))
+    Utc.from_utc_datetime(&naive)
+        .checked_sub_signed(Duration::seconds(offset_seconds))
+        .ok_or_else(|| format!("'{text}' is out of range"))
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
@@ -168,6 +170,9 @@ fn parse_offset(zone: &str) -> Result<i64, String> {
     };
     let hours: i64 = hours.parse().map_err(|_| bad())?;
     let minutes: i64 = minutes.parse().map_err(|_| bad())?;
+    if !(0..=14).contains(&hours) || !(0..60).contains(&minutes) {
+        return Err(bad());
+    }
     Ok(sign * (hours * 3600 + minutes * 60))
 }
 
@@ -266,6 +271,8 @@ mod tests {
         assert!(TimeUnits::parse("months since 2000-01-01", None).is_err());
         assert!(TimeUnits::parse("hours after 2000-01-01", None).is_err());
         assert!(TimeUnits::parse("hours since yesterday", None).is_err());
+        assert!(TimeUnits::parse("hours since 2000-01-01 00:00 +99999999999999", None).is_err());
+        assert!(TimeUnits::parse("hours since 262143-12-31 23:00 -05:00", None).is_err());
         assert!(TimeUnits::parse("days since 1500-01-01", Some("standard")).is_err());
         assert!(TimeUnits::parse("days since 1500-01-01", Some("proleptic_gregorian")).is_ok());
     }

@@ -67,209 +67,50 @@ struct VariableKey {
 struct Parameter {
     abbreviation: &'static str,
     long_name: &'static str,
-    standard_name: Option<&'static str>,
+    standard_name: &'static str,
     units: &'static str,
 }
 
+/// Shorthand for the table below.
+const fn param(
+    abbreviation: &'static str,
+    long_name: &'static str,
+    standard_name: &'static str,
+    units: &'static str,
+) -> Parameter {
+    Parameter {
+        abbreviation,
+        long_name,
+        standard_name,
+        units,
+    }
+}
+
+// One line per parameter reads better than rustfmt's layout.
+#[rustfmt::skip]
 const PARAMETERS: &[((u8, u8, u8), Parameter)] = &[
-    (
-        (0, 0, 0),
-        Parameter {
-            abbreviation: "TMP",
-            long_name: "temperature",
-            standard_name: Some("air_temperature"),
-            units: "K",
-        },
-    ),
-    (
-        (0, 0, 4),
-        Parameter {
-            abbreviation: "TMAX",
-            long_name: "maximum temperature",
-            standard_name: Some("air_temperature"),
-            units: "K",
-        },
-    ),
-    (
-        (0, 0, 5),
-        Parameter {
-            abbreviation: "TMIN",
-            long_name: "minimum temperature",
-            standard_name: Some("air_temperature"),
-            units: "K",
-        },
-    ),
-    (
-        (0, 0, 6),
-        Parameter {
-            abbreviation: "DPT",
-            long_name: "dew point temperature",
-            standard_name: Some("dew_point_temperature"),
-            units: "K",
-        },
-    ),
-    (
-        (0, 1, 0),
-        Parameter {
-            abbreviation: "SPFH",
-            long_name: "specific humidity",
-            standard_name: Some("specific_humidity"),
-            units: "kg kg-1",
-        },
-    ),
-    (
-        (0, 1, 1),
-        Parameter {
-            abbreviation: "RH",
-            long_name: "relative humidity",
-            standard_name: Some("relative_humidity"),
-            units: "%",
-        },
-    ),
-    (
-        (0, 1, 7),
-        Parameter {
-            abbreviation: "PRATE",
-            long_name: "precipitation rate",
-            standard_name: Some("precipitation_flux"),
-            units: "kg m-2 s-1",
-        },
-    ),
-    (
-        (0, 1, 8),
-        Parameter {
-            abbreviation: "APCP",
-            long_name: "total precipitation",
-            standard_name: Some("precipitation_amount"),
-            units: "kg m-2",
-        },
-    ),
-    (
-        (0, 1, 11),
-        Parameter {
-            abbreviation: "SNOD",
-            long_name: "snow depth",
-            standard_name: Some("surface_snow_thickness"),
-            units: "m",
-        },
-    ),
-    (
-        (0, 1, 13),
-        Parameter {
-            abbreviation: "WEASD",
-            long_name: "water equivalent of accumulated snow depth",
-            standard_name: Some("surface_snow_amount"),
-            units: "kg m-2",
-        },
-    ),
-    (
-        (0, 2, 1),
-        Parameter {
-            abbreviation: "WIND",
-            long_name: "wind speed",
-            standard_name: Some("wind_speed"),
-            units: "m s-1",
-        },
-    ),
-    (
-        (0, 2, 2),
-        Parameter {
-            abbreviation: "UGRD",
-            long_name: "u-component of wind",
-            standard_name: Some("eastward_wind"),
-            units: "m s-1",
-        },
-    ),
-    (
-        (0, 2, 3),
-        Parameter {
-            abbreviation: "VGRD",
-            long_name: "v-component of wind",
-            standard_name: Some("northward_wind"),
-            units: "m s-1",
-        },
-    ),
-    (
-        (0, 2, 22),
-        Parameter {
-            abbreviation: "GUST",
-            long_name: "wind speed (gust)",
-            standard_name: Some("wind_speed_of_gust"),
-            units: "m s-1",
-        },
-    ),
-    (
-        (0, 3, 0),
-        Parameter {
-            abbreviation: "PRES",
-            long_name: "pressure",
-            standard_name: Some("air_pressure"),
-            units: "Pa",
-        },
-    ),
-    (
-        (0, 3, 1),
-        Parameter {
-            abbreviation: "PRMSL",
-            long_name: "pressure reduced to mean sea level",
-            standard_name: Some("air_pressure_at_mean_sea_level"),
-            units: "Pa",
-        },
-    ),
-    (
-        (0, 3, 5),
-        Parameter {
-            abbreviation: "HGT",
-            long_name: "geopotential height",
-            standard_name: Some("geopotential_height"),
-            units: "m",
-        },
-    ),
-    (
-        (0, 4, 7),
-        Parameter {
-            abbreviation: "DSWRF",
-            long_name: "downward short-wave radiation flux",
-            standard_name: Some("surface_downwelling_shortwave_flux_in_air"),
-            units: "W m-2",
-        },
-    ),
-    (
-        (0, 5, 3),
-        Parameter {
-            abbreviation: "DLWRF",
-            long_name: "downward long-wave radiation flux",
-            standard_name: Some("surface_downwelling_longwave_flux_in_air"),
-            units: "W m-2",
-        },
-    ),
-    (
-        (0, 6, 1),
-        Parameter {
-            abbreviation: "TCDC",
-            long_name: "total cloud cover",
-            standard_name: Some("cloud_area_fraction"),
-            units: "%",
-        },
-    ),
-    (
-        (0, 19, 0),
-        Parameter {
-            abbreviation: "VIS",
-            long_name: "visibility",
-            standard_name: Some("visibility_in_air"),
-            units: "m",
-        },
-    ),
-    (
-        (2, 0, 0),
-        Parameter {
-            abbreviation: "LAND",
-            long_name: "land cover (1 = land, 0 = sea)",
-            standard_name: Some("land_binary_mask"),
-            units: "1",
-        },
-    ),
+    ((0, 0, 0), param("TMP", "temperature", "air_temperature", "K")),
+    ((0, 0, 4), param("TMAX", "maximum temperature", "air_temperature", "K")),
+    ((0, 0, 5), param("TMIN", "minimum temperature", "air_temperature", "K")),
+    ((0, 0, 6), param("DPT", "dew point temperature", "dew_point_temperature", "K")),
+    ((0, 1, 0), param("SPFH", "specific humidity", "specific_humidity", "kg kg-1")),
+    ((0, 1, 1), param("RH", "relative humidity", "relative_humidity", "%")),
+    ((0, 1, 7), param("PRATE", "precipitation rate", "precipitation_flux", "kg m-2 s-1")),
+    ((0, 1, 8), param("APCP", "total precipitation", "precipitation_amount", "kg m-2")),
+    ((0, 1, 11), param("SNOD", "snow depth", "surface_snow_thickness", "m")),
+    ((0, 1, 13), param("WEASD", "water equivalent of accumulated snow depth", "surface_snow_amount", "kg m-2")),
+    ((0, 2, 1), param("WIND", "wind speed", "wind_speed", "m s-1")),
+    ((0, 2, 2), param("UGRD", "u-component of wind", "eastward_wind", "m s-1")),
+    ((0, 2, 3), param("VGRD", "v-component of wind", "northward_wind", "m s-1")),
+    ((0, 2, 22), param("GUST", "wind speed (gust)", "wind_speed_of_gust", "m s-1")),
+    ((0, 3, 0), param("PRES", "pressure", "air_pressure", "Pa")),
+    ((0, 3, 1), param("PRMSL", "pressure reduced to mean sea level", "air_pressure_at_mean_sea_level", "Pa")),
+    ((0, 3, 5), param("HGT", "geopotential height", "geopotential_height", "m")),
+    ((0, 4, 7), param("DSWRF", "downward short-wave radiation flux", "surface_downwelling_shortwave_flux_in_air", "W m-2")),
+    ((0, 5, 3), param("DLWRF", "downward long-wave radiation flux", "surface_downwelling_longwave_flux_in_air", "W m-2")),
+    ((0, 6, 1), param("TCDC", "total cloud cover", "cloud_area_fraction", "%")),
+    ((0, 19, 0), param("VIS", "visibility", "visibility_in_air", "m")),
+    ((2, 0, 0), param("LAND", "land cover (1 = land, 0 = sea)", "land_binary_mask", "1")),
 ];
 
 // Code Table 4.5 surface types used in names.
@@ -279,8 +120,16 @@ const MEAN_SEA_LEVEL: u8 = 101;
 const HEIGHT_ABOVE_GROUND: u8 = 103;
 const ENTIRE_ATMOSPHERE: u8 = 10;
 
+/// How a GRIB2 variable is presented.
+struct Naming {
+    name: String,
+    standard_name: Option<String>,
+    long_name: String,
+    units: String,
+}
+
 /// Name, standard name, long name and units of a variable.
-fn naming(key: &VariableKey, grid_relative_wind: bool) -> (String, Option<String>, String, String) {
+fn naming(key: &VariableKey, grid_relative_wind: bool) -> Naming {
     let parameter = PARAMETERS
         .iter()
         .find(|(k, _)| *k == (key.discipline, key.category, key.number))
@@ -299,9 +148,8 @@ fn naming(key: &VariableKey, grid_relative_wind: bool) -> (String, Option<String
         (0, 1, 8) => Some(("tp", "precipitation_amount", "kg m-2")),
         (0, 1, 7) if at_surface => Some(("prate", "precipitation_flux", "kg m-2 s-1")),
         (0, 3, 0) if at_surface => Some(("sp", "surface_air_pressure", "Pa")),
-        (0, 3, 0) | (0, 3, 1) if at_msl || code == (0, 3, 1) => {
-            Some(("msl", "air_pressure_at_mean_sea_level", "Pa"))
-        }
+        (0, 3, 1) => Some(("msl", "air_pressure_at_mean_sea_level", "Pa")),
+        (0, 3, 0) if at_msl => Some(("msl", "air_pressure_at_mean_sea_level", "Pa")),
         (0, 3, 5) if at_surface => Some(("orog", "surface_altitude", "m")),
         (0, 0, 0) if at_surface => Some(("tmp_sfc", "surface_temperature", "K")),
         _ => None,
@@ -323,20 +171,22 @@ fn naming(key: &VariableKey, grid_relative_wind: bool) -> (String, Option<String
         }
     };
     if let Some((name, sn, units)) = conventional {
-        return (
-            name.to_string(),
-            Some(wind_component(sn)),
+        return Naming {
+            name: name.to_string(),
+            standard_name: Some(wind_component(sn)),
             long_name,
-            units.to_string(),
-        );
+            units: units.to_string(),
+        };
     }
     let abbreviation = parameter
         .map(|p| p.abbreviation.to_ascii_lowercase())
         .unwrap_or_else(|| format!("p{}_{}_{}", key.discipline, key.category, key.number));
-    let name = format!("{abbreviation}_{}", level_suffix(key));
-    let standard_name = parameter.and_then(|p| p.standard_name).map(wind_component);
-    let units = parameter.map(|p| p.units).unwrap_or("").to_string();
-    (name, standard_name, long_name, units)
+    Naming {
+        name: format!("{abbreviation}_{}", level_suffix(key)),
+        standard_name: parameter.map(|p| wind_component(p.standard_name)),
+        long_name,
+        units: parameter.map(|p| p.units).unwrap_or("").to_string(),
+    }
 }
 
 fn number_label(v: f64) -> String {
@@ -496,7 +346,9 @@ fn message_info<R>(sub: &SubMessage<'_, R>) -> Result<MessageInfo, String> {
                 .map(|ft| unit_seconds(&ft.unit).map(|s| s * i64::from(ft.value)))
                 .transpose()?
                 .unwrap_or(0);
-            reference + Duration::seconds(lead)
+            reference
+                .checked_add_signed(Duration::seconds(lead))
+                .ok_or_else(|| format!("forecast time of {lead} s is out of range"))?
         }
     };
     let grid_definition: Vec<u8> = sub.grid_def().iter().copied().collect();
@@ -754,8 +606,12 @@ impl GribFile {
         let mut catalog = Vec::new();
         let mut name_count: HashMap<String, usize> = HashMap::new();
         for mut group in groups {
-            let (base, standard_name, long_name, units) =
-                naming(&group.key, group.grid_relative_wind);
+            let Naming {
+                name: base,
+                standard_name,
+                long_name,
+                units,
+            } = naming(&group.key, group.grid_relative_wind);
             // Two variables with one conventional name (tp over 12 h and over
             // 1 h): the later ones get their period, or a counter, appended.
             let seen = name_count.entry(base.clone()).or_insert(0);
@@ -913,5 +769,63 @@ impl GribFile {
             );
             Ok(out)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(parameter: (u8, u8, u8), surface_type: u8, surface_value: f64) -> VariableKey {
+        VariableKey {
+            discipline: parameter.0,
+            category: parameter.1,
+            number: parameter.2,
+            surface_type,
+            surface_value,
+            statistics: None,
+            grid_definition: vec![],
+        }
+    }
+
+    #[test]
+    fn conventional_and_generic_names() {
+        let name = |k: VariableKey| naming(&k, false).name;
+        assert_eq!(name(key((0, 0, 0), HEIGHT_ABOVE_GROUND, 2.0)), "t2m");
+        assert_eq!(name(key((0, 0, 6), HEIGHT_ABOVE_GROUND, 2.0)), "d2m");
+        assert_eq!(name(key((0, 1, 8), SURFACE, f64::NAN)), "tp");
+        assert_eq!(name(key((0, 3, 1), MEAN_SEA_LEVEL, 0.0)), "msl");
+        assert_eq!(name(key((0, 3, 0), SURFACE, 0.0)), "sp");
+        assert_eq!(name(key((0, 3, 5), SURFACE, 0.0)), "orog");
+        assert_eq!(name(key((0, 1, 1), HEIGHT_ABOVE_GROUND, 2.0)), "rh_2m");
+        assert_eq!(name(key((0, 0, 0), ISOBARIC, 85_000.0)), "tmp_850hpa");
+        assert_eq!(
+            name(key((0, 6, 1), ENTIRE_ATMOSPHERE, f64::NAN)),
+            "tcdc_atm"
+        );
+        assert_eq!(name(key((0, 2, 2), HEIGHT_ABOVE_GROUND, 80.0)), "ugrd_80m");
+        assert_eq!(name(key((0, 19, 99), SURFACE, 0.0)), "p0_19_99_sfc");
+        let relative = naming(&key((0, 2, 3), HEIGHT_ABOVE_GROUND, 10.0), true);
+        assert_eq!(relative.name, "v10");
+        assert_eq!(relative.standard_name.as_deref(), Some("y_wind"));
+        let t = naming(&key((0, 0, 0), HEIGHT_ABOVE_GROUND, 2.0), false);
+        assert_eq!(t.long_name, "temperature (2 m above ground)");
+        assert_eq!(t.units, "K");
+    }
+
+    #[test]
+    fn statistical_periods() {
+        assert_eq!(
+            cell_methods(Some((1, 3600))).as_deref(),
+            Some("time: sum (interval: 1 hour)")
+        );
+        assert_eq!(
+            cell_methods(Some((2, 12 * 3600))).as_deref(),
+            Some("time: maximum (interval: 12 hours)")
+        );
+        assert_eq!(cell_methods(Some((9, 3600))), None);
+        assert_eq!(duration_short(600), "10min");
+        assert_eq!(duration_short(3 * 3600), "3h");
+        assert_eq!(duration_words(90), "90 seconds");
     }
 }

@@ -300,11 +300,24 @@ impl Dataset {
     pub(crate) fn first_step_stats(&self, name: &str) -> Result<ValueStats, IoError> {
         match &self.backend {
             Backend::NetCdf(f) => f.first_step_stats(name),
-            Backend::Grib(_) => {
-                let field = self.read(name, &Selection::default())?;
+            Backend::Grib(f) => {
+                let raw = f.read(name, &Selection::default())?;
+                let info = self.catalog().iter().find(|c| c.info.name == name);
+                let standard_name = info.and_then(|c| c.info.standard_name.as_deref());
+                let (si_units, scale, offset) =
+                    units::to_si(name, standard_name, raw.units.as_deref().unwrap_or("")).map_err(
+                        |source| IoError::Units {
+                            path: self.shown_path(),
+                            source,
+                        },
+                    )?;
                 let mut acc = describe::StatsAccumulator::default();
-                acc.add(field.field.data.iter().copied());
-                Ok(acc.finish(field.time, &field.units))
+                acc.add(
+                    raw.data
+                        .iter()
+                        .map(|v| (f64::from(*v) * scale + offset) as f32),
+                );
+                Ok(acc.finish(raw.time, &si_units))
             }
         }
     }

@@ -119,13 +119,15 @@ impl NcFile {
         let (time_index, time) = match layout.time_axis {
             Some(axis) => {
                 let n = layout.dims[axis].1;
-                let k = select_time_index(&self.path, name, &sel.time, n, || {
-                    self.times_of(&layout, name)
+                // A time dimension without a usable coordinate still reads by
+                // index; only selecting by instant needs the decoded times.
+                let times = self.times_of(&layout, name);
+                let k = select_time_index(&self.path, name, &sel.time, n, || match &times {
+                    Ok(t) => Ok(t.clone()),
+                    Err(_) => self.times_of(&layout, name),
                 })?;
-                // The instant is reported when the time axis decodes; a time
-                // dimension without a usable coordinate still reads by index.
-                let time = match self.times_of(&layout, name) {
-                    Ok(times) => times.get(k).copied(),
+                let time = match times {
+                    Ok(t) => t.get(k).copied(),
                     Err(e) => {
                         tracing::warn!("{e}");
                         None

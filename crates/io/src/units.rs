@@ -149,7 +149,7 @@ impl Quantity {
                 ),
             ],
             Quantity::PrecipitationAmount => &[
-                (&["kg m-2", "kg/m2", "kg/m**2", "kg m-2 "], 1.0, 0.0),
+                (&["kg m-2", "kg/m2"], 1.0, 0.0),
                 (
                     &[
                         "mm",
@@ -380,7 +380,11 @@ pub fn to_si(
     Err(UnitError {
         var: var.to_string(),
         quantity: quantity.describe(),
-        units: units.to_string(),
+        units: if units.trim().is_empty() {
+            "(no units attribute)".to_string()
+        } else {
+            units.to_string()
+        },
         accepted,
     })
 }
@@ -489,7 +493,8 @@ mod tests {
         let err = to_si("t2m", Some("air_temperature"), "furlongs").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("t2m") && msg.contains("furlongs") && msg.contains("temperature"));
-        assert!(to_si("tp", None, "").is_err());
+        let err = to_si("tp", None, "").unwrap_err();
+        assert!(err.to_string().contains("no units attribute"), "{err}");
         assert!(to_si("sp", None, "psi").is_err());
     }
 }

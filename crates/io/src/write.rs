@@ -47,7 +47,8 @@ pub struct Provenance {
     pub method: String,
     pub weights_sha256: Option<String>,
     pub command_line: String,
-    /// Further global attributes, written as text.
+    /// Further global attributes, written as text after the standard ones
+    /// (so an entry such as `title` replaces the default).
     pub extra: Vec<(String, String)>,
 }
 
