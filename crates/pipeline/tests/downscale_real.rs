@@ -405,3 +405,41 @@ fn cancellation_stops_the_job() {
     ));
     assert!(!out.exists());
 }
+
+#[test]
+fn grib2_north_up_0_360_input_matches_the_netcdf_it_came_from() {
+    // The fixture is ERA5 CONUS t2m re-encoded as GRIB2 with rows north to
+    // south and longitudes 0..360; the NetCDF has rows south to north and
+    // longitudes -180..180. Downscaled, both must agree to packing precision.
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let grib = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../io/tests/fixtures/era5_conus_west_latlon.grib2");
+    let target = Target::Region {
+        region: "37,43,-122,-110".parse().unwrap(),
+        resolution_m: 5000.0,
+    };
+    let run = |input: PathBuf, name: &str| {
+        let out = dir.path().join(name);
+        let req = request(
+            input,
+            data.join("static/etopo5_orog.nc"),
+            target.clone(),
+            &out,
+            Baseline::Lapse,
+            &["t2m"],
+        );
+        run_downscale(&req, &LogControl::default()).unwrap();
+        read(&out, "t2m", 0).field.data
+    };
+    let from_grib = run(grib, "grib.nc");
+    let from_nc = run(data.join("coarse/era5_conus_1995-07-14T12.nc"), "nc.nc");
+    let worst = from_grib
+        .iter()
+        .zip(from_nc.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 0.02, "largest difference {worst} K");
+}
