@@ -45,6 +45,8 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Render a variable of a file as a framed PNG map with a colour bar.
     Map(MapArgs),
+    /// Serve runs over HTTP: jobs, point forecasts, maps, XYZ tiles, WMS and a web viewer.
+    Serve(finecast_server::ServeArgs),
 }
 
 #[derive(Args)]
@@ -259,6 +261,12 @@ fn run(cli: Cli) -> Result<()> {
                 report.variables.len(),
                 report.seconds
             );
+            let phases: Vec<String> = report
+                .phases
+                .iter()
+                .map(|(p, s)| format!("{p} {s:.2} s"))
+                .collect();
+            outln!(out, "  phases: {}", phases.join(", "));
             for v in &report.variables {
                 outln!(
                     out,
@@ -270,6 +278,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Serve(a) => finecast_server::serve(a)?,
         Command::Map(a) => {
             let range = a.range.as_deref().map(parse_range).transpose()?;
             let req = MapRequest {

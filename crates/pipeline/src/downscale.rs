@@ -50,6 +50,22 @@ pub struct DownscaleReport {
     pub shape: (usize, usize),
     pub variables: Vec<VariableReport>,
     pub seconds: f64,
+    /// Wall time of each phase in seconds, in order.
+    pub phases: Vec<(String, f64)>,
+}
+
+/// Wall-clock time spent per phase of a job.
+#[derive(Default)]
+struct PhaseTimer(Vec<(String, f64)>);
+
+impl PhaseTimer {
+    fn add(&mut self, phase: &str, since: Instant) {
+        let secs = since.elapsed().as_secs_f64();
+        match self.0.iter_mut().find(|(p, _)| p == phase) {
+            Some((_, total)) => *total += secs,
+            None => self.0.push((phase.to_string(), secs)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +85,7 @@ pub fn run_downscale(
     ctl: &dyn JobControl,
 ) -> Result<DownscaleReport, PipelineError> {
     let started = Instant::now();
+    let mut timer = PhaseTimer::default();
     ctl.progress(0.0, "opening input");
     let input = finecast_io::open(&req.input)?;
     let vars = resolve_vars(&input, &req.vars)?;
@@ -78,8 +95,11 @@ pub fn run_downscale(
         check_covers(&input.grid(var)?, &target, &req.input, var)?;
     }
 
+    timer.add("open and plan", started);
     ctl.progress(2.0, "regridding terrain");
+    let t = Instant::now();
     let terrain = Terrain::load(&req.terrain, &target, COARSE_MARGIN_DEG)?;
+    timer.add("terrain", t);
 
     let (w, s, e, n) = target.bbox_lonlat();
     let bbox = (
@@ -131,7 +151,9 @@ pub fn run_downscale(
                 time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
                 bbox: Some(bbox),
             };
+            let t = Instant::now();
             let coarse = input.read(var, &sel)?;
+            timer.add("read input", t);
             if coarse.field.valid_count() == 0 {
                 return Err(PipelineError::input(
                     &req.input,
@@ -153,6 +175,7 @@ pub fn run_downscale(
                         source: e,
                     },
                 )?;
+            let t = Instant::now();
             let mut field = downscale_tiled(
                 method,
                 &input_fields,
@@ -165,6 +188,7 @@ pub fn run_downscale(
                 // Bicubic overshoot must not create negative precipitation.
                 field.mapv_inplace(|v| v.max(0.0));
             }
+            timer.add("downscale", t);
             coarse_orography = z_c;
             meta.get_or_insert((coarse.clone(), method));
             data.push(field);
@@ -214,6 +238,7 @@ pub fn run_downscale(
     }
 
     ctl.progress(96.0, "writing output");
+    let t = Instant::now();
     let mut inputs = Vec::new();
     for p in [Some(&req.input), Some(&req.terrain), req.land_mask.as_ref()]
         .into_iter()
@@ -244,6 +269,7 @@ pub fn run_downscale(
         ],
     };
     finecast_io::write_netcdf(&req.out, &outputs, &prov)?;
+    timer.add("write", t);
     ctl.progress(100.0, "done");
     Ok(DownscaleReport {
         out: req.out.clone(),
@@ -251,6 +277,7 @@ pub fn run_downscale(
         shape: target.shape(),
         variables: reports,
         seconds: started.elapsed().as_secs_f64(),
+        phases: timer.0,
     })
 }
 
