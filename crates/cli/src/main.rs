@@ -6,10 +6,9 @@ use anyhow::{bail, Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use finecast_grid::Region;
-use finecast_methods::Baseline;
 use finecast_pipeline::{
     render_file_map, run_downscale, run_evaluate, DownscaleRequest, EvaluateReport,
-    EvaluateRequest, LogControl, MapRequest, Target,
+    EvaluateRequest, LogControl, MapRequest, Method, Target,
 };
 use finecast_tiles::TileSpec;
 
@@ -98,9 +97,12 @@ struct DownscaleArgs {
     /// Use the grid of this file as the target.
     #[arg(long)]
     grid_like: Option<PathBuf>,
-    /// nearest, bilinear, bicubic, lapse or gradient.
+    /// nearest, bilinear, bicubic, lapse, gradient or model.
     #[arg(long, default_value = "lapse")]
     method: String,
+    /// Weights for --method model (default: the shipped weights, or $FINECAST_WEIGHTS).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// Comma-separated variable names or standard names (default: all).
     #[arg(long, value_delimiter = ',')]
     vars: Vec<String>,
@@ -138,13 +140,16 @@ struct EvaluateArgs {
     /// DEM for the terrain methods.
     #[arg(long)]
     terrain: Option<PathBuf>,
-    /// Comma-separated methods.
+    /// Comma-separated methods: nearest, bilinear, bicubic, lapse, gradient, model.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "bilinear,bicubic,lapse,gradient"
     )]
     methods: Vec<String>,
+    /// Weights for the model method (default: the shipped weights, or $FINECAST_WEIGHTS).
+    #[arg(long)]
+    weights: Option<PathBuf>,
     /// Crop the truth to S,N,W,E first.
     #[arg(long, allow_hyphen_values = true)]
     region: Option<String>,
@@ -240,7 +245,7 @@ fn run(cli: Cli) -> Result<()> {
                 terrain: a.terrain,
                 land_mask: a.land_mask,
                 target,
-                method: a.method.parse::<Baseline>()?,
+                method: Method::parse(&a.method, a.weights.as_deref())?,
                 vars: a.vars,
                 times: a
                     .times
@@ -298,7 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             let methods = a
                 .methods
                 .iter()
-                .map(|m| m.parse::<Baseline>())
+                .map(|m| Method::parse(m, a.weights.as_deref()))
                 .collect::<Result<Vec<_>, _>>()?;
             let req = EvaluateRequest {
                 truth: a.truth,

@@ -20,13 +20,15 @@ pub const LAPSE_RATE: f32 = 0.0065;
 /// (2r+1)² cells, for r = 2 (5x5), 7 (15x15) and 12 (25x25).
 pub const RELIEF_RADII: [usize; 3] = [2, 7, 12];
 
-/// Half-width (cells) of the window of the local regression of the bilinear
-/// coarse field on the bilinear coarse orography (an estimate of the coarse
-/// model's own lapse rate around the cell).
-pub const REGRESSION_RADIUS: usize = 12;
+/// Half-widths (cells) of the windows of the local regressions of the
+/// bilinear coarse field on the bilinear coarse orography: estimates of the
+/// coarse model's own lapse rate around the cell, on a local (±8 cells, about
+/// ±1.3 coarse cells at 4 km) and a regional (±20 cells, about gridpp's 7x7
+/// coarse-cell window) scale.
+pub const REGRESSION_RADII: [usize; 2] = [8, 20];
 
 /// Largest distance (cells) at which an input influences a feature.
-pub const FEATURE_RADIUS: usize = 12;
+pub const FEATURE_RADIUS: usize = 20;
 
 /// Clamp range of the local regression slope (K/m), as gridpp's gradient method.
 const SLOPE_MIN: f32 = -0.010;
@@ -36,18 +38,20 @@ const SLOPE_MAX: f32 = 0.005;
 const MIN_Z_STD: f32 = 30.0;
 
 /// Names of the feature channels, in order. Stored in the sidecar so a weights
-/// file made for another feature set is refused.
+/// file made for another feature set is refused. There is deliberately no
+/// absolute temperature or elevation: with a handful of training days they
+/// let a network memorise the days instead of learning terrain effects.
 pub const FEATURE_NAMES: [&str; 12] = [
-    "t_coarse_bilinear",
-    "z_fine",
     "z_anomaly",
     "relief_r2",
     "relief_r7",
     "relief_r12",
     "slope_x",
     "slope_y",
-    "local_lapse",
-    "local_lapse_minus_standard_times_anomaly",
+    "local_lapse_r8",
+    "local_lapse_r8_minus_standard_times_anomaly",
+    "local_lapse_r20",
+    "local_lapse_r20_minus_standard_times_anomaly",
     "t_coarse_laplacian",
     "grid_spacing",
 ];
@@ -213,39 +217,31 @@ pub fn raw_features(
             }
             let (tv, zcv, zfv) = (t[[j, i]], zc[[j, i]], zf[[j, i]]);
             let anomaly = zfv - zcv;
-            f[[0, j, i]] = tv;
-            f[[1, j, i]] = zfv;
-            f[[2, j, i]] = anomaly;
+            f[[0, j, i]] = anomaly;
             for (k, &r) in RELIEF_RADII.iter().enumerate() {
                 let (s, c) = iz.window(j, i, r);
-                f[[3 + k, j, i]] = zfv - (s / c) as f32;
+                f[[1 + k, j, i]] = zfv - (s / c) as f32;
             }
-            f[[6, j, i]] = diff(zf, j, i, 1);
-            f[[7, j, i]] = diff(zf, j, i, 0);
-            // Local regression of T on z_c (both bilinear coarse fields).
-            let r = REGRESSION_RADIUS;
-            let (n, st, szc, szz, stz) = {
+            f[[4, j, i]] = diff(zf, j, i, 1);
+            f[[5, j, i]] = diff(zf, j, i, 0);
+            for (k, &r) in REGRESSION_RADII.iter().enumerate() {
                 let (st, n) = it.window(j, i, r);
                 let (szc, _) = izc.window(j, i, r);
                 let (szz, _) = izc2.window(j, i, r);
                 let (stz, _) = itzc.window(j, i, r);
-                (n, st, szc, szz, stz)
-            };
-            let var = (szz / n - (szc / n).powi(2)).max(0.0);
-            let slope = if var.sqrt() < MIN_Z_STD as f64 {
-                -LAPSE_RATE
-            } else {
-                let cov = stz / n - (st / n) * (szc / n);
-                ((cov / var) as f32).clamp(SLOPE_MIN, SLOPE_MAX)
-            };
-            f[[8, j, i]] = slope * 1000.0;
-            f[[9, j, i]] = (slope + LAPSE_RATE) * anomaly;
-            // Laplacian of the bilinear coarse field over 3 cells (K per cell²).
-            let lap = {
-                let (s1, c1) = it.window(j, i, 3);
-                (s1 / c1) as f32 - tv
-            };
-            f[[10, j, i]] = lap;
+                let var = (szz / n - (szc / n).powi(2)).max(0.0);
+                let slope = if var.sqrt() < MIN_Z_STD as f64 {
+                    -LAPSE_RATE
+                } else {
+                    let cov = stz / n - (st / n) * (szc / n);
+                    ((cov / var) as f32).clamp(SLOPE_MIN, SLOPE_MAX)
+                };
+                f[[6 + 2 * k, j, i]] = slope * 1000.0;
+                f[[7 + 2 * k, j, i]] = (slope + LAPSE_RATE) * anomaly;
+            }
+            // Laplacian-like curvature of the bilinear coarse field (K).
+            let (s1, c1) = it.window(j, i, 3);
+            f[[10, j, i]] = (s1 / c1) as f32 - tv;
             f[[11, j, i]] = dx_feature;
         }
     }

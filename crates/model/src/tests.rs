@@ -191,6 +191,7 @@ fn load_errors_are_clear() {
 }
 
 #[derive(Debug)]
+#[allow(dead_code)]
 struct E(String);
 impl From<TileError> for E {
     fn from(e: TileError) -> E {

@@ -293,8 +293,8 @@ impl Rng {
 
 /// Normalisation statistics over the valid training cells.
 pub fn compute_norm_stats(pairs: &[Pair]) -> Result<NormStats, ModelError> {
-    let mut sum = vec![0.0f64; N_FEATURES];
-    let mut sum2 = vec![0.0f64; N_FEATURES];
+    let mut sum = [0.0f64; N_FEATURES];
+    let mut sum2 = [0.0f64; N_FEATURES];
     let (mut n, mut rs2) = (0.0f64, 0.0f64);
     for p in pairs {
         let (f, valid) = features::raw_features(
@@ -630,6 +630,10 @@ pub fn train_on_pairs(
         .map(|p| ValidationSet::new(p, &norm, cfg.coarse_res_deg))
         .collect();
     let csv_path = cfg.checkpoint_dir.join("loss.csv");
+    if !resume && csv_path.exists() {
+        // A fresh run starts a fresh loss curve.
+        std::fs::remove_file(&csv_path).map_err(|e| ModelError::io(&csv_path, e))?;
+    }
     let mut csv = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -742,6 +746,10 @@ pub fn train_on_pairs(
                 .map_err(|e| ModelError::io(&csv_path, e))?;
             progress.epoch(&line);
             tracing::info!("{line}");
+            csv.flush().map_err(|e| ModelError::io(&csv_path, e))?;
+            if let Err(e) = plot_loss_csv(&csv_path, &csv_path.with_extension("png")) {
+                tracing::warn!("loss plot: {e}");
+            }
             epoch_loss = (0.0, 0);
         }
         if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
@@ -790,6 +798,32 @@ pub fn train_on_pairs(
         training_cells,
         loss_csv: csv_path,
     })
+}
+
+/// Plot the loss curves of a `loss.csv` written by [`train`]: the training
+/// loss (normalised MSE) and every validation RMSE (K) against the step, on a
+/// log y axis.
+pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
+    let text = std::fs::read_to_string(csv).map_err(|e| ModelError::io(csv, e))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .filter(|r: &Vec<f64>| r.len() == header.len())
+        .collect();
+    let mut series = Vec::new();
+    for (k, name) in header.iter().enumerate() {
+        let label = if *name == "train_loss" {
+            "train loss (normalised MSE)".to_string()
+        } else if let Some(v) = name.strip_prefix("val_rmse_") {
+            format!("held-out RMSE K: {v}")
+        } else {
+            continue;
+        };
+        series.push((label, rows.iter().map(|r| (r[0], r[k])).collect::<Vec<_>>()));
+    }
+    finecast_render::render_lines_png("finecast-model training", "step", "loss / RMSE (K)", &series, png, true)
+        .map_err(|e| ModelError::Train(format!("{}: {e}", png.display())))
 }
 
 /// Source label of a pair name (`"name[3]"` → `"name"`).

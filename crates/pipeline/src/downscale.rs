@@ -7,11 +7,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{InputRef, OutputVar, Provenance, Selection, TimeSel};
-use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
+use finecast_methods::{CoarseInput, GradientParams, Positions};
 use finecast_tiles::{run_tiled, TileSpec};
 use ndarray::s;
 use serde::Serialize;
 
+use crate::method::Method;
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::{JobControl, PipelineError};
@@ -32,7 +33,7 @@ pub struct DownscaleRequest {
     /// Optional land mask or land fraction; written to the output as `sftlf`.
     pub land_mask: Option<PathBuf>,
     pub target: Target,
-    pub method: Baseline,
+    pub method: Method,
     /// Variable names or standard names; empty means every variable of the input.
     pub vars: Vec<String>,
     /// Valid times to produce; empty means every time in the input.
@@ -162,7 +163,7 @@ pub fn run_downscale(
             }
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
-            let method = effective_method(req.method, quantity);
+            let method = req.method.for_quantity(quantity);
             let z_c = match (&coarse_orography, method.needs_terrain()) {
                 (Some(z), true) if z.grid == coarse.field.grid => Some(z.clone()),
                 (_, true) => Some(terrain.coarse(&coarse.field.grid)),
@@ -177,10 +178,10 @@ pub fn run_downscale(
                 )?;
             let t = Instant::now();
             let mut field = downscale_tiled(
-                method,
+                &method,
                 &input_fields,
                 &target,
-                &terrain.fine,
+                Some(&terrain.fine),
                 &req.tiles,
                 ctl,
             )?;
@@ -190,7 +191,7 @@ pub fn run_downscale(
             }
             timer.add("downscale", t);
             coarse_orography = z_c;
-            meta.get_or_insert((coarse.clone(), method));
+            meta.get_or_insert((coarse.clone(), method.clone()));
             data.push(field);
             done += 1;
         }
@@ -252,7 +253,7 @@ pub fn run_downscale(
     let prov = Provenance {
         inputs,
         method: req.method.name().to_string(),
-        weights_sha256: None,
+        weights_sha256: req.method.weights_sha256().map(str::to_string),
         command_line: req.command_line.clone(),
         extra: vec![
             (
@@ -287,35 +288,35 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Terrain corrections are for temperature; other quantities get bilinear.
-fn effective_method(requested: Baseline, quantity: Quantity) -> Baseline {
-    if requested.needs_terrain() && quantity != Quantity::Temperature {
-        Baseline::Bilinear
-    } else {
-        requested
-    }
-}
-
-/// Run a baseline over the target grid tile by tile.
+/// Run a method over the target grid tile by tile. The halo is widened when
+/// the method's footprint needs more context than `spec` gives, so tiles
+/// always blend seamlessly.
 pub fn downscale_tiled(
-    method: Baseline,
+    method: &Method,
     coarse: &CoarseInput,
     target: &Grid,
-    fine_orography: &Field,
+    fine_orography: Option<&Field>,
     spec: &TileSpec,
     ctl: &dyn JobControl,
 ) -> Result<ndarray::Array2<f32>, PipelineError> {
-    run_tiled(target.shape(), spec, |w| {
+    let spec = if spec.context() < method.footprint() {
+        let widened = TileSpec::for_footprint(spec.tile, method.footprint(), spec.blend)?;
+        tracing::debug!(
+            halo = widened.halo,
+            "halo widened to the method's footprint"
+        );
+        widened
+    } else {
+        *spec
+    };
+    run_tiled(target.shape(), &spec, |w| {
         if ctl.is_cancelled() {
             return Err(PipelineError::Cancelled);
         }
         let sub = target.subset(w.j0, w.j1, w.i0, w.i1);
         let pos = Positions::new(coarse.grid(), &sub);
-        let z = fine_orography.data.slice(s![w.j0..w.j1, w.i0..w.i1]);
-        downscale_at(method, coarse, &pos, Some(z)).map_err(|e| PipelineError::Method {
-            context: format!("method {method}"),
-            source: e,
-        })
+        let z = fine_orography.map(|z| z.data.slice(s![w.j0..w.j1, w.i0..w.i1]));
+        method.predict(coarse, &sub, &pos, z)
     })
 }
 

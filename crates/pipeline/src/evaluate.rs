@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
-use finecast_methods::{
-    aligned_latlon_grid, area_mean, downscale_at, Baseline, CoarseInput, GradientParams, Positions,
-};
+use finecast_methods::{aligned_latlon_grid, area_mean, CoarseInput, GradientParams};
 use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores};
+use finecast_tiles::TileSpec;
 use ndarray::{s, Array2};
 use serde::Serialize;
 
+use crate::downscale::downscale_tiled;
+use crate::method::Method;
 use crate::quantity::Quantity;
 use crate::terrain::{crop_to_region, Terrain};
 use crate::PipelineError;
@@ -29,7 +30,7 @@ pub struct EvaluateRequest {
     pub truth: PathBuf,
     pub var: String,
     pub terrain: Option<PathBuf>,
-    pub methods: Vec<Baseline>,
+    pub methods: Vec<Method>,
     pub region: Option<Region>,
     pub time: Option<DateTime<Utc>>,
     pub coarse_res_deg: f64,
@@ -47,6 +48,9 @@ pub struct EvaluateReport {
     pub coarse_res_deg: f64,
     pub coarse: String,
     pub terrain: Option<String>,
+    /// SHA-256 of the network's weights when `model` is among the methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
     /// Truth cells scored (after the edge margin and the common validity mask).
     pub n_scored: usize,
     pub methods: BTreeMap<String, MethodScore>,
@@ -164,7 +168,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     }
 
     // Terrain: DEM on the truth cells, and the same coarse mean of it.
-    let needs_terrain = req.methods.iter().any(Baseline::needs_terrain);
+    let needs_terrain = req.methods.iter().any(Method::needs_terrain);
     let terrain = match &req.terrain {
         Some(path) => Some(Terrain::load(path, &truth.grid, 0.5)?),
         None if needs_terrain => {
@@ -184,27 +188,24 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
                 source: e,
             }
         })?;
-    let pos = Positions::new(&coarse.grid, &truth.grid);
-
-    let mut predictions: Vec<(Baseline, Array2<f32>)> = Vec::new();
-    for &m in &req.methods {
+    let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
+    for m in &req.methods {
         if m.needs_terrain() && quantity != Quantity::Temperature {
             return Err(PipelineError::Invalid(format!(
                 "method {m} applies to temperature only; variable '{var}' has units {}",
                 truth_data.units
             )));
         }
-        let pred = downscale_at(
+        let tiles = TileSpec::new(256, 16, 16)?;
+        let pred = downscale_tiled(
             m,
             &input,
-            &pos,
-            terrain.as_ref().map(|t| t.fine.data.view()),
-        )
-        .map_err(|e| PipelineError::Method {
-            context: format!("method {m}"),
-            source: e,
-        })?;
-        predictions.push((m, pred));
+            &truth.grid,
+            terrain.as_ref().map(|t| &t.fine),
+            &tiles,
+            &crate::LogControl::default(),
+        )?;
+        predictions.push((m.clone(), pred));
     }
 
     // Score on a common mask, one coarse cell in from the edge.
@@ -304,6 +305,10 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         coarse_res_deg: req.coarse_res_deg,
         coarse: coarse_desc,
         terrain: terrain.map(|t| t.path.display().to_string()),
+        weights_sha256: req
+            .methods
+            .iter()
+            .find_map(|m| m.weights_sha256().map(str::to_string)),
         n_scored,
         methods,
     })

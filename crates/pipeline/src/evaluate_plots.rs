@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use finecast_grid::Field;
-use finecast_methods::Baseline;
 use finecast_metrics::rapsd;
 use finecast_render::{
     default_range, render_map_png, render_spectra_png, MapSpec, Palette, SpectrumLine,
@@ -23,7 +22,7 @@ pub(crate) fn write(
     var: &str,
     units: &str,
     truth: &Field,
-    predictions: &[(Baseline, Array2<f32>)],
+    predictions: &[(crate::Method, Array2<f32>)],
     truth_interior: &Array2<f32>,
     interior: impl Fn(&Array2<f32>) -> Array2<f32>,
     (dx_km, dy_km): (f64, f64),

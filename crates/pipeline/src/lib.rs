@@ -6,6 +6,7 @@ mod downscale;
 mod evaluate;
 mod evaluate_plots;
 mod maps;
+mod method;
 mod quantity;
 mod terrain;
 
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use downscale::{downscale_tiled, run_downscale, DownscaleReport, DownscaleRequest, Target};
 pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
 pub use maps::{render_file_map, robust_range, MapRequest};
+pub use method::Method;
 pub use quantity::Quantity;
 pub use terrain::{crop_to_region, load_land_fraction, Terrain};
 
@@ -32,6 +34,11 @@ pub enum PipelineError {
     Method {
         context: String,
         source: finecast_methods::MethodError,
+    },
+    #[error("model {path}: {source}")]
+    Model {
+        path: PathBuf,
+        source: finecast_model::ModelError,
     },
     #[error("tiling: {0}")]
     Tiles(#[from] finecast_tiles::TileError),

@@ -22,7 +22,7 @@ fn request(
         terrain,
         land_mask: None,
         target,
-        method,
+        method: method.into(),
         vars: vars.iter().map(|s| s.to_string()).collect(),
         times: vec![],
         out: out.to_path_buf(),

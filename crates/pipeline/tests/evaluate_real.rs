@@ -125,7 +125,7 @@ fn precipitation_gets_fss_and_rejects_terrain_methods() {
         truth: data.join("fine/stageiv_conus_tp_2022-08-10T04.nc"),
         var: "tp".into(),
         terrain: None,
-        methods: vec![Baseline::Nearest, Baseline::Bilinear],
+        methods: vec![Baseline::Nearest.into(), Baseline::Bilinear.into()],
         region: None,
         time: None,
         coarse_res_deg: 0.25,
@@ -141,7 +141,7 @@ fn precipitation_gets_fss_and_rejects_terrain_methods() {
         large >= small && large <= 1.0 && small > 0.3,
         "FSS {small} -> {large}"
     );
-    req.methods = vec![Baseline::Lapse];
+    req.methods = vec![Baseline::Lapse.into()];
     assert!(run_evaluate(&req).is_err());
 }
 
@@ -155,7 +155,7 @@ fn plots_are_written() {
         truth: data.join("fine/prism_conus_19810929.nc"),
         var: "tmax".into(),
         terrain: Some(data.join("static/colorado_orog_1arcmin.nc")),
-        methods: vec![Baseline::Bicubic, Baseline::Gradient],
+        methods: vec![Baseline::Bicubic.into(), Baseline::Gradient.into()],
         region: Some(COLORADO.parse().unwrap()),
         time: None,
         coarse_res_deg: 0.25,

@@ -1,1 +1,164 @@
+//! `finecast serve`: an HTTP service over finecast's downscaling pipeline.
+//!
+//! The layout follows text-embeddings-inference: a core (the [`jobs`] queue
+//! and the [`store`] of finished runs) under a thin router ([`api`]), with a
+//! single error type ([`error::ApiError`]) mapped to HTTP status codes in
+//! one place. Heavy work never runs on the async executor: jobs run on their
+//! own worker threads, and reads and rendering go to tokio's blocking pool.
 
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod geotiff;
+pub mod ids;
+pub mod jobs;
+pub mod metrics;
+pub mod openapi;
+pub mod raster;
+pub mod store;
+pub mod times;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{Config, ServeArgs};
+
+use crate::api::{App, AppState};
+use crate::jobs::{JobRecord, JobSpec, Jobs, TargetSpec};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Run `finecast serve` until SIGINT or SIGTERM.
+pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let config = Config::from_args(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("finecast-http")
+        .build()?;
+    runtime.block_on(run(config))
+}
+
+/// Build the core (store, job queue, workers) and the router.
+pub fn build(config: Config) -> (App, Vec<std::thread::JoinHandle<()>>) {
+    let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(Store::open(
+        &config.runs_dir,
+        config.field_cache_bytes,
+        metrics.clone(),
+    ));
+    let jobs = Jobs::open(&config, store.clone());
+    let workers = jobs.start_workers(config.workers);
+    let app = Arc::new(AppState::new(config, store, jobs, metrics));
+    (app, workers)
+}
+
+/// Queue the demo job when there is no run yet, so that every endpoint has
+/// something to show on a fresh machine.
+pub fn ensure_demo(app: &App) {
+    let cfg = &app.config;
+    if !cfg.demo || !app.store.is_empty() || app.jobs.demo_pending() {
+        return;
+    }
+    let (Some(sample), Some(terrain)) = (&cfg.sample_dir, &cfg.terrain) else {
+        tracing::warn!("no bundled sample found (--sample-dir): starting without a demo run");
+        return;
+    };
+    let region = [45.5, 48.0, 5.8, 10.6];
+    let spec = JobSpec {
+        input: sample.join(config::SAMPLE_FORECAST),
+        terrain: terrain.clone(),
+        target: TargetSpec::Region {
+            region,
+            resolution_km: 3.0,
+        },
+        vars: vec![],
+        method: "lapse".into(),
+        times: vec![],
+        reference_time: None,
+        upload_dir: None,
+    };
+    let request = serde_json::json!({
+        "input": config::SAMPLE_FORECAST,
+        "terrain": terrain.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "target": {"region": region, "resolution_km": 3.0},
+        "method": "lapse",
+    });
+    match app
+        .jobs
+        .submit(JobRecord::new(ids::new_id(), request, spec, true), false)
+    {
+        Ok(r) => tracing::info!(job = %r.id, "creating the demo run from the bundled Alps sample"),
+        Err(e) => tracing::error!("cannot queue the demo job: {e}"),
+    }
+}
+
+async fn run(config: Config) -> Result<(), ServeError> {
+    let addr = config.bind;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr()?;
+    let (app, workers) = tokio::task::spawn_blocking(move || build(config))
+        .await
+        .map_err(|e| ServeError::Config(format!("startup failed: {e}")))?;
+    ensure_demo(&app);
+    app.started.store(true, Ordering::SeqCst);
+    // Printed (not only logged) so that scripts and tests can wait for it.
+    println!(
+        "finecast serve: listening on http://{local} (data in {})",
+        app.config.data_dir.display()
+    );
+    tracing::info!("listening on http://{local}");
+    let router = api::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: interrupting running jobs");
+    let jobs = app.jobs.clone();
+    tokio::task::spawn_blocking(move || jobs.shutdown(workers, Duration::from_secs(10)))
+        .await
+        .map_err(|e| ServeError::Config(format!("shutdown failed: {e}")))?;
+    println!("finecast serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

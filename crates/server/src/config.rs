@@ -1,0 +1,222 @@
+//! Command-line flags of `finecast serve` (each also read from `FINECAST_*`)
+//! and the validated configuration the server runs with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ServeError;
+
+/// `finecast serve`: the HTTP API, XYZ tiles, WMS and the web viewer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "FINECAST_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Where runs/, jobs/, inputs/ and uploads live.
+    #[arg(long, env = "FINECAST_DATA_DIR", default_value = "./finecast-data")]
+    pub data_dir: PathBuf,
+    /// Server-side input files that jobs may name (default: DATA_DIR/inputs).
+    #[arg(long, env = "FINECAST_INPUT_DIR")]
+    pub input_dir: Option<PathBuf>,
+    /// The bundled sample used for the demo run and the default terrain
+    /// (default: data/sample of the finecast source tree).
+    #[arg(long, env = "FINECAST_SAMPLE_DIR")]
+    pub sample_dir: Option<PathBuf>,
+    /// DEM for jobs that name no terrain (default: the sample's ETOPO5 terrain).
+    #[arg(long, env = "FINECAST_TERRAIN")]
+    pub terrain: Option<PathBuf>,
+    /// Do not create the demo run on an empty data directory.
+    #[arg(long, env = "FINECAST_NO_DEMO")]
+    pub no_demo: bool,
+    /// API key(s) for the write endpoints (repeat the flag or give a comma
+    /// list). Without keys, writes are open.
+    #[arg(
+        long = "api-key",
+        env = "FINECAST_API_KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Jobs that may wait in the queue; more are refused with 429.
+    #[arg(long, env = "FINECAST_MAX_QUEUE", default_value_t = 16)]
+    pub max_queue: usize,
+    /// Jobs run at once (each also uses all cores for its tiles).
+    #[arg(long, env = "FINECAST_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// Largest request body (uploads), in MiB.
+    #[arg(long, env = "FINECAST_MAX_BODY_MB", default_value_t = 512)]
+    pub max_body_mb: u64,
+    /// Requests taking longer than this are answered 503.
+    #[arg(long, env = "FINECAST_REQUEST_TIMEOUT_S", default_value_t = 60)]
+    pub request_timeout_s: u64,
+    /// Largest WIDTH or HEIGHT of a rendered image, in pixels.
+    #[arg(long, env = "FINECAST_MAX_IMAGE_PX", default_value_t = 4096)]
+    pub max_image_px: u32,
+    /// Largest number of grid cells of a job's target grid or a data subset.
+    #[arg(long, env = "FINECAST_MAX_BBOX_CELLS", default_value_t = 25_000_000)]
+    pub max_bbox_cells: u64,
+    /// Memory for rendered tiles and legends, in MiB.
+    #[arg(long, env = "FINECAST_TILE_CACHE_MB", default_value_t = 64)]
+    pub tile_cache_mb: u64,
+    /// Memory for decoded fields of runs (point forecasts, tiles), in MiB.
+    #[arg(long, env = "FINECAST_FIELD_CACHE_MB", default_value_t = 512)]
+    pub field_cache_mb: u64,
+    /// Testing aid: each job waits this long (cancellable) before it starts.
+    #[arg(
+        long,
+        env = "FINECAST_DEBUG_JOB_DELAY_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub debug_job_delay_ms: u64,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub runs_dir: PathBuf,
+    pub jobs_dir: PathBuf,
+    pub uploads_dir: PathBuf,
+    pub tmp_dir: PathBuf,
+    pub input_dir: PathBuf,
+    pub sample_dir: Option<PathBuf>,
+    pub terrain: Option<PathBuf>,
+    pub demo: bool,
+    pub api_keys: Vec<String>,
+    pub max_queue: usize,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_image_px: u32,
+    pub max_bbox_cells: u64,
+    pub tile_cache_bytes: usize,
+    pub field_cache_bytes: usize,
+    pub job_delay: Duration,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Config {
+    /// Check the flags and create the data directories.
+    pub fn from_args(args: &ServeArgs) -> Result<Config, ServeError> {
+        let bad = |m: String| ServeError::Config(m);
+        let bind: SocketAddr = args.bind.parse().map_err(|e| {
+            bad(format!(
+                "--bind '{}': {e} (expected e.g. 127.0.0.1:8080)",
+                args.bind
+            ))
+        })?;
+        if args.max_body_mb == 0
+            || args.request_timeout_s == 0
+            || args.workers == 0
+            || args.max_image_px < 16
+        {
+            return Err(bad(
+                "--max-body-mb, --request-timeout-s and --workers must be positive, --max-image-px at least 16"
+                    .into(),
+            ));
+        }
+        std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+            bad(format!(
+                "cannot create --data-dir {}: {e}",
+                args.data_dir.display()
+            ))
+        })?;
+        // Canonical, so that every path check below compares like with like.
+        let data_dir = args
+            .data_dir
+            .canonicalize()
+            .map_err(|e| bad(format!("--data-dir {}: {e}", args.data_dir.display())))?;
+        let input_dir = args
+            .input_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("inputs"));
+        let dirs = [
+            data_dir.join("runs"),
+            data_dir.join("jobs"),
+            data_dir.join("uploads"),
+            data_dir.join("tmp"),
+            input_dir.clone(),
+        ];
+        for d in &dirs {
+            std::fs::create_dir_all(d)
+                .map_err(|e| bad(format!("cannot create {}: {e}", d.display())))?;
+        }
+        let input_dir = input_dir
+            .canonicalize()
+            .map_err(|e| bad(format!("--input-dir {}: {e}", input_dir.display())))?;
+        let sample_dir = match &args.sample_dir {
+            Some(d) if d.join(SAMPLE_FORECAST).is_file() => Some(d.clone()),
+            Some(d) => {
+                return Err(bad(format!(
+                    "--sample-dir {} has no {SAMPLE_FORECAST}",
+                    d.display()
+                )))
+            }
+            None => find_sample_dir(),
+        };
+        let terrain = match &args.terrain {
+            Some(t) if t.is_file() => Some(t.clone()),
+            Some(t) => return Err(bad(format!("--terrain {} is not a file", t.display()))),
+            None => sample_dir
+                .as_ref()
+                .map(|d| d.join(SAMPLE_TERRAIN))
+                .filter(|p| p.is_file()),
+        };
+        let api_keys: Vec<String> = args
+            .api_keys
+            .iter()
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        Ok(Config {
+            bind,
+            runs_dir: dirs[0].clone(),
+            jobs_dir: dirs[1].clone(),
+            uploads_dir: dirs[2].clone(),
+            tmp_dir: dirs[3].clone(),
+            data_dir,
+            input_dir,
+            sample_dir,
+            terrain,
+            demo: !args.no_demo,
+            api_keys,
+            max_queue: args.max_queue,
+            workers: args.workers,
+            max_body_bytes: usize::try_from(args.max_body_mb.saturating_mul(MIB))
+                .unwrap_or(usize::MAX),
+            request_timeout: Duration::from_secs(args.request_timeout_s),
+            max_image_px: args.max_image_px,
+            max_bbox_cells: args.max_bbox_cells,
+            tile_cache_bytes: usize::try_from(args.tile_cache_mb.saturating_mul(MIB))
+                .unwrap_or(usize::MAX),
+            field_cache_bytes: usize::try_from(args.field_cache_mb.saturating_mul(MIB))
+                .unwrap_or(usize::MAX),
+            job_delay: Duration::from_millis(args.debug_job_delay_ms),
+        })
+    }
+}
+
+pub const SAMPLE_FORECAST: &str = "forecast_alps_0p25.nc";
+pub const SAMPLE_TERRAIN: &str = "terrain_alps_etopo5.nc";
+
+/// data/sample of the source tree: next to the executable's workspace
+/// (target/<profile>/finecast → ../../data/sample), under the current
+/// directory, or where this crate was built from.
+fn find_sample_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        for up in exe.ancestors().skip(1).take(4) {
+            candidates.push(up.join("data/sample"));
+        }
+    }
+    candidates.push(PathBuf::from("data/sample"));
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample"));
+    candidates
+        .into_iter()
+        .find(|d| d.join(SAMPLE_FORECAST).is_file() && d.join(SAMPLE_TERRAIN).is_file())
+        .map(|d| d.canonicalize().unwrap_or(d))
+}
