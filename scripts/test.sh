@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Headless Chromium for the web viewer's browser test (it skips with a message if absent).
+bash scripts/install-chromium.sh || true
 cargo test --workspace --release "$@"

@@ -54,10 +54,10 @@ fn main() {
         median_time(3, || {
             pool.install(|| {
                 finecast_pipeline::downscale_tiled(
-                    method,
+                    &method.into(),
                     &input,
                     &target,
-                    &terrain.fine,
+                    Some(&terrain.fine),
                     &spec,
                     &ctl,
                 )

@@ -81,7 +81,13 @@ fn quick_start_job_downscales_the_sample_and_maps_it() {
 
     let json = finecast(&["info", "--json", &s(&out)]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(v["variables"].as_array().unwrap().len(), 4);
+    let names: Vec<&str> = v["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["t2m", "u10", "v10", "tp", "orog"]);
 
     let png = dir.path().join("t2m.png");
     let m = finecast(&[

@@ -161,7 +161,9 @@ fn bbox_of_a_grid_around_the_pole_spans_all_longitudes() {
         false_northing: 0.0,
         earth: Earth::sphere(6_370_000.0),
     };
-    let axis: Vec<f64> = (0..101).map(|k| -1_500_000.0 + 30_000.0 * k as f64).collect();
+    let axis: Vec<f64> = (0..101)
+        .map(|k| -1_500_000.0 + 30_000.0 * k as f64)
+        .collect();
     let g = Grid::new(crs, axis.clone(), axis).unwrap();
     let (w, s, e, n) = g.bbox_lonlat();
     assert_eq!((w, e, n), (-180.0, 180.0, 90.0));

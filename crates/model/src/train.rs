@@ -808,7 +808,11 @@ pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
     let rows: Vec<Vec<f64>> = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
         .filter(|r: &Vec<f64>| r.len() == header.len())
         .collect();
     let mut series = Vec::new();
@@ -822,8 +826,15 @@ pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
         };
         series.push((label, rows.iter().map(|r| (r[0], r[k])).collect::<Vec<_>>()));
     }
-    finecast_render::render_lines_png("finecast-model training", "step", "loss / RMSE (K)", &series, png, true)
-        .map_err(|e| ModelError::Train(format!("{}: {e}", png.display())))
+    finecast_render::render_lines_png(
+        "finecast-model training",
+        "step",
+        "loss / RMSE (K)",
+        &series,
+        png,
+        true,
+    )
+    .map_err(|e| ModelError::Train(format!("{}: {e}", png.display())))
 }
 
 /// Source label of a pair name (`"name[3]"` → `"name"`).

@@ -17,12 +17,14 @@ fn evaluate(
         truth: data.join(truth),
         var: var.into(),
         terrain: Some(data.join(terrain)),
-        methods: vec![
+        methods: [
             Baseline::Bilinear,
             Baseline::Bicubic,
             Baseline::Lapse,
             Baseline::Gradient,
-        ],
+        ]
+        .map(Into::into)
+        .to_vec(),
         region: region.map(|r| r.parse().unwrap()),
         time: None,
         coarse_res_deg: 0.25,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use finecast_grid::{Grid, Region};
-use finecast_methods::Baseline;
 use finecast_pipeline::{run_downscale, DownscaleRequest, JobControl, PipelineError, Target};
 use finecast_tiles::TileSpec;
 use serde::{Deserialize, Serialize};
@@ -21,9 +20,10 @@ use crate::error::ApiError;
 use crate::ids::{file_in_dir, write_atomic};
 use crate::store::{RunOrigin, Store, OUTPUT_NC};
 
-/// Methods a job may ask for. Adding the learned model is one more name here
-/// (and its branch in [`downscale_method`]).
-pub const METHODS: &[&str] = &["nearest", "bilinear", "bicubic", "lapse", "gradient"];
+/// Methods a job may ask for (`model` is the shipped Burn network).
+pub const METHODS: &[&str] = &[
+    "nearest", "bilinear", "bicubic", "lapse", "gradient", "model",
+];
 
 /// What `interrupted by shutdown` jobs say, so clients can resubmit them.
 pub const INTERRUPTED: &str = "interrupted by shutdown";
@@ -616,10 +616,9 @@ fn pipeline_target(t: &TargetSpec) -> Result<Target, Failure> {
 /// The pipeline method for a validated method name. Generic over what the
 /// pipeline's request takes (a baseline, or a method type built from one),
 /// so that this code does not depend on that choice.
-fn downscale_method<M: From<Baseline>>(name: &str) -> Result<M, Failure> {
-    name.parse::<Baseline>()
-        .map(M::from)
-        .map_err(|e| Failure::Failed(e.to_string()))
+fn downscale_method(name: &str) -> Result<finecast_pipeline::Method, Failure> {
+    // `model` loads the shipped weights (or $FINECAST_WEIGHTS).
+    finecast_pipeline::Method::parse(name, None).map_err(|e| Failure::Failed(e.to_string()))
 }
 
 /// Check a request against the files it names and the server's limits, and
