@@ -863,7 +863,7 @@ mod tests {
         assert!(prepare(&config, &ok, None).is_ok());
         for (bad, why) in [
             (
-                serde_json::json!({"input": "f.nc", "target": {"region": [46, 47, 7, 8], "resolution_km": 3}, "method": "model"}),
+                serde_json::json!({"input": "f.nc", "target": {"region": [46, 47, 7, 8], "resolution_km": 3}, "method": "kriging"}),
                 "unknown method",
             ),
             (
