@@ -693,6 +693,12 @@ fn limits_and_errors_answer_json() {
         ],
     );
     server.wait_ready();
+    // Jobs posted below may finish and become "latest"; the size limits are
+    // checked against the demo run, so address it by id.
+    let demo = get_with(&server.url("/v1/runs/latest"), &[]).json()["id"]
+        .as_str()
+        .expect("demo run id")
+        .to_string();
     std::fs::copy(
         sample("forecast_alps_0p25.nc"),
         dir.path().join("inputs/f.nc"),
@@ -784,13 +790,16 @@ fn limits_and_errors_answer_json() {
         "outside",
     );
     assert_error(
-        &get_with(&server.url("/v1/runs/latest/map.png?width=5000"), &[]),
+        &get_with(
+            &server.url(&format!("/v1/runs/{demo}/map.png?width=5000")),
+            &[],
+        ),
         422,
         "max-image-px",
     );
     assert_error(
         &get_with(
-            &server.url("/v1/runs/latest/data?format=geotiff&var=t2m"),
+            &server.url(&format!("/v1/runs/{demo}/data?format=geotiff&var=t2m")),
             &[],
         ),
         422,
