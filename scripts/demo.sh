@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release -p finecast
-bin=target/release/finecast
+bin="${CARGO_TARGET_DIR:-target}/release/finecast"
 mkdir -p out/demo
 "$bin" -v downscale \
   --input data/sample/forecast_alps_0p25.nc \
