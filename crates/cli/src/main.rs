@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use finecast_grid::Region;
 use finecast_pipeline::{
@@ -373,26 +373,10 @@ fn parse_resolution(s: &str) -> Result<f64> {
     Ok(v * scale)
 }
 
-/// ISO 8601 date-time in UTC: 2019-03-01T12:00:00Z, 2019-03-01T12:00, 2019-03-01 12:00 or 2019-03-01.
+/// ISO 8601 date-time in UTC (see `finecast_io::parse_utc_time`).
 fn parse_time(s: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let naive = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(naive, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
-    }
-    bail!("time '{s}' is not ISO 8601 (e.g. 2019-03-01T12:00Z)")
+    finecast_io::parse_utc_time(s)
+        .with_context(|| format!("time '{s}' is not ISO 8601 (e.g. 2019-03-01T12:00Z)"))
 }
 
 fn print_table(out: &mut String, r: &EvaluateReport) {

@@ -16,6 +16,7 @@ mod describe;
 mod error;
 mod grib2;
 mod hdf5_quiet;
+mod isotime;
 mod nc;
 pub mod units;
 mod window;
@@ -29,6 +30,7 @@ use finecast_grid::{Field, Grid};
 
 pub use describe::{DatasetInfo, GridSummary, TimeSummary, ValueStats, VariableSummary};
 pub use error::IoError;
+pub use isotime::parse_utc_time;
 pub use units::UnitError;
 pub use write::{sha256_file, write_netcdf, InputRef, OutputVar, Provenance};
 

@@ -1,6 +1,6 @@
 //! ISO 8601 times in requests and responses (always UTC).
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
 
@@ -17,31 +17,12 @@ pub fn iso_minutes(t: &DateTime<Utc>) -> String {
 /// RFC 3339 with any offset, or a zone-less date-time or date taken as UTC:
 /// 2024-01-15T06:00:00Z, 2024-01-15T06:00, 2024-01-15 06:00, 2024-01-15.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let naive = s.strip_suffix('Z').unwrap_or(s);
-    for fmt in [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Ok(t.and_utc());
-        }
-    }
-    if let Some(t) = NaiveDate::parse_from_str(naive, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(t.and_utc());
-    }
-    Err(ApiError::BadRequest(format!(
-        "time '{}' is not ISO 8601 (e.g. 2024-01-15T06:00:00Z)",
-        crate::ids::truncate(s, 60)
-    )))
+    finecast_io::parse_utc_time(s).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "time '{}' is not ISO 8601 (e.g. 2024-01-15T06:00:00Z)",
+            crate::ids::truncate(s, 60)
+        ))
+    })
 }
 
 #[cfg(test)]
