@@ -15,3 +15,45 @@ pub fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
+
+/// The workspace root: `$FINECAST_WORKSPACE` (benchmark binaries carried to
+/// another machine), else where this crate was built.
+pub fn workspace_root() -> std::path::PathBuf {
+    if let Some(root) = std::env::var_os("FINECAST_WORKSPACE") {
+        return root.into();
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// A positive integer from the environment, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("{name}={v} is not a positive integer")),
+        Err(_) => default,
+    }
+}
+
+/// Write a JSON report (atomically) and say where it went.
+pub fn write_report(path: &std::path::Path, report: &serde_json::Value) {
+    let text = serde_json::to_string_pretty(report).expect("report JSON") + "\n";
+    finecast_io::write_atomic(path, text.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    println!("report: {}", path.display());
+}
+
+/// Python with the benchmark peers (onnxruntime, xarray): `$FINECAST_PYTHON`,
+/// else `.venv/bin/python` made by scripts/python-env.sh; `None` without.
+pub fn python() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("FINECAST_PYTHON") {
+        return Some(p.into());
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    venv.is_file().then_some(venv)
+}

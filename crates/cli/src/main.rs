@@ -46,6 +46,16 @@ enum Command {
     Map(MapArgs),
     /// Serve runs over HTTP: jobs, point forecasts, maps, XYZ tiles, WMS and a web viewer.
     Serve(finecast_server::ServeArgs),
+    /// Export the network's weights as safetensors (with the sidecar as
+    /// metadata) for other runtimes, e.g. scripts/onnx_model.py.
+    ExportWeights {
+        /// Weights to export (default: the shipped weights, or $FINECAST_WEIGHTS).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Output .safetensors path.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -103,6 +113,10 @@ struct DownscaleArgs {
     /// Weights for --method model (default: the shipped weights, or $FINECAST_WEIGHTS).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Where --method model runs: cpu, or gpu (Vulkan; needs a build with
+    /// --features gpu, else falls back to the CPU with a warning).
+    #[arg(long, default_value = "cpu")]
+    device: finecast_model::ComputeDevice,
     /// Comma-separated variable names or standard names (default: all).
     #[arg(long, value_delimiter = ',')]
     vars: Vec<String>,
@@ -150,6 +164,9 @@ struct EvaluateArgs {
     /// Weights for the model method (default: the shipped weights, or $FINECAST_WEIGHTS).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Where the model method runs: cpu or gpu (see downscale --device).
+    #[arg(long, default_value = "cpu")]
+    device: finecast_model::ComputeDevice,
     /// Crop the truth to S,N,W,E first.
     #[arg(long, allow_hyphen_values = true)]
     region: Option<String>,
@@ -245,7 +262,7 @@ fn run(cli: Cli) -> Result<()> {
                 terrain: a.terrain,
                 land_mask: a.land_mask,
                 target,
-                method: Method::parse(&a.method, a.weights.as_deref())?,
+                method: Method::parse_on(&a.method, a.weights.as_deref(), a.device)?,
                 vars: a.vars,
                 times: a
                     .times
@@ -284,6 +301,13 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Serve(a) => finecast_server::serve(a)?,
+        Command::ExportWeights { weights, out: path } => {
+            let weights = weights.unwrap_or_else(finecast_model::Downscaler::default_path);
+            let model = finecast_model::Downscaler::load(&weights)
+                .with_context(|| format!("loading {}", weights.display()))?;
+            model.export_safetensors(&path)?;
+            outln!(out, "wrote {} (from {})", path.display(), weights.display());
+        }
         Command::Map(a) => {
             let range = a.range.as_deref().map(parse_range).transpose()?;
             let req = MapRequest {
@@ -303,7 +327,7 @@ fn run(cli: Cli) -> Result<()> {
             let methods = a
                 .methods
                 .iter()
-                .map(|m| Method::parse(m, a.weights.as_deref()))
+                .map(|m| Method::parse_on(m, a.weights.as_deref(), a.device))
                 .collect::<Result<Vec<_>, _>>()?;
             let req = EvaluateRequest {
                 truth: a.truth,
@@ -445,17 +469,7 @@ fn print_table(out: &mut String, r: &EvaluateReport) {
 
 /// Write JSON atomically (temp file in the same directory, then rename).
 fn write_json(path: &std::path::Path, report: &EvaluateReport) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let name = path
-        .file_name()
-        .context("--json needs a file name")?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let text = serde_json::to_string_pretty(report)?;
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
-    Ok(())
+    let text = serde_json::to_string_pretty(report)? + "\n";
+    finecast_io::write_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

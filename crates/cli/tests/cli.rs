@@ -233,3 +233,76 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert!(!out.exists());
     }
 }
+
+/// `--device gpu` never fails a job for want of a GPU: without the `gpu`
+/// feature (or without a Vulkan device) it says why and runs on the CPU.
+#[test]
+fn device_gpu_falls_back_to_the_cpu_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |device: &str| {
+        let out = dir.path().join(format!("{device}.nc"));
+        let o = finecast(&[
+            "downscale",
+            "--input",
+            &sample("forecast_alps_0p25.nc"),
+            "--terrain",
+            &sample("terrain_alps_etopo5.nc"),
+            "--region",
+            "46,47.5,7,9.5",
+            "--resolution",
+            "3km",
+            "--method",
+            "model",
+            "--device",
+            device,
+            "--vars",
+            "t2m",
+            "--times",
+            "2024-01-15T12:00Z",
+            "--out",
+            &s(&out),
+        ]);
+        assert!(o.status.success(), "--device {device}: {}", stderr(&o));
+        let field = finecast_io::open(&out)
+            .and_then(|ds| ds.read("t2m", &finecast_io::Selection::default()))
+            .unwrap()
+            .field;
+        (stderr(&o), field.data)
+    };
+    let (log, gpu) = run("gpu");
+    if !cfg!(feature = "gpu") {
+        assert!(
+            log.contains("built without the `gpu` feature") && log.contains("running on the CPU"),
+            "{log}"
+        );
+    }
+    let (_, cpu) = run("cpu");
+    // Same network: bf16 (AMX) or f32 (flex, Vulkan) kernels agree to 0.05 K.
+    let worst = gpu
+        .iter()
+        .zip(&cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 0.05, "gpu and cpu runs differ by {worst} K");
+    assert!(gpu.iter().all(|v| v.is_finite()));
+
+    let bad = finecast(&[
+        "downscale",
+        "--device",
+        "tpu",
+        "--input",
+        "x",
+        "--terrain",
+        "y",
+        "--out",
+        "z",
+        "--grid-like",
+        "w",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("unknown device 'tpu'"),
+        "{}",
+        stderr(&bad)
+    );
+}

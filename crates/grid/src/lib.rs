@@ -11,7 +11,7 @@ mod region;
 use std::fmt;
 use std::sync::Arc;
 
-use ndarray::Array2;
+use ndarray::{s, Array2};
 
 pub use crs::{wrap180, AttrValue, Crs, Earth};
 pub use region::Region;
@@ -154,20 +154,6 @@ impl Grid {
         self.transformer
             .inverse(self.x[i], self.y[j])
             .unwrap_or((f64::NAN, f64::NAN))
-    }
-
-    /// Longitude and latitude of every cell, shape `(ny, nx)`.
-    pub fn lonlat_arrays(&self) -> (Array2<f64>, Array2<f64>) {
-        let mut lon = Array2::zeros(self.shape());
-        let mut lat = Array2::zeros(self.shape());
-        for j in 0..self.ny() {
-            for i in 0..self.nx() {
-                let (lo, la) = self.lonlat(j, i);
-                lon[[j, i]] = lo;
-                lat[[j, i]] = la;
-            }
-        }
-        (lon, lat)
     }
 
     /// Native coordinates of a geographic point.
@@ -389,6 +375,53 @@ pub struct Field {
 }
 
 impl Field {
+    /// Crop a field to the largest index rectangle whose cells all lie in `region`.
+    pub fn crop_to_region(&self, region: &Region) -> Option<Field> {
+        let (ny, nx) = self.grid.shape();
+        let inside = Array2::from_shape_fn((ny, nx), |(j, i)| {
+            let (lon, lat) = self.grid.lonlat(j, i);
+            region.contains(lon, lat)
+        });
+        let rows: Vec<usize> = (0..ny)
+            .filter(|&j| inside.row(j).iter().any(|&b| b))
+            .collect();
+        let cols: Vec<usize> = (0..nx)
+            .filter(|&i| inside.column(i).iter().any(|&b| b))
+            .collect();
+        let (mut j0, mut j1) = (*rows.first()?, *rows.last()? + 1);
+        let (mut i0, mut i1) = (*cols.first()?, *cols.last()? + 1);
+        // Trim the edge with the most outside cells until the rectangle is clean.
+        loop {
+            let outside = |js: std::ops::Range<usize>, is: std::ops::Range<usize>| {
+                js.flat_map(|j| is.clone().map(move |i| (j, i)))
+                    .filter(|&idx| !inside[idx])
+                    .count()
+            };
+            let edges = [
+                outside(j0..j0 + 1, i0..i1),
+                outside(j1 - 1..j1, i0..i1),
+                outside(j0..j1, i0..i0 + 1),
+                outside(j0..j1, i1 - 1..i1),
+            ];
+            let (worst, &count) = edges.iter().enumerate().max_by_key(|(_, c)| **c)?;
+            if count == 0 {
+                break;
+            }
+            match worst {
+                0 => j0 += 1,
+                1 => j1 -= 1,
+                2 => i0 += 1,
+                _ => i1 -= 1,
+            }
+            if j0 >= j1 || i0 >= i1 {
+                return None;
+            }
+        }
+        let grid = self.grid.subset(j0, j1, i0, i1);
+        let data = self.data.slice(s![j0..j1, i0..i1]).to_owned();
+        Some(Field { grid, data })
+    }
+
     /// A field, checking that the data shape matches the grid.
     pub fn new(grid: Grid, data: Array2<f32>) -> Result<Field, GridError> {
         if data.dim() != grid.shape() {

@@ -10,6 +10,7 @@
 //! Missing values are NaN everywhere. Errors name the file, the variable and
 //! what is wrong; no input, however corrupt, makes this crate panic.
 
+mod atomic;
 mod cf;
 mod cftime;
 mod describe;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid};
 
+pub use atomic::write_atomic;
 pub use describe::{DatasetInfo, GridSummary, TimeSummary, ValueStats, VariableSummary};
 pub use error::IoError;
 pub use isotime::parse_utc_time;
@@ -143,6 +145,48 @@ pub(crate) struct RawField {
     pub units: Option<String>,
     pub time: Option<DateTime<Utc>>,
     pub cell_methods: Option<String>,
+}
+
+/// Names under which a DEM's elevation is found (CF standard name, ERA5/CMIP
+/// short names, WRF geo_em).
+pub const OROGRAPHY_NAMES: [&str; 4] = ["orog", "surface_altitude", "elevation", "HGT_M"];
+
+/// A static field (DEM, land mask) over `target`'s lon/lat box widened by
+/// `margin_deg`: the first of `names` (variable or standard names) that
+/// `path` has, `what` naming it in the error when it has none.
+pub fn read_static(
+    path: &Path,
+    names: &[&str],
+    what: &str,
+    target: &finecast_grid::Grid,
+    margin_deg: f64,
+) -> Result<FieldData, IoError> {
+    let ds = open(path)?;
+    let var = names
+        .iter()
+        .find_map(|n| ds.resolve(n).ok())
+        .ok_or_else(|| IoError::NoSuchVariable {
+            path: path.display().to_string(),
+            name: what.to_string(),
+            hint: format!(" (looked for {})", names.join(", ")),
+            available: ds
+                .variables()
+                .into_iter()
+                .map(|v| v.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let (w, s, e, n) = target.bbox_lonlat();
+    let sel = Selection {
+        time: TimeSel::First,
+        bbox: Some((
+            w - margin_deg,
+            s - margin_deg,
+            e + margin_deg,
+            n + margin_deg,
+        )),
+    };
+    ds.read(&var, &sel)
 }
 
 /// Open a NetCDF or GRIB2 file, recognised by its leading bytes.

@@ -1,7 +1,7 @@
 //! Point interpolation of a source field at the cells of a destination grid.
 
 use finecast_grid::{Field, Grid};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -27,26 +27,22 @@ pub struct Positions {
 impl Positions {
     /// Locate every cell of `dst` in `src`.
     pub fn new(src: &Grid, dst: &Grid) -> Positions {
-        let (ny, nx) = dst.shape();
-        let rows: Vec<Vec<(f64, f64)>> = (0..ny)
+        let mut fj = Array2::from_elem(dst.shape(), f64::NAN);
+        let mut fi = Array2::from_elem(dst.shape(), f64::NAN);
+        // Rows in parallel, written in place: no per-cell temporaries.
+        fj.axis_iter_mut(Axis(0))
             .into_par_iter()
-            .map(|j| {
-                (0..nx)
-                    .map(|i| {
-                        let (lon, lat) = dst.lonlat(j, i);
-                        src.locate(lon, lat).unwrap_or((f64::NAN, f64::NAN))
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut fj = Array2::from_elem((ny, nx), f64::NAN);
-        let mut fi = Array2::from_elem((ny, nx), f64::NAN);
-        for (j, row) in rows.into_iter().enumerate() {
-            for (i, (a, b)) in row.into_iter().enumerate() {
-                fj[[j, i]] = a;
-                fi[[j, i]] = b;
-            }
-        }
+            .zip(fi.axis_iter_mut(Axis(0)).into_par_iter())
+            .enumerate()
+            .for_each(|(j, (mut row_j, mut row_i))| {
+                for (i, (pj, pi)) in row_j.iter_mut().zip(row_i.iter_mut()).enumerate() {
+                    let (lon, lat) = dst.lonlat(j, i);
+                    if let Some((a, b)) = src.locate(lon, lat) {
+                        *pj = a;
+                        *pi = b;
+                    }
+                }
+            });
         Positions { fj, fi }
     }
 

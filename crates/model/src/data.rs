@@ -18,9 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
-/// Names tried, in order, for the elevation variable of a DEM file (as the pipeline).
-const OROGRAPHY_NAMES: [&str; 4] = ["orog", "surface_altitude", "elevation", "HGT_M"];
-
 /// One truth dataset: a variable of a fine file, some of its times, a DEM, an
 /// optional crop region and boxes to blank out (held-out regions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,79 +125,23 @@ pub fn make_pair(
 /// else bilinear), as the pipeline's `Terrain::load`.
 pub fn load_terrain(path: &Path, target: &Grid, margin_deg: f64) -> Result<Field, ModelError> {
     let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
-    let ds = finecast_io::open(path).map_err(|e| err(e.to_string()))?;
-    let var = OROGRAPHY_NAMES
-        .iter()
-        .find_map(|n| ds.resolve(n).ok())
-        .ok_or_else(|| err("no orography variable".into()))?;
-    let (w, s, e, n) = target.bbox_lonlat();
-    let sel = Selection {
-        time: TimeSel::First,
-        bbox: Some((
-            w - margin_deg,
-            s - margin_deg,
-            e + margin_deg,
-            n + margin_deg,
-        )),
-    };
-    let dem = ds.read(&var, &sel).map_err(|e| err(e.to_string()))?;
+    let dem = finecast_io::read_static(
+        path,
+        &finecast_io::OROGRAPHY_NAMES,
+        "orography",
+        target,
+        margin_deg,
+    )
+    .map_err(|e| ModelError::Data(e.to_string()))?;
     if dem.units != "m" {
         return Err(err(format!(
-            "'{var}' has units '{}', expected m",
-            dem.units
+            "'{}' has units '{}', expected m",
+            dem.name, dem.units
         )));
     }
     let (fine, _) = regrid_terrain(&dem.field, target)
         .map_err(|e| err(format!("does not cover the target grid: {e}")))?;
     Ok(fine)
-}
-
-/// Crop a field to the largest index rectangle whose cells all lie in
-/// `region` (the pipeline's `crop_to_region`).
-pub fn crop_to_region(field: &Field, region: &Region) -> Option<Field> {
-    let (ny, nx) = field.grid.shape();
-    let inside = Array2::from_shape_fn((ny, nx), |(j, i)| {
-        let (lon, lat) = field.grid.lonlat(j, i);
-        region.contains(lon, lat)
-    });
-    let rows: Vec<usize> = (0..ny)
-        .filter(|&j| inside.row(j).iter().any(|&b| b))
-        .collect();
-    let cols: Vec<usize> = (0..nx)
-        .filter(|&i| inside.column(i).iter().any(|&b| b))
-        .collect();
-    let (mut j0, mut j1) = (*rows.first()?, *rows.last()? + 1);
-    let (mut i0, mut i1) = (*cols.first()?, *cols.last()? + 1);
-    loop {
-        let outside = |js: std::ops::Range<usize>, is: std::ops::Range<usize>| {
-            js.flat_map(|j| is.clone().map(move |i| (j, i)))
-                .filter(|&idx| !inside[idx])
-                .count()
-        };
-        let edges = [
-            outside(j0..j0 + 1, i0..i1),
-            outside(j1 - 1..j1, i0..i1),
-            outside(j0..j1, i0..i0 + 1),
-            outside(j0..j1, i1 - 1..i1),
-        ];
-        let (worst, &count) = edges.iter().enumerate().max_by_key(|(_, c)| **c)?;
-        if count == 0 {
-            break;
-        }
-        match worst {
-            0 => j0 += 1,
-            1 => j1 -= 1,
-            2 => i0 += 1,
-            _ => i1 -= 1,
-        }
-        if j0 >= j1 || i0 >= i1 {
-            return None;
-        }
-    }
-    Some(Field {
-        grid: field.grid.subset(j0, j1, i0, i1),
-        data: field.data.slice(ndarray::s![j0..j1, i0..i1]).to_owned(),
-    })
 }
 
 fn region_of(b: &[f64; 4]) -> Result<Region, ModelError> {
@@ -230,8 +171,9 @@ pub fn read_truth(
     }
     let mut field = data.field;
     if let Some(r) = region {
-        field =
-            crop_to_region(&field, r).ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
+        field = field
+            .crop_to_region(r)
+            .ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
     }
     Ok(field)
 }

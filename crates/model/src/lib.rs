@@ -11,7 +11,10 @@
 //! * [`train`]: training on perfect-model pairs (fine fields coarsened
 //!   conservatively to 0.25°), see [`TrainConfig`].
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub mod data;
+pub mod device;
 pub mod evaluate;
 pub mod features;
 pub mod net;
@@ -21,12 +24,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
+use burn::store::{ModuleRecord, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, Array3, Array4, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use device::ComputeDevice;
 pub use features::{NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES};
 pub use net::{ResidualNet, ResidualNetConfig};
 pub use train::{train, Progress, TrainConfig, TrainReport};
@@ -120,6 +124,35 @@ struct Inner {
     net: ResidualNet,
     sidecar: Sidecar,
     weights_path: PathBuf,
+    /// Where `net` lives and runs.
+    device: Device,
+    on_gpu: bool,
+    /// The same weights for AMX, where the CPU has it and the kernel is on.
+    #[cfg(target_arch = "x86_64")]
+    amx: Option<amx::AmxNet>,
+}
+
+/// Which code runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kernel {
+    /// Burn's flex CPU backend, f32 throughout.
+    Flex,
+    /// Intel AMX tile instructions: bf16 products, f32 sums and residual
+    /// stream (x86-64 CPUs with AMX-BF16, e.g. Xeon Sapphire Rapids).
+    AmxBf16,
+    /// Burn's Vulkan (wgpu) backend on a GPU, f32 (cargo feature `gpu`).
+    Vulkan,
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kernel::Flex => "flex-f32",
+            Kernel::AmxBf16 => "amx-bf16",
+            Kernel::Vulkan => "vulkan-f32",
+        })
+    }
 }
 
 /// Loaded weights, normalisation and metadata. Cheap to clone (an `Arc`),
@@ -160,9 +193,9 @@ pub fn weights_and_sidecar(path: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
-/// The flex CPU device every inference runs on.
+/// The flex CPU device (training and CPU inference).
 pub fn device() -> Device {
-    Device::flex()
+    device::cpu()
 }
 
 impl Downscaler {
@@ -170,6 +203,12 @@ impl Downscaler {
     /// (`.json`, same stem). `path` may name either file. Checks the SHA-256,
     /// the feature set, the variables and every tensor shape.
     pub fn load(path: &Path) -> Result<Downscaler, ModelError> {
+        Downscaler::load_on(path, ComputeDevice::Cpu)
+    }
+
+    /// [`Downscaler::load`] onto a device; a GPU that is not available
+    /// falls back to the CPU with a warning (see [`device::resolve`]).
+    pub fn load_on(path: &Path, choice: ComputeDevice) -> Result<Downscaler, ModelError> {
         let (weights_path, sidecar_path) = weights_and_sidecar(path);
         for p in [&weights_path, &sidecar_path] {
             if !p.is_file() {
@@ -231,13 +270,16 @@ impl Downscaler {
                     what: format!("not a readable burnpack record: {e}"),
                 }
             })?;
+        let (dev, on_gpu) = device::resolve(choice);
         let net = sidecar
             .model
-            .init(&device())
+            .init(&dev)
             .try_load_record(record)
             .map_err(|e| ModelError::Mismatch(format!("{}: {e}", weights_path.display())))?;
         tracing::info!(weights = %weights_path.display(), sha256 = %sidecar.sha256, "loaded downscaling model");
-        Ok(Downscaler::from_parts(net.valid(), sidecar, weights_path))
+        let model = Downscaler::from_parts(net.valid(), sidecar, weights_path, dev, on_gpu);
+        tracing::info!(kernel = %model.kernel(), "network kernel");
+        Ok(model)
     }
 
     /// A model with random weights and identity normalisation, for
@@ -263,19 +305,65 @@ impl Downscaler {
             receptive_radius: config.conv_radius() + FEATURE_RADIUS,
             training: serde_json::Value::Null,
         };
-        Ok(Downscaler::from_parts(net, sidecar, PathBuf::new()))
+        Ok(Downscaler::from_parts(
+            net,
+            sidecar,
+            PathBuf::new(),
+            dev,
+            false,
+        ))
     }
 
+    /// Uses AMX where available (see [`Kernel`]); `FINECAST_MODEL_KERNEL=flex`
+    /// keeps flex.
     pub(crate) fn from_parts(
         net: ResidualNet,
         sidecar: Sidecar,
         weights_path: PathBuf,
+        device: Device,
+        on_gpu: bool,
     ) -> Downscaler {
+        #[cfg(target_arch = "x86_64")]
+        let amx = (!on_gpu && amx::available())
+            .then(|| amx::AmxNet::new(&net, &sidecar.model.dilations))
+            .flatten();
         Downscaler {
             inner: Arc::new(Inner {
                 net,
                 sidecar,
                 weights_path,
+                device,
+                on_gpu,
+                #[cfg(target_arch = "x86_64")]
+                amx,
+            }),
+        }
+    }
+
+    /// The code that runs [`Downscaler::forward`].
+    pub fn kernel(&self) -> Kernel {
+        if self.inner.on_gpu {
+            return Kernel::Vulkan;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.inner.amx.is_some() {
+            return Kernel::AmxBf16;
+        }
+        Kernel::Flex
+    }
+
+    /// The same model on flex (f32), whatever the CPU: for comparisons.
+    pub fn on_flex(&self) -> Downscaler {
+        let net = self.inner.net.clone().to_device(&device::cpu());
+        Downscaler {
+            inner: Arc::new(Inner {
+                net,
+                sidecar: self.inner.sidecar.clone(),
+                weights_path: self.inner.weights_path.clone(),
+                device: device::cpu(),
+                on_gpu: false,
+                #[cfg(target_arch = "x86_64")]
+                amx: None,
             }),
         }
     }
@@ -337,42 +425,18 @@ impl Downscaler {
     /// residual), NaN where any input is NaN.
     pub fn predict(&self, inputs: &ModelInputs) -> Result<Array2<f32>, ModelError> {
         let shape = inputs.coarse_bilinear.dim();
-        for (name, a) in [
-            ("coarse_orog_bilinear", &inputs.coarse_orog_bilinear),
-            ("fine_orog", &inputs.fine_orog),
-        ] {
-            if a.dim() != shape {
-                return Err(ModelError::Input(format!(
-                    "{name} has shape {:?}, coarse_bilinear {shape:?}",
-                    a.dim()
-                )));
-            }
-        }
-        if !(inputs.dx_m.is_finite() && inputs.dx_m > 0.0) {
-            return Err(ModelError::Input(format!(
-                "grid spacing {} m must be finite and positive",
-                inputs.dx_m
-            )));
-        }
-        let (ny, nx) = shape;
-        if ny == 0 || nx == 0 {
+        if shape.0 == 0 || shape.1 == 0 {
+            check_inputs(inputs)?;
             return Ok(Array2::zeros(shape));
         }
-        let sidecar = &self.inner.sidecar;
-        let (mut feats, valid) = features::raw_features(
-            inputs.coarse_bilinear,
-            inputs.coarse_orog_bilinear,
-            inputs.fine_orog,
-            inputs.dx_m,
-        );
-        features::normalise(&mut feats, &valid, &sidecar.norm);
-        let residual = forward_features(&self.inner.net, feats, &device())?;
+        let (feats, valid) = self.features(inputs)?;
+        let residual = self.forward(feats)?;
         let baseline = features::lapse_baseline(
             inputs.coarse_bilinear,
             inputs.coarse_orog_bilinear,
             inputs.fine_orog,
         );
-        let scale = sidecar.norm.residual_std;
+        let scale = self.inner.sidecar.norm.residual_std;
         let mut out = baseline;
         ndarray::Zip::from(&mut out)
             .and(&residual)
@@ -380,23 +444,112 @@ impl Downscaler {
             .for_each(|o, &r, &ok| *o = if ok { *o + scale * r } else { f32::NAN });
         Ok(out)
     }
+
+    /// The network's input for one tile: normalised features `(C, ny, nx)`
+    /// (0 where an input is missing) and the mask of cells with every input.
+    pub fn features(
+        &self,
+        inputs: &ModelInputs,
+    ) -> Result<(Array3<f32>, Array2<bool>), ModelError> {
+        check_inputs(inputs)?;
+        let (mut feats, valid) = features::raw_features(
+            inputs.coarse_bilinear,
+            inputs.coarse_orog_bilinear,
+            inputs.fine_orog,
+            inputs.dx_m,
+        );
+        features::normalise(&mut feats, &valid, &self.inner.sidecar.norm);
+        Ok((feats, valid))
+    }
+
+    /// The network alone: normalised features `(C, ny, nx)` → normalised
+    /// residual `(ny, nx)`.
+    pub fn forward(&self, feats: Array3<f32>) -> Result<Array2<f32>, ModelError> {
+        let batch = self.forward_batch(feats.insert_axis(Axis(0)))?;
+        Ok(batch.index_axis_move(Axis(0), 0))
+    }
+
+    /// The network on a batch of equally sized tiles: `(N, C, ny, nx)` →
+    /// `(N, ny, nx)`.
+    pub fn forward_batch(&self, feats: Array4<f32>) -> Result<Array3<f32>, ModelError> {
+        if feats.dim().1 != N_FEATURES {
+            return Err(ModelError::Input(format!(
+                "{} feature channels, the network takes {N_FEATURES}",
+                feats.dim().1
+            )));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(amx) = &self.inner.amx {
+            let (n, _, ny, nx) = feats.dim();
+            let mut out = Array3::zeros((n, ny, nx));
+            for (tile, mut dst) in feats.outer_iter().zip(out.outer_iter_mut()) {
+                dst.assign(&amx.forward(tile));
+            }
+            return Ok(out);
+        }
+        forward_features(&self.inner.net, feats, &self.inner.device)
+    }
+
+    /// Write the weights as safetensors (tensor names `stem.weight`,
+    /// `body.<k>.bias`, ...; conv weights `[out, in, kh, kw]`), with the
+    /// sidecar JSON under the metadata key `finecast_sidecar`, so other
+    /// runtimes (scripts/onnx_model.py) can rebuild the same network.
+    pub fn export_safetensors(&self, path: &Path) -> Result<(), ModelError> {
+        let sidecar = serde_json::to_string(&self.inner.sidecar)
+            .map_err(|e| ModelError::Data(format!("serialising the sidecar: {e}")))?;
+        let mut store = SafetensorsStore::from_bytes(None).metadata("finecast_sidecar", sidecar);
+        self.inner
+            .net
+            .save_into(&mut store)
+            .map_err(|e| ModelError::Data(format!("exporting the weights: {e}")))?;
+        let bytes = store
+            .get_bytes()
+            .map_err(|e| ModelError::Data(format!("exporting the weights: {e}")))?;
+        finecast_io::write_atomic(path, &bytes).map_err(|e| ModelError::io(path, e))
+    }
 }
 
-/// Run the network on normalised features `(C, ny, nx)` → `(ny, nx)`.
+fn check_inputs(inputs: &ModelInputs) -> Result<(), ModelError> {
+    let shape = inputs.coarse_bilinear.dim();
+    for (name, a) in [
+        ("coarse_orog_bilinear", &inputs.coarse_orog_bilinear),
+        ("fine_orog", &inputs.fine_orog),
+    ] {
+        if a.dim() != shape {
+            return Err(ModelError::Input(format!(
+                "{name} has shape {:?}, coarse_bilinear {shape:?}",
+                a.dim()
+            )));
+        }
+    }
+    if !(inputs.dx_m.is_finite() && inputs.dx_m > 0.0) {
+        return Err(ModelError::Input(format!(
+            "grid spacing {} m must be finite and positive",
+            inputs.dx_m
+        )));
+    }
+    Ok(())
+}
+
+/// Run the network on normalised features `(N, C, ny, nx)` → `(N, ny, nx)`.
 pub(crate) fn forward_features(
     net: &ResidualNet,
-    feats: ndarray::Array3<f32>,
+    feats: ndarray::Array4<f32>,
     device: &Device,
-) -> Result<Array2<f32>, ModelError> {
-    let (c, ny, nx) = feats.dim();
-    let data: Vec<f32> = feats.into_iter().collect();
-    let x = Tensor::<4>::from_data(TensorData::new(data, [1, c, ny, nx]), device);
+) -> Result<Array3<f32>, ModelError> {
+    let (n, c, ny, nx) = feats.dim();
+    let data: Vec<f32> = if feats.is_standard_layout() {
+        feats.into_raw_vec_and_offset().0
+    } else {
+        feats.iter().copied().collect()
+    };
+    let x = Tensor::<4>::from_data(TensorData::new(data, [n, c, ny, nx]), device);
     let y = net.forward(x);
     let values = y
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| ModelError::Train(format!("reading the network output: {e:?}")))?;
-    Array2::from_shape_vec((ny, nx), values)
+    Array3::from_shape_vec((n, ny, nx), values)
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
 
@@ -419,7 +572,8 @@ pub fn save_model(
         .into_bytes()
         .map_err(|e| ModelError::Train(format!("serialising the weights: {e}")))?;
     let bytes: Vec<u8> = bytes.to_vec();
-    std::fs::write(&weights_path, &bytes).map_err(|e| ModelError::io(&weights_path, e))?;
+    finecast_io::write_atomic(&weights_path, &bytes)
+        .map_err(|e| ModelError::io(&weights_path, e))?;
     let sha = sha256_hex(&bytes);
     let sidecar = Sidecar {
         format: SIDECAR_FORMAT,
@@ -437,7 +591,8 @@ pub fn save_model(
     };
     let text =
         serde_json::to_string_pretty(&sidecar).map_err(|e| ModelError::Train(e.to_string()))?;
-    std::fs::write(&sidecar_path, text + "\n").map_err(|e| ModelError::io(&sidecar_path, e))?;
+    finecast_io::write_atomic(&sidecar_path, (text + "\n").as_bytes())
+        .map_err(|e| ModelError::io(&sidecar_path, e))?;
     Ok(sha)
 }
 

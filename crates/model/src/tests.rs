@@ -352,3 +352,41 @@ fn real_data_pairs_match_reference_protocol() {
         }
     }
 }
+
+/// The AMX kernel computes the same network as flex, to bf16 precision, on
+/// tiles of awkward sizes (not multiples of the 32-pixel block) and with the
+/// shipped weights' dilations.
+#[test]
+fn amx_kernel_matches_flex() {
+    let model = Downscaler::load(&Downscaler::default_path()).expect("shipped weights");
+    if model.kernel() != Kernel::AmxBf16 {
+        eprintln!(
+            "skipping: this CPU has no AMX-BF16 (kernel {})",
+            model.kernel()
+        );
+        return;
+    }
+    let flex = model.on_flex();
+    assert_eq!(flex.kernel(), Kernel::Flex);
+    for (ny, nx) in [(37, 70), (64, 33), (5, 100)] {
+        let feats = ndarray::Array3::from_shape_fn((N_FEATURES, ny, nx), |(c, j, i)| {
+            ((c as f32 * 0.7 + j as f32 * 0.13).sin() + (i as f32 * 0.21 - c as f32).cos()) * 0.8
+        });
+        let a = model.forward(feats.clone()).unwrap();
+        let b = flex.forward(feats).unwrap();
+        let scale = b.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-3);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{ny}x{nx}: AMX vs flex max diff {worst:.2e}, output range {scale:.2}");
+        // bf16 keeps 8 significant bits: a few per cent of the output range.
+        assert!(
+            worst <= 0.03 * scale,
+            "{ny}x{nx}: max diff {worst} of range {scale}"
+        );
+        // Not trivially equal: the two kernels really ran.
+        assert!(a.iter().zip(&b).any(|(x, y)| x != y));
+    }
+}

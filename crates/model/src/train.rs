@@ -470,7 +470,9 @@ impl ValidationSet {
         norm: &NormStats,
         device: &Device,
     ) -> Result<(f64, f64), ModelError> {
-        let residual = crate::forward_features(net, self.feats.clone(), device)?;
+        let batch = self.feats.clone().insert_axis(ndarray::Axis(0));
+        let residual =
+            crate::forward_features(net, batch, device)?.index_axis_move(ndarray::Axis(0), 0);
         let pred = &self.baseline + &(residual * norm.residual_std);
         Ok((self.rmse(&pred), self.rmse(&self.baseline)))
     }

@@ -24,6 +24,8 @@ pub enum Target {
     Region { region: Region, resolution_m: f64 },
     /// The grid of a variable in an existing file.
     GridLike(PathBuf),
+    /// An explicit grid (library callers, benchmarks).
+    Grid(Grid),
 }
 
 #[derive(Debug, Clone)]
@@ -222,7 +224,8 @@ pub fn run_downscale(
         units: "m".into(),
         grid: target.clone(),
         times: vec![],
-        data: vec![terrain.fine.data.clone()],
+        // Moved, not copied: the job is done with the terrain.
+        data: vec![terrain.fine.data],
     });
     if let Some(mask) = &req.land_mask {
         ctl.progress(95.0, "regridding land mask");
@@ -250,24 +253,28 @@ pub fn run_downscale(
             sha256: finecast_io::sha256_file(p)?,
         });
     }
+    let mut extra = vec![
+        (
+            "finecast_terrain_regrid".into(),
+            format!("{:?}", terrain.how),
+        ),
+        (
+            "finecast_tiles".into(),
+            format!(
+                "tile={} halo={} blend={}",
+                req.tiles.tile, req.tiles.halo, req.tiles.blend
+            ),
+        ),
+    ];
+    if let Some(kernel) = req.method.kernel() {
+        extra.push(("finecast_model_kernel".into(), kernel));
+    }
     let prov = Provenance {
         inputs,
         method: req.method.name().to_string(),
         weights_sha256: req.method.weights_sha256().map(str::to_string),
         command_line: req.command_line.clone(),
-        extra: vec![
-            (
-                "finecast_terrain_regrid".into(),
-                format!("{:?}", terrain.how),
-            ),
-            (
-                "finecast_tiles".into(),
-                format!(
-                    "tile={} halo={} blend={}",
-                    req.tiles.tile, req.tiles.halo, req.tiles.blend
-                ),
-            ),
-        ],
+        extra,
     };
     finecast_io::write_netcdf(&req.out, &outputs, &prov)?;
     timer.add("write", t);
@@ -361,6 +368,7 @@ fn target_grid(target: &Target) -> Result<Grid, PipelineError> {
             })?;
             Ok(ds.grid(&first.name)?)
         }
+        Target::Grid(grid) => Ok(grid.clone()),
     }
 }
 

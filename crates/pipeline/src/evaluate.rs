@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::downscale::downscale_tiled;
 use crate::method::Method;
 use crate::quantity::Quantity;
-use crate::terrain::{crop_to_region, Terrain};
+use crate::terrain::Terrain;
 use crate::PipelineError;
 
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let truth_data = ds.read(&var, &sel)?;
     let mut truth = truth_data.field.clone();
     if let Some(region) = &req.region {
-        truth = crop_to_region(&truth, region).ok_or_else(|| {
+        truth = truth.crop_to_region(region).ok_or_else(|| {
             PipelineError::input(
                 &req.truth,
                 format!(

@@ -18,7 +18,7 @@ pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, Meth
 pub use maps::{render_file_map, robust_range, MapRequest};
 pub use method::Method;
 pub use quantity::Quantity;
-pub use terrain::{crop_to_region, load_land_fraction, Terrain};
+pub use terrain::{load_land_fraction, Terrain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use finecast_grid::Grid;
 use finecast_methods::{downscale_at, interpolate, Baseline, CoarseInput, Interp, Positions};
-use finecast_model::{Downscaler, ModelInputs};
+use finecast_model::{ComputeDevice, Downscaler, ModelInputs};
 use ndarray::{Array2, ArrayView2};
 
 use crate::quantity::Quantity;
@@ -38,13 +38,24 @@ impl Method {
         "nearest", "bilinear", "bicubic", "lapse", "gradient", "model",
     ];
 
-    /// Parse a method name; `model` loads `weights` (default: the shipped weights).
+    /// Parse a method name; `model` loads `weights` (default: the shipped
+    /// weights) to run on the CPU.
     pub fn parse(name: &str, weights: Option<&Path>) -> Result<Method, PipelineError> {
+        Method::parse_on(name, weights, ComputeDevice::Cpu)
+    }
+
+    /// [`Method::parse`], with the network on `device` (a GPU that is not
+    /// available falls back to the CPU with a warning).
+    pub fn parse_on(
+        name: &str,
+        weights: Option<&Path>,
+        device: ComputeDevice,
+    ) -> Result<Method, PipelineError> {
         if name == "model" {
             let path = weights
                 .map(Path::to_path_buf)
                 .unwrap_or_else(Downscaler::default_path);
-            let model = Downscaler::load(&path).map_err(|e| PipelineError::Model {
+            let model = Downscaler::load_on(&path, device).map_err(|e| PipelineError::Model {
                 path: path.clone(),
                 source: e,
             })?;
@@ -69,6 +80,14 @@ impl Method {
     pub fn weights_sha256(&self) -> Option<&str> {
         match self {
             Method::Model(m) => Some(m.sha256()),
+            Method::Baseline(_) => None,
+        }
+    }
+
+    /// The code that runs the network (`amx-bf16`, `flex-f32`, `vulkan-f32`).
+    pub fn kernel(&self) -> Option<String> {
+        match self {
+            Method::Model(m) => Some(m.kernel().to_string()),
             Method::Baseline(_) => None,
         }
     }

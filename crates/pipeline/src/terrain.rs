@@ -3,14 +3,11 @@
 
 use std::path::Path;
 
-use finecast_grid::{Field, Grid, Region};
-use finecast_io::{Selection, TimeSel};
+use finecast_grid::{Field, Grid};
 use finecast_methods::{area_mean, interpolate, regrid_terrain, Interp, Positions, TerrainRegrid};
 
 use crate::PipelineError;
 
-/// Names tried, in order, for the elevation variable of a DEM file.
-const OROGRAPHY_NAMES: [&str; 4] = ["orog", "surface_altitude", "elevation", "HGT_M"];
 /// Names tried, in order, for a land mask or land area fraction.
 const LAND_NAMES: [&str; 5] = [
     "sftlf",
@@ -35,8 +32,13 @@ impl Terrain {
     /// `margin_deg` widens the read so coarse cells around the target are
     /// covered too.
     pub fn load(path: &Path, target: &Grid, margin_deg: f64) -> Result<Terrain, PipelineError> {
-        let (dem, fine, how) =
-            load_static(path, target, margin_deg, &OROGRAPHY_NAMES, "orography")?;
+        let (dem, fine, how) = load_static(
+            path,
+            target,
+            margin_deg,
+            &finecast_io::OROGRAPHY_NAMES,
+            "orography",
+        )?;
         if dem.units != "m" {
             return Err(PipelineError::input(
                 path,
@@ -92,79 +94,15 @@ fn load_static(
     names: &[&str],
     what: &str,
 ) -> Result<(finecast_io::FieldData, Field, TerrainRegrid), PipelineError> {
-    let ds = finecast_io::open(path)?;
-    let var = names
-        .iter()
-        .find_map(|n| ds.resolve(n).ok())
-        .ok_or_else(|| {
-            PipelineError::input(
-                path,
-                format!("no {what} variable (looked for {})", names.join(", ")),
-            )
-        })?;
-    let (w, s, e, n) = target.bbox_lonlat();
-    let sel = Selection {
-        time: TimeSel::First,
-        bbox: Some((
-            w - margin_deg,
-            s - margin_deg,
-            e + margin_deg,
-            n + margin_deg,
-        )),
-    };
-    let data = ds.read(&var, &sel)?;
+    let data = finecast_io::read_static(path, names, what, target, margin_deg)?;
     let (fine, how) = regrid_terrain(&data.field, target).map_err(|e| {
         PipelineError::input(
             path,
-            format!("variable '{var}' does not cover the target grid: {e}"),
+            format!(
+                "variable '{}' does not cover the target grid: {e}",
+                data.name
+            ),
         )
     })?;
     Ok((data, fine, how))
-}
-
-/// Crop a field to the largest index rectangle whose cells all lie in `region`.
-pub fn crop_to_region(field: &Field, region: &Region) -> Option<Field> {
-    let (ny, nx) = field.grid.shape();
-    let inside = ndarray::Array2::from_shape_fn((ny, nx), |(j, i)| {
-        let (lon, lat) = field.grid.lonlat(j, i);
-        region.contains(lon, lat)
-    });
-    let rows: Vec<usize> = (0..ny)
-        .filter(|&j| inside.row(j).iter().any(|&b| b))
-        .collect();
-    let cols: Vec<usize> = (0..nx)
-        .filter(|&i| inside.column(i).iter().any(|&b| b))
-        .collect();
-    let (mut j0, mut j1) = (*rows.first()?, *rows.last()? + 1);
-    let (mut i0, mut i1) = (*cols.first()?, *cols.last()? + 1);
-    // Trim the edge with the most outside cells until the rectangle is clean.
-    loop {
-        let outside = |js: std::ops::Range<usize>, is: std::ops::Range<usize>| {
-            js.flat_map(|j| is.clone().map(move |i| (j, i)))
-                .filter(|&idx| !inside[idx])
-                .count()
-        };
-        let edges = [
-            outside(j0..j0 + 1, i0..i1),
-            outside(j1 - 1..j1, i0..i1),
-            outside(j0..j1, i0..i0 + 1),
-            outside(j0..j1, i1 - 1..i1),
-        ];
-        let (worst, &count) = edges.iter().enumerate().max_by_key(|(_, c)| **c)?;
-        if count == 0 {
-            break;
-        }
-        match worst {
-            0 => j0 += 1,
-            1 => j1 -= 1,
-            2 => i0 += 1,
-            _ => i1 -= 1,
-        }
-        if j0 >= j1 || i0 >= i1 {
-            return None;
-        }
-    }
-    let grid = field.grid.subset(j0, j1, i0, i1);
-    let data = field.data.slice(ndarray::s![j0..j1, i0..i1]).to_owned();
-    Some(Field { grid, data })
 }

@@ -139,9 +139,10 @@ fn tiled_equals_untiled_on_real_data_without_seams() {
 
 /// Crop `var` of `src` to `region`, write it to `out`, and return its grid.
 fn write_cropped(src: &Path, var: &str, region: &str, out: &Path) -> finecast_grid::Grid {
-    let field =
-        finecast_pipeline::crop_to_region(&read(src, var, 0).field, &region.parse().unwrap())
-            .unwrap();
+    let field = read(src, var, 0)
+        .field
+        .crop_to_region(&region.parse().unwrap())
+        .unwrap();
     finecast_io::write_netcdf(
         out,
         &[finecast_io::OutputVar {

@@ -12,10 +12,7 @@ mod palette;
 mod text;
 mod ticks;
 
-use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use plotters::style::{register_font, FontStyle};
@@ -79,35 +76,11 @@ fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, RenderErro
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so readers (e.g. an HTTP server) see the old file or the new
-/// one, never a partial one. The temporary file is removed on failure. There
-/// is no fsync: this is atomic for readers, not durable across power loss,
-/// which is fine for regenerable figures.
+/// Writes `bytes` to `path` atomically ([`finecast_io::write_atomic`]):
+/// readers such as an HTTP server see the old file or the new one, never a
+/// partial one, and a failed write leaves nothing behind.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RenderError> {
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| RenderError::InvalidInput(format!("{} has no file name", path.display())))?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    // Unique per process and call, so concurrent writers never share a temp file.
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = File::create_new(&tmp)
-        .and_then(|mut f| f.write_all(bytes))
-        .and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        // Best effort: the temp file may not exist (e.g. missing directory).
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|source| RenderError::Io {
+    finecast_io::write_atomic(path, bytes).map_err(|source| RenderError::Io {
         path: path.to_path_buf(),
         source,
     })

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::ids::{file_in_dir, write_atomic};
+use crate::priority::{lower_thread_priority, pool, JOB_NICE};
 use crate::store::{RunOrigin, Store, OUTPUT_NC};
 
 /// Methods a job may ask for (`model` is the shipped Burn network).
@@ -410,6 +411,17 @@ impl Jobs {
     }
 
     fn worker(&self) {
+        // Jobs are batch work: their threads run at a lower CPU priority, so
+        // tiles, maps and point forecasts keep their latency while a job
+        // fills every core.
+        lower_thread_priority(JOB_NICE);
+        let pool = match pool("finecast-job-tiles", 0, JOB_NICE) {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::error!("{e}");
+                return;
+            }
+        };
         loop {
             let id = {
                 let mut queue = lock(&self.queue);
@@ -424,7 +436,7 @@ impl Jobs {
                 }
             };
             if let Ok(entry) = self.entry(&id) {
-                self.run_one(&entry);
+                pool.install(|| self.run_one(&entry));
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod priority;
 pub mod raster;
 pub mod store;
 pub mod times;
@@ -54,7 +55,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
 }
 
 /// Build the core (store, job queue, workers) and the router.
-pub fn build(config: Config) -> (App, Vec<std::thread::JoinHandle<()>>) {
+pub fn build(config: Config) -> Result<(App, Vec<std::thread::JoinHandle<()>>), ServeError> {
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::open(
         &config.runs_dir,
@@ -62,9 +63,10 @@ pub fn build(config: Config) -> (App, Vec<std::thread::JoinHandle<()>>) {
         metrics.clone(),
     ));
     let jobs = Jobs::open(&config, store.clone());
+    let state =
+        AppState::new(config.clone(), store, jobs.clone(), metrics).map_err(ServeError::Config)?;
     let workers = jobs.start_workers(config.workers);
-    let app = Arc::new(AppState::new(config, store, jobs, metrics));
-    (app, workers)
+    Ok((Arc::new(state), workers))
 }
 
 /// Queue the demo job when there is no run yet, so that every endpoint has
@@ -118,7 +120,7 @@ async fn run(config: Config) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
     let (app, workers) = tokio::task::spawn_blocking(move || build(config))
         .await
-        .map_err(|e| ServeError::Config(format!("startup failed: {e}")))?;
+        .map_err(|e| ServeError::Config(format!("startup failed: {e}")))??;
     ensure_demo(&app);
     app.started.store(true, Ordering::SeqCst);
     // Printed (not only logged) so that scripts and tests can wait for it.

@@ -167,13 +167,14 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
         .map(|(c, r)| native(c as f64 + 0.5, r as f64 + 0.5))
         .collect();
     let angular = grid.crs().is_angular();
+    let (ys, xs) = (AxisLookup::new(grid.y()), AxisLookup::new(grid.x()));
     let index = |x: f64, y: f64| -> (f32, f32) {
         let x = if angular {
             normalise_longitude(grid, x)
         } else {
             x
         };
-        match (fractional_index(grid.y(), y), fractional_index(grid.x(), x)) {
+        match (ys.index(y), xs.index(x)) {
             (Some(fj), Some(fi)) => (fj as f32, fi as f32),
             _ => (f32::NAN, f32::NAN),
         }
@@ -229,6 +230,39 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
     out
 }
 
+/// Fractional index along one grid axis: arithmetic on an evenly spaced axis
+/// (every grid finecast writes), a binary search otherwise. A tile asks this
+/// for each of its 65,536 pixels, so the search showed in cold-tile latency.
+struct AxisLookup<'a> {
+    coords: &'a [f64],
+    /// `(first centre, step)` of an evenly spaced axis.
+    even: Option<(f64, f64)>,
+}
+
+impl<'a> AxisLookup<'a> {
+    fn new(coords: &'a [f64]) -> AxisLookup<'a> {
+        let even = (coords.len() >= 2)
+            .then(|| (coords[0], coords[1] - coords[0]))
+            .filter(|&(c0, step)| {
+                coords.iter().enumerate().all(|(k, &c)| {
+                    (c - (c0 + k as f64 * step)).abs() <= 1e-9 * step.abs() * coords.len() as f64
+                })
+            });
+        AxisLookup { coords, even }
+    }
+
+    /// Same answer as [`fractional_index`].
+    fn index(&self, v: f64) -> Option<f64> {
+        match self.even {
+            Some((c0, step)) => {
+                let f = (v - c0) / step;
+                (f >= -0.5 && f <= self.coords.len() as f64 - 0.5).then_some(f)
+            }
+            None => fractional_index(self.coords, v),
+        }
+    }
+}
+
 /// Shift a longitude by multiples of 360 into the span of an angular grid.
 fn normalise_longitude(grid: &Grid, x: f64) -> f64 {
     let xs = grid.x();
@@ -246,28 +280,34 @@ fn normalise_longitude(grid: &Grid, x: f64) -> f64 {
 /// The value at a fractional cell index: bilinear between the four nearest
 /// centres when all are valid, else the nearest cell; NaN off the grid.
 pub fn sample(data: &Array2<f32>, fj: f32, fi: f32, how: Sampling) -> f32 {
-    if !(fj.is_finite() && fi.is_finite()) {
+    let data = data.as_standard_layout();
+    let (ny, nx) = data.dim();
+    sample_rows(data.as_slice().unwrap_or(&[]), ny, nx, fj, fi, how)
+}
+
+/// [`sample`] on a row-major slice of `ny` x `nx` values (the per-pixel
+/// inner loop of every render, so no per-access bounds arithmetic of ndarray).
+fn sample_rows(data: &[f32], ny: usize, nx: usize, fj: f32, fi: f32, how: Sampling) -> f32 {
+    if !(fj.is_finite() && fi.is_finite()) || data.len() < ny * nx || ny == 0 || nx == 0 {
         return f32::NAN;
     }
-    let (ny, nx) = data.dim();
+    // Float-to-int casts saturate (negative → 0) and truncate, which is
+    // floor here and, after adding 0.5, round; unlike f32::floor/round they
+    // compile to single instructions on baseline x86-64, in the hottest loop.
     let nearest = || {
-        let j = (fj.round().max(0.0) as usize).min(ny - 1);
-        let i = (fi.round().max(0.0) as usize).min(nx - 1);
-        data[[j, i]]
+        let j = ((fj + 0.5) as usize).min(ny - 1);
+        let i = ((fi + 0.5) as usize).min(nx - 1);
+        data[j * nx + i]
     };
     if how == Sampling::Nearest || ny < 2 || nx < 2 {
         return nearest();
     }
-    let j0 = (fj.floor().max(0.0) as usize).min(ny - 2);
-    let i0 = (fi.floor().max(0.0) as usize).min(nx - 2);
+    let j0 = (fj as usize).min(ny - 2);
+    let i0 = (fi as usize).min(nx - 2);
     let tj = (fj - j0 as f32).clamp(0.0, 1.0);
     let ti = (fi - i0 as f32).clamp(0.0, 1.0);
-    let (a, b, c, d) = (
-        data[[j0, i0]],
-        data[[j0, i0 + 1]],
-        data[[j0 + 1, i0]],
-        data[[j0 + 1, i0 + 1]],
-    );
+    let k = j0 * nx + i0;
+    let (a, b, c, d) = (data[k], data[k + 1], data[k + nx], data[k + nx + 1]);
     if !(a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite()) {
         return nearest();
     }
@@ -301,10 +341,13 @@ pub fn render_rgba(
         }
     };
     let (first, last) = (lut[0], lut[bands - 1]);
-    let mut rgba = Vec::with_capacity(w * h * 4);
-    for &(fj, fi) in &idx {
-        let v = sample(data, fj, fi, how);
-        let px = if !v.is_finite() {
+    let values = data.as_standard_layout();
+    let (ny, nx) = values.dim();
+    let values = values.as_slice().unwrap_or(&[]);
+    let mut rgba = vec![0u8; w * h * 4];
+    for (px, &(fj, fi)) in rgba.chunks_exact_mut(4).zip(&idx) {
+        let v = sample_rows(values, ny, nx, fj, fi, how);
+        let colour = if !v.is_finite() {
             background
         } else {
             let v = f64::from(v);
@@ -314,11 +357,12 @@ pub fn render_rgba(
                 paint(style.above, last)
             } else {
                 // Same rounding as finecast-render's maps, so colours agree.
-                let c = lut[((v - lo) * scale).round().clamp(0.0, (bands - 1) as f64) as usize];
+                // lo <= v <= hi, so this is round-half-up of a non-negative value.
+                let c = lut[(((v - lo) * scale + 0.5) as usize).min(bands - 1)];
                 [c[0], c[1], c[2], 255]
             }
         };
-        rgba.extend_from_slice(&px);
+        px.copy_from_slice(&colour);
     }
     rgba
 }
@@ -368,6 +412,30 @@ pub fn parse_color(s: &str) -> Option<[u8; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axis_lookup_agrees_with_the_search() {
+        let even_up: Vec<f64> = (0..200).map(|k| -298_500.0 + 3000.0 * k as f64).collect();
+        let even_down: Vec<f64> = even_up.iter().rev().copied().collect();
+        let uneven: Vec<f64> = (0..50).map(|k| (k as f64).powf(1.3)).collect();
+        for (coords, evenly) in [(&even_up, true), (&even_down, true), (&uneven, false)] {
+            let lookup = AxisLookup::new(coords);
+            assert_eq!(lookup.even.is_some(), evenly);
+            let (lo, hi) = (
+                coords[0].min(coords[coords.len() - 1]),
+                coords[0].max(coords[coords.len() - 1]),
+            );
+            let span = hi - lo;
+            for k in 0..=1000 {
+                let v = lo - 0.05 * span + 1.1 * span * k as f64 / 1000.0;
+                match (lookup.index(v), fractional_index(coords, v)) {
+                    (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{v}: {a} vs {b}"),
+                    (a, b) => assert_eq!(a.is_some(), b.is_some(), "{v}: {a:?} vs {b:?}"),
+                }
+            }
+            assert_eq!(lookup.index(f64::NAN), None);
+        }
+    }
 
     #[test]
     fn mercator_round_trips() {

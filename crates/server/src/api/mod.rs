@@ -9,6 +9,7 @@ mod runs;
 mod tiles;
 mod wms;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,6 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tokio::sync::OnceCell;
 use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 use tracing::Instrument;
@@ -38,11 +40,27 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Rendered tiles and legends by ETag.
     pub images: Mutex<ByteLru<String, Bytes>>,
+    /// Renders in progress by ETag, shared by concurrent requests for the
+    /// same image.
+    rendering: Mutex<HashMap<String, Arc<OnceCell<Bytes>>>>,
+    /// Threads for tile and legend renders, see [`AppState::render`].
+    tile_pool: rayon::ThreadPool,
+    /// Threads for map images (WMS GetMap, map.png), which take longer.
+    map_pool: rayon::ThreadPool,
     /// Set once the run store is loaded and the demo (if any) is queued.
     pub started: AtomicBool,
 }
 
 pub type App = Arc<AppState>;
+
+/// Which render pool an image goes to.
+#[derive(Debug, Clone, Copy)]
+pub enum RenderKind {
+    /// XYZ tiles and legends: small and latency-critical.
+    Tile,
+    /// WMS GetMap and framed maps: larger images.
+    Map,
+}
 
 impl AppState {
     pub fn new(
@@ -50,15 +68,42 @@ impl AppState {
         store: Arc<Store>,
         jobs: Arc<Jobs>,
         metrics: Arc<Metrics>,
-    ) -> AppState {
-        AppState {
+    ) -> Result<AppState, String> {
+        Ok(AppState {
+            tile_pool: crate::priority::pool("finecast-tiles", 0, crate::priority::TILE_NICE)?,
+            map_pool: crate::priority::pool("finecast-maps", 0, crate::priority::MAP_NICE)?,
             images: Mutex::new(ByteLru::new(config.tile_cache_bytes)),
+            rendering: Mutex::new(HashMap::new()),
             config,
             store,
             jobs,
             metrics,
             started: AtomicBool::new(false),
-        }
+        })
+    }
+
+    /// Run a CPU-heavy render on a render pool of one thread per core, so a
+    /// burst of renders queues instead of oversubscribing cores. Tiles and
+    /// maps have pools of their own: a small tile never waits behind large
+    /// maps, and map threads run at a lower priority (see [`crate::priority`]),
+    /// so quick requests overtake them on a busy CPU.
+    pub async fn render<T: Send + 'static>(
+        &self,
+        kind: RenderKind,
+        f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let pool = match kind {
+            RenderKind::Tile => &self.tile_pool,
+            RenderKind::Map => &self.map_pool,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        pool.spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err(ApiError::Internal("a render panicked".into())));
+            // The request may have gone (client closed): nothing to tell.
+            let _ = tx.send(result);
+        });
+        rx.await.map_err(ApiError::internal)?
     }
 
     /// 503 until the store is loaded and the demo run (if one is being made)
@@ -95,7 +140,7 @@ impl AppState {
         }
     }
 
-    pub fn cached_image(&self, key: &str) -> Option<Bytes> {
+    fn cached_image(&self, key: &str) -> Option<Bytes> {
         let hit = self.images.lock().ok()?.get(&key.to_string());
         let counter = if hit.is_some() {
             &self.metrics.tile_cache_hits
@@ -106,11 +151,38 @@ impl AppState {
         hit
     }
 
-    pub fn cache_image(&self, key: String, png: Bytes) {
+    fn cache_image(&self, key: String, png: Bytes) {
         if let Ok(mut c) = self.images.lock() {
             let n = png.len() + key.len();
             c.insert(key, png, n);
         }
+    }
+
+    /// The cached image for `key`, or `render` it once however many requests
+    /// ask at the same moment: the others wait for that render instead of
+    /// repeating it (a cold tile under load is rendered once, not once per
+    /// connection). The result goes to the image cache.
+    pub async fn cached_or_render<F, Fut>(&self, key: &str, render: F) -> Result<Bytes, ApiError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Bytes, ApiError>>,
+    {
+        if let Some(png) = self.cached_image(key) {
+            return Ok(png);
+        }
+        let cell = match self.rendering.lock() {
+            Ok(mut m) => m.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::new(OnceCell::new()),
+        };
+        let result = cell.get_or_try_init(render).await.cloned();
+        if let Ok(png) = &result {
+            self.cache_image(key.to_string(), png.clone());
+        }
+        // Waiters hold their own Arc; later requests find the cache.
+        if let Ok(mut m) = self.rendering.lock() {
+            m.remove(key);
+        }
+        result
     }
 }
 
@@ -503,7 +575,7 @@ mod tests {
     fn test_app(dir: &std::path::Path) -> App {
         let cli = Cli::parse_from(["t", "--data-dir", &dir.display().to_string(), "--no-demo"]);
         let config = Config::from_args(&cli.serve).expect("config");
-        let (app, _) = crate::build(config);
+        let (app, _) = crate::build(config).expect("server state");
         app.started.store(true, Ordering::SeqCst);
         app
     }

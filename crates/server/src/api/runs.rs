@@ -11,7 +11,9 @@ use finecast_io::{OutputVar, Provenance};
 use finecast_render::{map_layout, render_map_png_bytes, MapSpec, Palette};
 use ndarray::{s, Array2};
 
-use super::{blocking, etag_of, json_response, max_age_for, png_response, ApiPath, App, Params};
+use super::{
+    blocking, etag_of, json_response, max_age_for, png_response, ApiPath, App, Params, RenderKind,
+};
 use crate::error::ApiError;
 use crate::raster::Style;
 use crate::store::{Run, VarMeta, OROGRAPHY_VAR};
@@ -198,36 +200,38 @@ pub async fn map_png(
     if super::not_modified(&headers, &etag) {
         return Ok(super::not_modified_response(&etag, max_age));
     }
-    let png = blocking(move || {
-        let data = app.store.field(&run, &var.name, t)?;
-        let orog = if hillshade && var.name != OROGRAPHY_VAR {
-            run.orography.clone()
-        } else {
-            None
-        };
-        let valid = var
-            .times
-            .get(t)
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-            .unwrap_or_else(|| "static field".into());
-        let spec = MapSpec {
-            title: var.long_name.clone().unwrap_or_else(|| var.name.clone()),
-            subtitle: format!(
-                "valid {valid} | finecast run {} | method {}",
-                run.meta.id, run.meta.method
-            ),
-            units: var.units.clone(),
-            data: data.view(),
-            north_up_rows: run.grid.is_y_descending(),
-            palette: style.palette.clone(),
-            range: style.range,
-            width,
-            height,
-            hillshade: orog.as_ref().map(|z| z.view()),
-        };
-        render_map_png_bytes(&spec).map_err(|e| ApiError::Unprocessable(e.to_string()))
-    })
-    .await?;
+    let app2 = app.clone();
+    let png = app
+        .render(RenderKind::Map, move || {
+            let data = app2.store.field(&run, &var.name, t)?;
+            let orog = if hillshade && var.name != OROGRAPHY_VAR {
+                run.orography.clone()
+            } else {
+                None
+            };
+            let valid = var
+                .times
+                .get(t)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "static field".into());
+            let spec = MapSpec {
+                title: var.long_name.clone().unwrap_or_else(|| var.name.clone()),
+                subtitle: format!(
+                    "valid {valid} | finecast run {} | method {}",
+                    run.meta.id, run.meta.method
+                ),
+                units: var.units.clone(),
+                data: data.view(),
+                north_up_rows: run.grid.is_y_descending(),
+                palette: style.palette.clone(),
+                range: style.range,
+                width,
+                height,
+                hillshade: orog.as_ref().map(|z| z.view()),
+            };
+            render_map_png_bytes(&spec).map_err(|e| ApiError::Unprocessable(e.to_string()))
+        })
+        .await?;
     Ok(png_response(Bytes::from(png), &etag, max_age, &headers))
 }
 
@@ -284,6 +288,35 @@ pub fn legend_png(
     crate::raster::encode_png_rgba(&rgba, cw as u32, chh as u32).map_err(ApiError::internal)
 }
 
+/// ETag of a colour bar image.
+pub fn legend_etag(units: &str, style: &Style, height: u32) -> String {
+    etag_of(&[
+        "legend",
+        units,
+        style.palette.name,
+        &format!("{:?}", style.range),
+        &height.to_string(),
+    ])
+}
+
+/// A colour bar PNG from the image cache, rendered once on a miss.
+pub async fn cached_legend(
+    app: &App,
+    etag: &str,
+    units: String,
+    style: Style,
+    height: u32,
+) -> Result<Bytes, ApiError> {
+    app.cached_or_render(etag, || async move {
+        app.render(RenderKind::Tile, move || {
+            legend_png(&units, &style.palette, style.range, height)
+        })
+        .await
+        .map(Bytes::from)
+    })
+    .await
+}
+
 /// `GET /v1/runs/{run}/legend.png?var=&palette=&range=&height=`.
 pub async fn legend_png_handler(
     app: &App,
@@ -301,24 +334,12 @@ pub async fn legend_png_handler(
             .or_else(|| params.get_ci("colorscalerange")),
     )?;
     let height = params.parse::<u32>("height")?.unwrap_or(300);
-    let etag = etag_of(&[
-        "legend",
-        &var.units,
-        style.palette.name,
-        &format!("{:?}", style.range),
-        &height.to_string(),
-    ]);
+    let etag = legend_etag(&var.units, &style, height);
     let max_age = max_age_for(run_param);
     if super::not_modified(headers, &etag) {
         return Ok(super::not_modified_response(&etag, max_age));
     }
-    if let Some(png) = app.cached_image(&etag) {
-        return Ok(png_response(png, &etag, max_age, headers));
-    }
-    let units = var.units.clone();
-    let png = blocking(move || legend_png(&units, &style.palette, style.range, height)).await?;
-    let png = Bytes::from(png);
-    app.cache_image(etag.clone(), png.clone());
+    let png = cached_legend(app, &etag, var.units.clone(), style, height).await?;
     Ok(png_response(png, &etag, max_age, headers))
 }
 

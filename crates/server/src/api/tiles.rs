@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::runs::{pick_var, resolve_style};
 use super::{
-    base_url, blocking, etag_of, json_response, max_age_for, png_response, ApiPath, App, Params,
+    base_url, etag_of, json_response, max_age_for, png_response, ApiPath, App, Params, RenderKind,
 };
 use crate::error::ApiError;
 use crate::raster::{
@@ -150,17 +150,18 @@ pub async fn tile(
     if e < b[0] || w > b[2] || n < b[1] || s > b[3] {
         return Ok(png_response(transparent_tile(), &etag, max_age, &headers));
     }
-    if let Some(png) = app.cached_image(&etag) {
-        return Ok(png_response(png, &etag, max_age, &headers));
-    }
     let app2 = app.clone();
-    let png = blocking(move || {
-        let data = app2.store.field(&run, &var.name, t)?;
-        let rgba = render_rgba(&run.grid, &data, &view, &style, how, [0, 0, 0, 0]);
-        encode_png_rgba(&rgba, TILE_SIZE, TILE_SIZE).map_err(ApiError::internal)
-    })
-    .await?;
-    let png = Bytes::from(png);
-    app.cache_image(etag.clone(), png.clone());
+    let png = app
+        .cached_or_render(&etag, || async move {
+            app2.clone()
+                .render(RenderKind::Tile, move || {
+                    let data = app2.store.field(&run, &var.name, t)?;
+                    let rgba = render_rgba(&run.grid, &data, &view, &style, how, [0, 0, 0, 0]);
+                    encode_png_rgba(&rgba, TILE_SIZE, TILE_SIZE).map_err(ApiError::internal)
+                })
+                .await
+                .map(Bytes::from)
+        })
+        .await?;
     Ok(png_response(png, &etag, max_age, &headers))
 }

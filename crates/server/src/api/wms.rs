@@ -16,8 +16,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use finecast_render::Palette;
 
-use super::runs::{legend_png, parse_range, resolve_style};
-use super::{base_url, blocking, etag_of, json_response, png_response, xml_escape, App, Params};
+use super::runs::{cached_legend, legend_etag, parse_range, resolve_style};
+use super::{
+    base_url, blocking, etag_of, json_response, png_response, xml_escape, App, Params, RenderKind,
+};
 use crate::error::{ApiError, WmsError};
 use crate::raster::{
     encode_png_rgba, parse_color, render_rgba, LonLatView, MercatorView, OutOfRange, Sampling,
@@ -328,19 +330,20 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
             .collect();
     let etag = etag_of(&["wms", &run.meta.id, &key.join("&")]);
     let app2 = app.clone();
-    let png = blocking(move || {
-        let data = app2.store.field(&run, &var.name, t)?;
-        let rgba = render_rgba(
-            &run.grid,
-            &data,
-            view.as_ref(),
-            &style,
-            Sampling::Bilinear,
-            background,
-        );
-        encode_png_rgba(&rgba, width, height).map_err(ApiError::internal)
-    })
-    .await?;
+    let png = app
+        .render(RenderKind::Map, move || {
+            let data = app2.store.field(&run, &var.name, t)?;
+            let rgba = render_rgba(
+                &run.grid,
+                &data,
+                view.as_ref(),
+                &style,
+                Sampling::Bilinear,
+                background,
+            );
+            encode_png_rgba(&rgba, width, height).map_err(ApiError::internal)
+        })
+        .await?;
     Ok(png_response(Bytes::from(png), &etag, 300, headers))
 }
 
@@ -470,21 +473,8 @@ async fn legend(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
         .and_then(|h| h.parse::<u32>().ok())
         .unwrap_or(300)
         .min(app.config.max_image_px);
-    let etag = etag_of(&[
-        "legend",
-        &var.units,
-        style.palette.name,
-        &format!("{:?}", style.range),
-        &height.to_string(),
-    ]);
-    if let Some(png) = app.cached_image(&etag) {
-        return Ok(png_response(png, &etag, 3600, headers));
-    }
-    let units = var.units.clone();
-    let png = Bytes::from(
-        blocking(move || legend_png(&units, &style.palette, style.range, height)).await?,
-    );
-    app.cache_image(etag.clone(), png.clone());
+    let etag = legend_etag(&var.units, &style, height);
+    let png = cached_legend(app, &etag, var.units.clone(), style, height).await?;
     Ok(png_response(png, &etag, 3600, headers))
 }
 
