@@ -4,12 +4,12 @@
 #   ./scripts/gpu-bench.sh prepare   # here: build, strip, pack into .gpu-bench/
 #   ./scripts/gpu-bench.sh run       # there, from the repository root
 #
-# `prepare` builds the finecast binary and the two benchmark binaries with
-# `--features gpu` (Burn's Vulkan backend), strips them, exports the shipped
-# weights as safetensors, copies the ETOPO5 relief the e2e benchmark needs
-# from ../shared/data, and downloads the Vulkan/EGL loader packages (Debian)
-# that GPU machines without them need. The folder stays under the 64 MiB a
-# device call may carry.
+# `prepare` builds the two benchmark binaries with `--features gpu` (Burn's
+# Vulkan backend), strips and xz-compresses them (75 MB → 12 MB each),
+# exports the shipped weights as safetensors, copies the ETOPO5 relief the
+# e2e benchmark needs from ../shared/data, and downloads the Vulkan/EGL
+# loader packages (Debian) that GPU machines without them need. The folder
+# stays under the 64 MiB a device call may carry.
 #
 # `run` unpacks the loaders, points Vulkan at the NVIDIA driver, then in one
 # session: the network on flex/AMX/Vulkan over tiles and one CONUS-sized
@@ -27,7 +27,6 @@ prepare)
     --bench model_runtime --bench e2e >"$pack.build.json"
   rm -rf "$pack" && mkdir -p "$pack/bin" "$pack/shared/static" "$pack/debs"
   target=${CARGO_TARGET_DIR:-target}
-  cp "$target/release/finecast" "$pack/bin/"
   python3 - "$pack.build.json" "$pack/bin" <<'PY'
 import json, shutil, sys
 for line in open(sys.argv[1]):
@@ -37,7 +36,8 @@ for line in open(sys.argv[1]):
 PY
   rm -f "$pack.build.json"
   strip "$pack"/bin/*
-  "$pack/bin/finecast" export-weights --out "$pack/model.safetensors"
+  xz -T0 -9 "$pack"/bin/*
+  "$target/release/finecast" export-weights --out "$pack/model.safetensors"
   cp ../shared/data/static/etopo5_orog.nc "$pack/shared/static/"
   touch "$pack/shared/README.md"
   (cd "$pack/debs" && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
@@ -50,18 +50,23 @@ run)
   mkdir -p "$out"
   for f in "$pack"/debs/*.deb; do dpkg -x "$f" /; done
   ldconfig
+  bin=/tmp/finecast-gpu-bench
+  mkdir -p "$bin"
+  for f in "$pack"/bin/*.xz; do xz -dc "$f" >"$bin/$(basename "$f" .xz)"; done
+  chmod +x "$bin"/*
   if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
     export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   fi
   export FINECAST_BENCH_DEVICE=gpu FINECAST_SHARED_DATA=$PWD/$pack/shared FINECAST_WORKSPACE=$PWD
   export FINECAST_PYTHON=${FINECAST_PYTHON:-python3}
+  export FINECAST_WEIGHTS=$PWD/weights/finecast-t2m-resnet-v1.bpk
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
-  "$pack/bin/model_runtime" --bench 2>&1 | tee "$out/model_runtime.txt"
+  "$bin/model_runtime" --bench 2>&1 | tee "$out/model_runtime.txt"
   python3 scripts/torch_model.py --weights "$pack/model.safetensors" \
     --tiles target/bench/tiles.safetensors | tee "$out/torch.json"
   python3 scripts/torch_model.py --weights "$pack/model.safetensors" --dtype bfloat16 | tee -a "$out/torch.json"
-  "$pack/bin/e2e" --bench 2>&1 | tee "$out/e2e.txt"
+  "$bin/e2e" --bench 2>&1 | tee "$out/e2e.txt"
   cp target/bench/*.json target/bench/*.png "$out/" 2>/dev/null || true
   ;;
 *)

@@ -123,6 +123,8 @@ p4=$!
 wait $p1 $p2 $p3 $p4
 sleep 2
 kill $sampler 2>/dev/null || true
+# What became of the submitted jobs (the demo run is a job too).
+curl -sf "$base/v1/jobs" >"$OUT/jobs-after.json"
 
 python3 - "$OUT" "$DURATION" <<'EOF'
 import csv, json, sys
@@ -139,6 +141,10 @@ for name in ["tiles", "points", "wms", "jobs"]:
     total = sum(codes.values())
     print(f"{name:<10} {total:>9} {r['summary']['requestsPerSec']:>8.1f} {ms('p50'):>8.2f} {ms('p99'):>8.2f} {ms('p99.9'):>9.2f} "
           f"{count(200):>7} {count(400):>6} {count(500):>5} {errors:>7}")
+states = {}
+for j in json.load(open(f"{out}/jobs-after.json"))["jobs"]:
+    states[j["status"]] = states.get(j["status"], 0) + 1
+print(f"jobs after the run (demo included): {states}")
 rows = list(csv.DictReader(open(f"{out}/memory.csv")))
 rss = [int(r["rss_mib"]) for r in rows if int(r["rss_mib"]) > 0]
 if rss:

@@ -12,8 +12,8 @@ object: seconds per phase, cells per second, and the RMSE and largest
 difference against FINE.nc's field. The e2e benchmark
 (`cargo bench -p finecast-benches --bench e2e`) runs it beside finecast.
 
-Method, as finecast's: coarse orography = mean of the DEM cells whose
-centres fall in each coarse cell; t, coarse orography and DEM bilinear to the
+Method, as finecast's: coarse orography = area-weighted mean of the DEM
+cells whose centres fall in each coarse cell; t, coarse orography and DEM bilinear to the
 target; the network's 12 features (crates/model/src/features.rs, here for
 fully valid inputs); the residual net on tiles with a halo of its receptive
 field plus the feature radius, so no blending is needed; lapse baseline +
@@ -81,14 +81,17 @@ def coarse_orography(dem, coarse):
     d = dem.sel(lat=slice(lat.min() - 0.5, lat.max() + 0.5), lon=slice(lon.min() - 0.5, lon.max() + 0.5))
     dlat = lat[1] - lat[0]
     dlon = lon[1] - lon[0]
-    jj = np.rint((d["lat"].values - lat[0]) / dlat).astype(int)
-    ii = np.rint((d["lon"].values - lon[0]) / dlon).astype(int)
+    # A DEM centre exactly on a coarse-cell edge goes to the lower cell, as
+    # finecast's area mean does; DEM cells are weighted by their area (cos lat).
+    jj = np.ceil((d["lat"].values - lat[0]) / dlat - 0.5).astype(int)
+    ii = np.ceil((d["lon"].values - lon[0]) / dlon - 0.5).astype(int)
     ok_j = (jj >= 0) & (jj < lat.size)
     ok_i = (ii >= 0) & (ii < lon.size)
-    vals = d.values[np.ix_(ok_j, ok_i)]
+    vals = d.values[np.ix_(ok_j, ok_i)].astype(np.float64)
+    area = np.broadcast_to(np.cos(np.radians(d["lat"].values[ok_j]))[:, None], vals.shape)
     idx = jj[ok_j][:, None] * lon.size + ii[ok_i][None, :]
-    sums = np.bincount(idx.ravel(), vals.ravel(), lat.size * lon.size)
-    counts = np.bincount(idx.ravel(), None, lat.size * lon.size)
+    sums = np.bincount(idx.ravel(), (vals * area).ravel(), lat.size * lon.size)
+    counts = np.bincount(idx.ravel(), area.ravel(), lat.size * lon.size)
     with np.errstate(invalid="ignore"):
         mean = (sums / counts).reshape(lat.size, lon.size)
     return xr.DataArray(mean, coords={"lat": lat, "lon": lon}, dims=("lat", "lon"))

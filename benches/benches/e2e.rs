@@ -382,6 +382,18 @@ fn plot(report: &Value, dir: &Path) {
             })
             .collect::<Vec<_>>(),
     )];
+    let python: Vec<(f64, f64)> = runs
+        .iter()
+        .filter_map(|r| {
+            Some((
+                mcells(r),
+                r["python_pipeline"]["cells_per_s"].as_f64()? / 1e3,
+            ))
+        })
+        .collect();
+    if !python.is_empty() {
+        throughput.push(("python: xarray + onnxruntime".into(), python));
+    }
     if let Some(t) = report["one_tile_job"]["cells"].as_f64() {
         let t = t / report["one_tile_job"]["seconds"]
             .as_f64()

@@ -61,7 +61,7 @@ fn gpu() -> Result<Device, String> {
     let probe = std::panic::catch_unwind(|| {
         let device = Device::vulkan(DeviceKind::DefaultDevice);
         let t = Tensor::<1>::from_floats([1.0, 2.0], &device) * 2.0;
-        let back = t.into_data().to_vec::<f32>().unwrap_or_default();
+        let back = t.into_data().try_to_vec::<f32>().unwrap_or_default();
         (device, back)
     });
     match probe {

@@ -60,6 +60,8 @@ pub enum ModelError {
     Data(String),
     #[error("training: {0}")]
     Train(String),
+    #[error("compute device: {0}")]
+    Device(String),
 }
 
 impl ModelError {
@@ -545,10 +547,13 @@ pub(crate) fn forward_features(
     };
     let x = Tensor::<4>::from_data(TensorData::new(data, [n, c, ny, nx]), device);
     let y = net.forward(x);
+    // A device failure (e.g. a GPU that cannot allocate the tile) is an
+    // error of this tile, not a panic.
     let values = y
-        .into_data()
+        .try_into_data()
+        .map_err(|e| ModelError::Device(format!("running the network: {e}")))?
         .try_into_vec::<f32>()
-        .map_err(|e| ModelError::Train(format!("reading the network output: {e:?}")))?;
+        .map_err(|e| ModelError::Device(format!("reading the network output: {e:?}")))?;
     Array3::from_shape_vec((n, ny, nx), values)
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
