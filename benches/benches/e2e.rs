@@ -122,6 +122,8 @@ fn peak_rss_mib() -> f64 {
 
 /// One job, in a child process: prints its report as JSON on stdout.
 fn child(n: usize, shared: &Path) {
+    // As the finecast binary does.
+    finecast_pipeline::tune_allocator_for_tiles();
     let dir = work_dir();
     let out = dir.join(format!("e2e_{n}.nc"));
     let req = DownscaleRequest {
@@ -209,6 +211,7 @@ fn main() {
     println!("method {method}, {threads} threads, 3 km LAEA squares, tile {TILE}");
     // The reference for scaling: the same job on a domain of one tile.
     let one_tile = job(TILE);
+    let _ = std::fs::remove_file(dir.join(format!("e2e_{TILE}.nc")));
     let one_tile_rate = rate(&one_tile);
     println!(
         "one-tile job ({TILE}x{TILE}): {one_tile_rate:.0} cells/s{}",

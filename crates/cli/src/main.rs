@@ -188,6 +188,7 @@ struct EvaluateArgs {
 }
 
 fn main() {
+    finecast_pipeline::tune_allocator_for_tiles();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     if let Err(e) = run(cli) {
