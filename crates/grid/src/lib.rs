@@ -35,6 +35,10 @@ pub struct Grid {
     crs: Crs,
     x: Vec<f64>,
     y: Vec<f64>,
+    /// `(first centre, step)` of each axis when evenly spaced (every grid
+    /// finecast writes): locating a point is then arithmetic, not a search.
+    x_even: Option<(f64, f64)>,
+    y_even: Option<(f64, f64)>,
     transformer: Arc<crs::Transformer>,
 }
 
@@ -89,12 +93,18 @@ impl Grid {
         check_monotone("x", &x)?;
         check_monotone("y", &y)?;
         let transformer = Arc::new(crs::Transformer::new(&crs)?);
-        Ok(Grid {
+        Ok(Grid::from_parts(crs, x, y, transformer))
+    }
+
+    fn from_parts(crs: Crs, x: Vec<f64>, y: Vec<f64>, transformer: Arc<crs::Transformer>) -> Grid {
+        Grid {
             crs,
+            x_even: even_spacing(&x),
+            y_even: even_spacing(&y),
             x,
             y,
             transformer,
-        })
+        }
     }
 
     /// A regular lat/lon grid with `n` cells of `step` degrees from the first centre.
@@ -170,12 +180,20 @@ impl Grid {
     /// integers, cell `k` spans `[k - 0.5, k + 0.5)`. `None` outside the grid
     /// (more than half a cell beyond the outer centres).
     pub fn locate(&self, lon: f64, lat: f64) -> Option<(f64, f64)> {
-        let (mut x, y) = self.to_native(lon, lat)?;
-        if self.crs.is_angular() {
-            x = self.normalise_longitude(x);
-        }
-        let fi = fractional_index(&self.x, x)?;
-        let fj = fractional_index(&self.y, y)?;
+        let (x, y) = self.to_native(lon, lat)?;
+        self.native_index(x, y)
+    }
+
+    /// Fractional `(fj, fi)` index of native coordinates (longitudes of an
+    /// angular grid are taken modulo 360), as [`Grid::locate`].
+    pub fn native_index(&self, x: f64, y: f64) -> Option<(f64, f64)> {
+        let x = if self.crs.is_angular() {
+            self.normalise_longitude(x)
+        } else {
+            x
+        };
+        let fi = axis_index(&self.x, self.x_even, x)?;
+        let fj = axis_index(&self.y, self.y_even, y)?;
         Some((fj, fi))
     }
 
@@ -254,12 +272,12 @@ impl Grid {
 
     /// Sub-grid of rows `j0..j1` and columns `i0..i1`.
     pub fn subset(&self, j0: usize, j1: usize, i0: usize, i1: usize) -> Grid {
-        Grid {
-            crs: self.crs.clone(),
-            x: self.x[i0..i1].to_vec(),
-            y: self.y[j0..j1].to_vec(),
-            transformer: self.transformer.clone(),
-        }
+        Grid::from_parts(
+            self.crs.clone(),
+            self.x[i0..i1].to_vec(),
+            self.y[j0..j1].to_vec(),
+            self.transformer.clone(),
+        )
     }
 
     /// Cell area weights for statistics: cos(latitude) on lat/lon grids, equal
@@ -323,6 +341,30 @@ impl Grid {
 
 fn round_to(v: f64, step: f64) -> f64 {
     (v / step).round() * step
+}
+
+/// `(first centre, step)` when `coords` are evenly spaced (to rounding).
+fn even_spacing(coords: &[f64]) -> Option<(f64, f64)> {
+    let n = coords.len();
+    (n >= 2)
+        .then(|| (coords[0], coords[1] - coords[0]))
+        .filter(|&(c0, step)| {
+            coords
+                .iter()
+                .enumerate()
+                .all(|(k, &c)| (c - (c0 + k as f64 * step)).abs() <= 1e-9 * step.abs() * n as f64)
+        })
+}
+
+/// [`fractional_index`], in O(1) on an evenly spaced axis.
+fn axis_index(coords: &[f64], even: Option<(f64, f64)>, v: f64) -> Option<f64> {
+    match even {
+        Some((c0, step)) => {
+            let f = (v - c0) / step;
+            (f >= -0.5 && f <= coords.len() as f64 - 0.5).then_some(f)
+        }
+        None => fractional_index(coords, v),
+    }
 }
 
 /// Fractional position of `v` in strictly monotone `coords` (centres at integers),

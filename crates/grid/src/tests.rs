@@ -169,3 +169,32 @@ fn bbox_of_a_grid_around_the_pole_spans_all_longitudes() {
     assert_eq!((w, e, n), (-180.0, 180.0, 90.0));
     assert!(s > 60.0 && s < 80.0, "south edge {s}");
 }
+
+/// Evenly spaced axes are indexed by arithmetic; the answer must be the
+/// binary search's, both ways up, and irregular axes keep the search.
+#[test]
+fn even_axis_lookup_agrees_with_the_search() {
+    let even_up: Vec<f64> = (0..200).map(|k| -298_500.0 + 3000.0 * k as f64).collect();
+    let even_down: Vec<f64> = even_up.iter().rev().copied().collect();
+    let uneven: Vec<f64> = (0..50).map(|k| (k as f64).powf(1.3)).collect();
+    for (coords, evenly) in [(&even_up, true), (&even_down, true), (&uneven, false)] {
+        let even = super::even_spacing(coords);
+        assert_eq!(even.is_some(), evenly);
+        let (lo, hi) = (
+            coords[0].min(coords[coords.len() - 1]),
+            coords[0].max(coords[coords.len() - 1]),
+        );
+        let span = hi - lo;
+        for k in 0..=1000 {
+            let v = lo - 0.05 * span + 1.1 * span * k as f64 / 1000.0;
+            match (
+                super::axis_index(coords, even, v),
+                fractional_index(coords, v),
+            ) {
+                (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{v}: {a} vs {b}"),
+                (a, b) => assert_eq!(a.is_some(), b.is_some(), "{v}: {a:?} vs {b:?}"),
+            }
+        }
+        assert_eq!(super::axis_index(coords, even, f64::NAN), None);
+    }
+}

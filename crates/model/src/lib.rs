@@ -195,11 +195,6 @@ pub fn weights_and_sidecar(path: &Path) -> (PathBuf, PathBuf) {
     }
 }
 
-/// The flex CPU device (training and CPU inference).
-pub fn device() -> Device {
-    device::cpu()
-}
-
 impl Downscaler {
     /// Load a weights file (`.bpk`, Burn's burnpack record) and its sidecar
     /// (`.json`, same stem). `path` may name either file. Checks the SHA-256,
@@ -293,7 +288,7 @@ impl Downscaler {
                 config.in_channels
             )));
         }
-        let dev = device();
+        let dev = device::cpu();
         dev.seed(seed);
         let net = config.init(&dev).valid();
         let sidecar = Sidecar {

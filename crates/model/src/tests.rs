@@ -61,7 +61,7 @@ fn random_model(dir: &Path, width: usize, dilations: Vec<usize>) -> std::path::P
     let cfg = ResidualNetConfig::new(N_FEATURES)
         .with_width(width)
         .with_dilations(dilations);
-    let device = device();
+    let device = device::cpu();
     device.seed(3);
     let net = cfg.init(&device);
     let norm = compute_norm_stats(&[synthetic_pair(60, 60, 0.3)]).unwrap();

@@ -558,8 +558,8 @@ pub fn train_on_pairs(
         .map_err(|e| ModelError::io(&cfg.checkpoint_dir, e))?;
     let (ck_model, ck_optim, ck_state) = checkpoint_paths(&cfg.checkpoint_dir);
     let net_cfg = cfg.net_config();
-    let device = crate::device().autodiff();
-    let plain = crate::device();
+    let device = crate::device::cpu().autodiff();
+    let plain = crate::device::cpu();
 
     // Sampling weights: each source's weight spread over its pairs by valid cells.
     let counts: Vec<usize> = train_pairs.iter().map(Pair::valid_count).collect();

@@ -11,7 +11,7 @@
 
 use std::f64::consts::PI;
 
-use finecast_grid::{fractional_index, Grid};
+use finecast_grid::Grid;
 use finecast_render::Palette;
 use ndarray::Array2;
 
@@ -166,17 +166,10 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
         .flat_map(|&r| cols.iter().map(move |&c| (c, r)))
         .map(|(c, r)| native(c as f64 + 0.5, r as f64 + 0.5))
         .collect();
-    let angular = grid.crs().is_angular();
-    let (ys, xs) = (AxisLookup::new(grid.y()), AxisLookup::new(grid.x()));
     let index = |x: f64, y: f64| -> (f32, f32) {
-        let x = if angular {
-            normalise_longitude(grid, x)
-        } else {
-            x
-        };
-        match (ys.index(y), xs.index(x)) {
-            (Some(fj), Some(fi)) => (fj as f32, fi as f32),
-            _ => (f32::NAN, f32::NAN),
+        match grid.native_index(x, y) {
+            Some((fj, fi)) => (fj as f32, fi as f32),
+            None => (f32::NAN, f32::NAN),
         }
     };
     let mut out = Vec::with_capacity(width * height);
@@ -228,53 +221,6 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
         }
     }
     out
-}
-
-/// Fractional index along one grid axis: arithmetic on an evenly spaced axis
-/// (every grid finecast writes), a binary search otherwise. A tile asks this
-/// for each of its 65,536 pixels, so the search showed in cold-tile latency.
-struct AxisLookup<'a> {
-    coords: &'a [f64],
-    /// `(first centre, step)` of an evenly spaced axis.
-    even: Option<(f64, f64)>,
-}
-
-impl<'a> AxisLookup<'a> {
-    fn new(coords: &'a [f64]) -> AxisLookup<'a> {
-        let even = (coords.len() >= 2)
-            .then(|| (coords[0], coords[1] - coords[0]))
-            .filter(|&(c0, step)| {
-                coords.iter().enumerate().all(|(k, &c)| {
-                    (c - (c0 + k as f64 * step)).abs() <= 1e-9 * step.abs() * coords.len() as f64
-                })
-            });
-        AxisLookup { coords, even }
-    }
-
-    /// Same answer as [`fractional_index`].
-    fn index(&self, v: f64) -> Option<f64> {
-        match self.even {
-            Some((c0, step)) => {
-                let f = (v - c0) / step;
-                (f >= -0.5 && f <= self.coords.len() as f64 - 0.5).then_some(f)
-            }
-            None => fractional_index(self.coords, v),
-        }
-    }
-}
-
-/// Shift a longitude by multiples of 360 into the span of an angular grid.
-fn normalise_longitude(grid: &Grid, x: f64) -> f64 {
-    let xs = grid.x();
-    let n = xs.len();
-    let lo = xs[0].min(xs[n - 1]);
-    let half = if n > 1 {
-        (xs[1] - xs[0]).abs() * 0.5
-    } else {
-        0.0
-    };
-    let start = lo - half;
-    start + (x - start).rem_euclid(360.0)
 }
 
 /// The value at a fractional cell index: bilinear between the four nearest
@@ -412,30 +358,6 @@ pub fn parse_color(s: &str) -> Option<[u8; 3]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn axis_lookup_agrees_with_the_search() {
-        let even_up: Vec<f64> = (0..200).map(|k| -298_500.0 + 3000.0 * k as f64).collect();
-        let even_down: Vec<f64> = even_up.iter().rev().copied().collect();
-        let uneven: Vec<f64> = (0..50).map(|k| (k as f64).powf(1.3)).collect();
-        for (coords, evenly) in [(&even_up, true), (&even_down, true), (&uneven, false)] {
-            let lookup = AxisLookup::new(coords);
-            assert_eq!(lookup.even.is_some(), evenly);
-            let (lo, hi) = (
-                coords[0].min(coords[coords.len() - 1]),
-                coords[0].max(coords[coords.len() - 1]),
-            );
-            let span = hi - lo;
-            for k in 0..=1000 {
-                let v = lo - 0.05 * span + 1.1 * span * k as f64 / 1000.0;
-                match (lookup.index(v), fractional_index(coords, v)) {
-                    (Some(a), Some(b)) => assert!((a - b).abs() < 1e-9, "{v}: {a} vs {b}"),
-                    (a, b) => assert_eq!(a.is_some(), b.is_some(), "{v}: {a:?} vs {b:?}"),
-                }
-            }
-            assert_eq!(lookup.index(f64::NAN), None);
-        }
-    }
 
     #[test]
     fn mercator_round_trips() {
