@@ -46,6 +46,9 @@ enum Command {
     Map(MapArgs),
     /// Serve runs over HTTP: jobs, point forecasts, maps, XYZ tiles, WMS and a web viewer.
     Serve(finecast_server::ServeArgs),
+    /// Train a downscaling network from a TOML configuration
+    /// (scripts/train-t2m.toml, scripts/train-precip.toml).
+    Train(TrainArgs),
     /// Export the network's weights as safetensors (with the sidecar as
     /// metadata) for other runtimes, e.g. scripts/onnx_model.py.
     ExportWeights {
@@ -56,6 +59,24 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Training configuration (TOML): data sources, held-out sets, model
+    /// size, schedule, output weights.
+    #[arg(long)]
+    config: PathBuf,
+    /// Continue from the last checkpoint in the configuration's checkpoint_dir.
+    #[arg(long)]
+    resume: bool,
+    /// Total optimisation steps (overrides the configuration).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Stop, after saving a checkpoint and the weights, once this many
+    /// seconds have passed in this run (overrides the configuration).
+    #[arg(long)]
+    time_limit: Option<f64>,
 }
 
 #[derive(Args)]
@@ -302,6 +323,19 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Serve(a) => finecast_server::serve(a)?,
+        Command::Train(a) => {
+            let mut cfg = finecast_model::TrainConfig::from_toml_file(&a.config)?;
+            cfg.resume |= a.resume;
+            if let Some(steps) = a.steps {
+                cfg.steps = steps;
+            }
+            if a.time_limit.is_some() {
+                cfg.time_limit_s = a.time_limit;
+            }
+            let report = finecast_model::train(&cfg, &finecast_model::train::BarProgress::new())
+                .with_context(|| format!("training with {}", a.config.display()))?;
+            outln!(out, "{}", serde_json::to_string_pretty(&report)?);
+        }
         Command::ExportWeights { weights, out: path } => {
             let weights = weights.unwrap_or_else(finecast_model::Downscaler::default_path);
             let model = finecast_model::Downscaler::load(&weights)

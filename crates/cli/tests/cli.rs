@@ -45,6 +45,35 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
+/// `finecast downscale` of the bundled Alps sample onto a 3 km grid over
+/// `region` at 2024-01-15T12Z, with more arguments in `extra`.
+fn downscale_sample(region: &str, method: &str, extra: &[&str], out: &Path) -> Output {
+    let (input, terrain, out) = (
+        sample("forecast_alps_0p25.nc"),
+        sample("terrain_alps_etopo5.nc"),
+        s(out),
+    );
+    let mut args = vec![
+        "downscale",
+        "--input",
+        &input,
+        "--terrain",
+        &terrain,
+        "--region",
+        region,
+        "--resolution",
+        "3km",
+        "--method",
+        method,
+        "--times",
+        "2024-01-15T12:00Z",
+        "--out",
+        &out,
+    ];
+    args.extend_from_slice(extra);
+    finecast(&args)
+}
+
 #[test]
 fn quick_start_job_downscales_the_sample_and_maps_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -241,27 +270,12 @@ fn device_gpu_falls_back_to_the_cpu_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let run = |device: &str| {
         let out = dir.path().join(format!("{device}.nc"));
-        let o = finecast(&[
-            "downscale",
-            "--input",
-            &sample("forecast_alps_0p25.nc"),
-            "--terrain",
-            &sample("terrain_alps_etopo5.nc"),
-            "--region",
+        let o = downscale_sample(
             "46,47.5,7,9.5",
-            "--resolution",
-            "3km",
-            "--method",
             "model",
-            "--device",
-            device,
-            "--vars",
-            "t2m",
-            "--times",
-            "2024-01-15T12:00Z",
-            "--out",
-            &s(&out),
-        ]);
+            &["--device", device, "--vars", "t2m"],
+            &out,
+        );
         assert!(o.status.success(), "--device {device}: {}", stderr(&o));
         let field = finecast_io::open(&out)
             .and_then(|ds| ds.read("t2m", &finecast_io::Selection::default()))
@@ -305,4 +319,134 @@ fn device_gpu_falls_back_to_the_cpu_with_a_reason() {
         "{}",
         stderr(&bad)
     );
+}
+
+/// `finecast train --config` trains from a TOML file (a few steps on a real
+/// PRISM crop), writes loadable weights, a sidecar and loss curves, and
+/// resumes; a configuration naming a missing file fails with that file's name.
+#[test]
+fn train_command_trains_resumes_and_names_bad_input() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    let write_config = |truth: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"kind = "precipitation"
+data_root = "{data}"
+output = "{out}"
+checkpoint_dir = "{ck}"
+patch = 32
+batch = 2
+steps = 4
+steps_per_epoch = 2
+checkpoint_every = 2
+[model]
+width = 8
+dilations = [1, 2]
+[augment]
+probability = 0.0
+[[train]]
+name = "prism-ppt-midwest"
+truth = "{truth}"
+var = "ppt"
+region = [40.0, 45.0, -95.0, -88.0]
+terrain = "static/etopo5_orog.nc"
+[[validation]]
+name = "prism-2025-ppt-midwest"
+truth = "fine/prism_conus_20251103.nc"
+var = "ppt"
+region = [40.0, 45.0, -95.0, -88.0]
+terrain = "static/etopo5_orog.nc"
+"#,
+                data = s(&data),
+                out = s(&dir.path().join("tiny")),
+                ck = s(&dir.path().join("ck")),
+            ),
+        )
+        .unwrap();
+    };
+    write_config("fine/prism_conus_19810929.nc");
+    let o = finecast(&["train", "--config", &s(&config), "--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["steps"], 2);
+    let o = finecast(&["train", "--config", &s(&config), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["steps"], 4);
+    let csv = std::fs::read_to_string(dir.path().join("ck/loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(dir.path().join("ck/loss.png").is_file());
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("tiny.json")).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["kind"], "precipitation");
+    // The weights load: export them.
+    let o = finecast(&[
+        "export-weights",
+        "--weights",
+        &s(&dir.path().join("tiny.bpk")),
+        "--out",
+        &s(&dir.path().join("tiny.safetensors")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    write_config("fine/no_such_file.nc");
+    let o = finecast(&["train", "--config", &s(&config)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no_such_file.nc"), "{}", stderr(&o));
+}
+
+/// `--method model` uses the temperature network for t2m and the
+/// precipitation network for tp (both recorded in the provenance), and
+/// falls back to bilinear for wind. The downscaled precipitation is
+/// non-negative and keeps the coarse field's amount over the region.
+#[test]
+fn model_method_downscales_temperature_and_precipitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |method: &str| {
+        let out = dir.path().join(format!("{method}.nc"));
+        let o = downscale_sample("45.5,48,5.8,10.6", method, &["--vars", "t2m,tp,u10"], &out);
+        assert!(o.status.success(), "--method {method}: {}", stderr(&o));
+        out
+    };
+    let (model, bilinear) = (run("model"), run("bilinear"));
+    let read = |path: &Path, var: &str| {
+        finecast_io::open(path)
+            .and_then(|ds| ds.read(var, &finecast_io::Selection::default()))
+            .unwrap()
+            .field
+            .data
+    };
+    let (tp_model, tp_bilinear) = (read(&model, "tp"), read(&bilinear, "tp"));
+    assert!(tp_model.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let (sum_m, sum_b) = (tp_model.sum(), tp_bilinear.sum());
+    assert!(sum_b > 0.0, "the sample has precipitation");
+    assert!(
+        (sum_m / sum_b - 1.0).abs() < 0.15,
+        "model total {sum_m} vs bilinear {sum_b}"
+    );
+    assert!(
+        tp_model
+            .iter()
+            .zip(&tp_bilinear)
+            .any(|(a, b)| (a - b).abs() > 0.01 * b.max(0.1)),
+        "the network changes the field"
+    );
+    // Wind has no network: bilinear.
+    assert_eq!(read(&model, "u10"), read(&bilinear, "u10"));
+    let nc = netcdf::open(&model).unwrap();
+    let provenance = nc
+        .attribute("finecast_weights_sha256")
+        .and_then(|a| a.value().ok());
+    let Some(netcdf::AttributeValue::Str(hashes)) = provenance else {
+        panic!("no weights provenance: {provenance:?}")
+    };
+    let kinds: Vec<&str> = hashes
+        .split(',')
+        .map(|h| h.split(':').next().unwrap())
+        .collect();
+    assert_eq!(kinds, ["temperature", "precipitation"], "{hashes}");
 }

@@ -1,6 +1,8 @@
 //! Skill table of the model against the baselines on real fields.
 //!
 //! `cargo run --profile test -p finecast-model --example evaluate -- [WEIGHTS] [--json OUT.json]`
+//!
+//! The cases depend on the model's kind (temperature or precipitation).
 
 use std::path::PathBuf;
 
@@ -26,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = Downscaler::load(&weights.unwrap_or_else(Downscaler::default_path))?;
     let root = shared_data_dir().ok_or("shared data not found (set FINECAST_SHARED_DATA)")?;
     let mut skills = Vec::new();
-    for case in standard_cases() {
+    for case in standard_cases(model.kind()) {
         let t = std::time::Instant::now();
         let s = evaluate_case(&case, &model, &root)?;
         eprintln!(

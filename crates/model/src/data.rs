@@ -16,7 +16,7 @@ use finecast_methods::{
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::{ModelError, ModelKind};
 
 /// One truth dataset: a variable of a fine file, some of its times, a DEM, an
 /// optional crop region and boxes to blank out (held-out regions).
@@ -148,13 +148,15 @@ fn region_of(b: &[f64; 4]) -> Result<Region, ModelError> {
     Region::new(b[0], b[1], b[2], b[3]).map_err(|e| ModelError::Data(e.to_string()))
 }
 
-/// Read a truth field (SI units) at one time index, cropped to `region`.
+/// Read a truth field (SI units) for a model of `kind` at one time index,
+/// cropped to `region`; returns the field and its units.
 pub fn read_truth(
     path: &Path,
+    kind: ModelKind,
     var: &str,
     time_index: Option<usize>,
     region: Option<&Region>,
-) -> Result<Field, ModelError> {
+) -> Result<(Field, String), ModelError> {
     let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
     let ds = finecast_io::open(path).map_err(|e| err(e.to_string()))?;
     let name = ds.resolve(var).map_err(|e| err(e.to_string()))?;
@@ -163,9 +165,9 @@ pub fn read_truth(
         bbox: region.map(|r| (r.west, r.south, r.east, r.north)),
     };
     let data = ds.read(&name, &sel).map_err(|e| err(e.to_string()))?;
-    if data.units != "K" {
+    if !kind.accepts_units(&data.units) {
         return Err(err(format!(
-            "'{name}' has units '{}'; the model is for temperature in K",
+            "'{name}' has units '{}', not those of a {kind} model",
             data.units
         )));
     }
@@ -175,7 +177,7 @@ pub fn read_truth(
             .crop_to_region(r)
             .ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
     }
-    Ok(field)
+    Ok((field, data.units))
 }
 
 /// Set the cells of `field` inside any of `boxes` missing.
@@ -194,8 +196,10 @@ pub fn blank_boxes(field: &mut Field, boxes: &[Region]) {
     }
 }
 
-/// Load every (source, time) pair of `specs`. DEMs are loaded once per source.
+/// Load every (source, time) pair of `specs` for a model of `kind`. DEMs are
+/// loaded once per source.
 pub fn load_pairs(
+    kind: ModelKind,
     specs: &[SourceSpec],
     data_root: &Path,
     coarse_res_deg: f64,
@@ -218,7 +222,7 @@ pub fn load_pairs(
         let mut dem: Option<Field> = None;
         let started = std::time::Instant::now();
         for t in times {
-            let mut truth = read_truth(&truth_path, &spec.var, t, region.as_ref())?;
+            let (mut truth, _) = read_truth(&truth_path, kind, &spec.var, t, region.as_ref())?;
             blank_boxes(&mut truth, &exclude);
             if dem.as_ref().map(|d| d.grid != truth.grid).unwrap_or(true) {
                 dem = Some(load_terrain(&dem_path, &truth.grid, 0.5)?);

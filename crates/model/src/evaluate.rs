@@ -15,7 +15,21 @@ use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_terrain, make_pair, read_truth};
-use crate::{Downscaler, ModelError, ModelInputs};
+use crate::{Downscaler, ModelError, ModelInputs, ModelKind};
+
+/// The physical baselines a model of `kind` is compared with: the terrain
+/// methods only apply to temperature.
+pub fn baselines_for(kind: ModelKind) -> &'static [Baseline] {
+    match kind {
+        ModelKind::Temperature => &[
+            Baseline::Bilinear,
+            Baseline::Bicubic,
+            Baseline::Lapse,
+            Baseline::Gradient,
+        ],
+        ModelKind::Precipitation => &[Baseline::Bilinear, Baseline::Bicubic],
+    }
+}
 
 /// One evaluation case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +60,8 @@ pub struct MethodSkill {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseSkill {
     pub case: EvalCase,
+    /// Units of the scores (those of the truth field).
+    pub units: String,
     pub n_scored: usize,
     /// Keyed by method: bilinear, bicubic, lapse, gradient, model.
     pub methods: BTreeMap<String, MethodSkill>,
@@ -102,8 +118,9 @@ pub fn evaluate_case(
         .map(|b| Region::new(b[0], b[1], b[2], b[3]))
         .transpose()
         .map_err(|e| ModelError::Data(e.to_string()))?;
-    let truth = read_truth(
+    let (truth, units) = read_truth(
         &data_root.join(&case.truth),
+        model.kind(),
         &case.var,
         case.time_index,
         region.as_ref(),
@@ -118,14 +135,14 @@ pub fn evaluate_case(
     .map_err(|e| ModelError::Data(e.to_string()))?;
     let pos = Positions::new(&pair.coarse.grid, &truth.grid);
     let mut preds: Vec<(String, Array2<f32>)> = Vec::new();
-    for m in [
-        Baseline::Bilinear,
-        Baseline::Bicubic,
-        Baseline::Lapse,
-        Baseline::Gradient,
-    ] {
-        let p = downscale_at(m, &input, &pos, Some(zf.data.view()))
+    let kind = model.kind();
+    for &m in baselines_for(kind) {
+        let mut p = downscale_at(m, &input, &pos, Some(zf.data.view()))
             .map_err(|e| ModelError::Data(e.to_string()))?;
+        if kind == ModelKind::Precipitation {
+            // As the pipeline: bicubic overshoot is not negative precipitation.
+            p.mapv_inplace(|v| v.max(0.0));
+        }
         preds.push((m.name().to_string(), p));
     }
     let model_pred = predict_tiled(
@@ -203,13 +220,22 @@ pub fn evaluate_case(
     }
     Ok(CaseSkill {
         case: case.clone(),
+        units,
         n_scored,
         methods,
     })
 }
 
-/// The held-out (and, for reference, training) cases of the model card.
-pub fn standard_cases() -> Vec<EvalCase> {
+/// The held-out (and, for reference, training) cases of the model card for
+/// a model of `kind`.
+pub fn standard_cases(kind: ModelKind) -> Vec<EvalCase> {
+    match kind {
+        ModelKind::Temperature => temperature_cases(),
+        ModelKind::Precipitation => precipitation_cases(),
+    }
+}
+
+fn temperature_cases() -> Vec<EvalCase> {
     let co = Some([37.0, 41.0, -109.0, -102.5]);
     let co_dem = PathBuf::from("static/colorado_orog_1arcmin.nc");
     let etopo = PathBuf::from("static/etopo5_orog.nc");
@@ -305,10 +331,55 @@ pub fn standard_cases() -> Vec<EvalCase> {
     ]
 }
 
+/// Precipitation: held out by time (PRISM 2025-11-03 daily totals), by
+/// domain (WRF Columbia) and one training field for reference.
+fn precipitation_cases() -> Vec<EvalCase> {
+    let etopo = PathBuf::from("static/etopo5_orog.nc");
+    let case = |name: &str, truth: &str, var: &str, region, status: &str| EvalCase {
+        name: name.into(),
+        truth: PathBuf::from(truth),
+        var: var.into(),
+        time_index: None,
+        region,
+        terrain: etopo.clone(),
+        status: status.into(),
+    };
+    vec![
+        case(
+            "PRISM 2025-11-03 ppt, CONUS, ETOPO5",
+            "fine/prism_conus_20251103.nc",
+            "ppt",
+            None,
+            "held out (time)",
+        ),
+        case(
+            "PRISM 2025-11-03 ppt, Pacific Northwest, ETOPO5",
+            "fine/prism_conus_20251103.nc",
+            "ppt",
+            Some([40.0, 49.9, -125.0, -116.0]),
+            "held out (time)",
+        ),
+        case(
+            "WRF Columbia 1980-01-12T17 tp, ETOPO5",
+            "fine/wrf_columbia_1980-01-12T17.nc",
+            "tp",
+            None,
+            "held out (domain)",
+        ),
+        case(
+            "HRRR 2020-12-14T12 12 h tp, CONUS, ETOPO5",
+            "fine/hrrr_conus_tp_2020-12-14T12.nc",
+            "tp",
+            None,
+            "TRAINING (for reference)",
+        ),
+    ]
+}
+
 /// A markdown table of the skills.
 pub fn markdown_table(skills: &[CaseSkill]) -> String {
     let mut out = String::from(
-        "| Case | Status | Method | RMSE (K) | MAE (K) | Bias (K) | r | Spectral ratio 6-12 km | 12-25 km |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| Case | Status | Units | Method | RMSE | MAE | Bias | r | Spectral ratio 6-12 km | 12-25 km |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in skills {
         let best_baseline = ["bilinear", "bicubic", "lapse", "gradient"]
@@ -331,9 +402,10 @@ pub fn markdown_table(skills: &[CaseSkill]) -> String {
                 m.to_string()
             };
             out.push_str(&format!(
-                "| {} | {} | {name} | {:.3} | {:.3} | {:+.3} | {} | {} | {} |\n",
+                "| {} | {} | {} | {name} | {:.3} | {:.3} | {:+.3} | {} | {} | {} |\n",
                 s.case.name,
                 s.case.status,
+                s.units,
                 x.rmse,
                 x.mae,
                 x.bias,

@@ -1,6 +1,10 @@
 //! Input features of the network, computed from the three per-tile inputs
 //! (bilinear coarse field, bilinear coarse orography, fine orography) and the
-//! grid spacing.
+//! grid spacing, and the physical baseline the network corrects. Both depend
+//! on the [`ModelKind`]: temperature uses the lapse-rate baseline and local
+//! lapse-rate features; precipitation works on the square root of the amount,
+//! relative to its local mean, so one model serves any accumulation period
+//! and unit.
 //!
 //! Every feature at a cell depends only on inputs within [`FEATURE_RADIUS`]
 //! cells of it (box means over windows truncated at the array edge, central
@@ -8,7 +12,7 @@
 //! field wherever the tile has that much context: this is what makes tiled
 //! inference exact.
 
-use ndarray::{Array2, Array3, ArrayView2, Zip};
+use ndarray::{Array2, Array3, ArrayView2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
@@ -37,10 +41,16 @@ const SLOPE_MAX: f32 = 0.005;
 /// fitted; the standard lapse rate is used.
 const MIN_Z_STD: f32 = 30.0;
 
-/// Names of the feature channels, in order. Stored in the sidecar so a weights
-/// file made for another feature set is refused. There is deliberately no
-/// absolute temperature or elevation: with a handful of training days they
-/// let a network memorise the days instead of learning terrain effects.
+/// Half-width (cells) of the box over which precipitation's local mean
+/// intensity is taken: the scale every precipitation feature and residual is
+/// relative to.
+pub const PRECIP_SCALE_RADIUS: usize = 20;
+
+/// Names of the temperature model's feature channels, in order. Stored in the
+/// sidecar so a weights file made for another feature set is refused. There
+/// is deliberately no absolute temperature or elevation: with a handful of
+/// training days they let a network memorise the days instead of learning
+/// terrain effects.
 pub const FEATURE_NAMES: [&str; 12] = [
     "z_anomaly",
     "relief_r2",
@@ -56,7 +66,126 @@ pub const FEATURE_NAMES: [&str; 12] = [
     "grid_spacing",
 ];
 
+/// Feature channels of the temperature model.
 pub const N_FEATURES: usize = FEATURE_NAMES.len();
+
+/// Names of the precipitation model's feature channels. The intensity enters
+/// only relative to its local mean (`q = bil(P_c) / mean_20(bil(P_c))`), so
+/// the features do not change when the field is multiplied by a constant
+/// (another unit or accumulation period).
+pub const PRECIP_FEATURE_NAMES: [&str; 11] = [
+    "z_anomaly",
+    "relief_r2",
+    "relief_r7",
+    "relief_r12",
+    "slope_x",
+    "slope_y",
+    "sqrt_relative_intensity",
+    "sqrt_relative_intensity_curvature_r3",
+    "sqrt_relative_intensity_curvature_r8",
+    "sqrt_relative_intensity_times_anomaly",
+    "grid_spacing",
+];
+
+/// The two kinds of network finecast trains: each has its own features,
+/// baseline and working space (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// 2 m air temperature (K): residual over the lapse-rate baseline.
+    #[default]
+    Temperature,
+    /// Precipitation amount or flux: residual of `sqrt(P)` over
+    /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
+    Precipitation,
+}
+
+impl ModelKind {
+    pub fn feature_names(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Temperature => &FEATURE_NAMES,
+            ModelKind::Precipitation => &PRECIP_FEATURE_NAMES,
+        }
+    }
+
+    pub fn n_features(self) -> usize {
+        self.feature_names().len()
+    }
+
+    /// Name of the baseline the residual is added to (stored in the sidecar).
+    pub fn baseline_name(self) -> &'static str {
+        match self {
+            ModelKind::Temperature => "lapse",
+            ModelKind::Precipitation => "sqrt-bilinear",
+        }
+    }
+
+    /// SI units of the fields the model is trained on and applies to.
+    pub fn accepts_units(self, units: &str) -> bool {
+        match self {
+            ModelKind::Temperature => units == "K",
+            ModelKind::Precipitation => units == "kg m-2" || units == "kg m-2 s-1",
+        }
+    }
+
+    /// Variable names and CF standard names the model serves.
+    pub fn variables(self) -> Vec<String> {
+        let names: &[&str] = match self {
+            ModelKind::Temperature => &[
+                "air_temperature",
+                "t2m",
+                "tmax",
+                "tmin",
+                "tas",
+                "tasmax",
+                "tasmin",
+                "2t",
+            ],
+            ModelKind::Precipitation => &[
+                "precipitation_amount",
+                "precipitation_flux",
+                "lwe_thickness_of_precipitation_amount",
+                "tp",
+                "tp_1h",
+                "ppt",
+                "pr",
+                "prate",
+                "apcp",
+            ],
+        };
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// The model's working value of a physical value (identity for
+    /// temperature, `sqrt(max(P, 0))` for precipitation).
+    pub fn to_working(self, v: f32) -> f32 {
+        match self {
+            ModelKind::Temperature => v,
+            ModelKind::Precipitation => v.max(0.0).sqrt(),
+        }
+    }
+
+    /// Inverse of [`ModelKind::to_working`]; precipitation comes back
+    /// non-negative.
+    pub fn from_working(self, w: f32) -> f32 {
+        match self {
+            ModelKind::Temperature => w,
+            ModelKind::Precipitation => {
+                let w = w.max(0.0);
+                w * w
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Temperature => "temperature",
+            ModelKind::Precipitation => "precipitation",
+        })
+    }
+}
 
 /// Per-channel affine normalisation `(x - mean) / std` of the raw features and
 /// the scale of the residual target; computed on training data, stored with
@@ -66,32 +195,48 @@ pub struct NormStats {
     pub feature_names: Vec<String>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
-    /// Standard deviation of `truth - baseline` (K) on the training data; the
-    /// network predicts the residual in these units.
+    /// Standard deviation of the working-space residual over the baseline
+    /// (K for temperature; relative units for precipitation) on the training
+    /// data; the network predicts the residual in these units.
     pub residual_std: f32,
+    /// Factor applied to the physical output: 1 for temperature. For
+    /// precipitation, the ratio of the training truth's total to the
+    /// network's, set after training: squaring a conditional mean of
+    /// `sqrt(P)` underestimates the mean of `P` (Jensen), a dry bias of a few
+    /// per cent that this removes without creating drizzle in dry cells.
+    #[serde(default = "unit_gain")]
+    pub output_gain: f32,
+}
+
+fn unit_gain() -> f32 {
+    1.0
 }
 
 impl NormStats {
     /// Identity normalisation (used before statistics exist).
-    pub fn identity() -> NormStats {
+    pub fn identity(kind: ModelKind) -> NormStats {
+        let n = kind.n_features();
         NormStats {
-            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-            mean: vec![0.0; N_FEATURES],
-            std: vec![1.0; N_FEATURES],
+            feature_names: kind.feature_names().iter().map(|s| s.to_string()).collect(),
+            mean: vec![0.0; n],
+            std: vec![1.0; n],
             residual_std: 1.0,
+            output_gain: 1.0,
         }
     }
 
-    pub fn validate(&self) -> Result<(), ModelError> {
+    pub fn validate(&self, kind: ModelKind) -> Result<(), ModelError> {
         let names: Vec<&str> = self.feature_names.iter().map(String::as_str).collect();
-        if names != FEATURE_NAMES {
+        let expected = kind.feature_names();
+        if names != expected {
             return Err(ModelError::Mismatch(format!(
-                "the weights were trained on features {names:?}, this build computes {FEATURE_NAMES:?}"
+                "the weights were trained on features {names:?}, this build computes {expected:?} for {kind}"
             )));
         }
-        if self.mean.len() != N_FEATURES || self.std.len() != N_FEATURES {
+        let n = expected.len();
+        if self.mean.len() != n || self.std.len() != n {
             return Err(ModelError::Mismatch(format!(
-                "normalisation has {} means and {} stds for {N_FEATURES} features",
+                "normalisation has {} means and {} stds for {n} features",
                 self.mean.len(),
                 self.std.len()
             )));
@@ -109,8 +254,68 @@ impl NormStats {
                 "normalisation statistics are not finite and positive".into(),
             ));
         }
+        let gain_ok = match kind {
+            ModelKind::Temperature => self.output_gain == 1.0,
+            ModelKind::Precipitation => {
+                self.output_gain.is_finite() && (0.5..=2.0).contains(&self.output_gain)
+            }
+        };
+        if !gain_ok {
+            return Err(ModelError::Mismatch(format!(
+                "output gain {} is not valid for a {kind} model",
+                self.output_gain
+            )));
+        }
         Ok(())
     }
+}
+
+/// The baseline of a tile in the model's working space and the per-cell
+/// scale of the residual: the prediction is
+/// `from_working(value + residual_std * scale * network)`.
+pub struct BaselineFrame {
+    pub value: Array2<f32>,
+    pub scale: Array2<f32>,
+}
+
+/// The baseline a model of `kind` corrects. Temperature: the lapse-rate
+/// baseline, scale 1. Precipitation: `sqrt(bil(P_c))`, scale
+/// `sqrt(mean_20(bil(P_c)))` (0 where the whole neighbourhood is dry, which
+/// keeps those cells at exactly 0).
+pub fn baseline(
+    kind: ModelKind,
+    t: ArrayView2<f32>,
+    zc: ArrayView2<f32>,
+    zf: ArrayView2<f32>,
+) -> BaselineFrame {
+    match kind {
+        ModelKind::Temperature => BaselineFrame {
+            value: lapse_baseline(t, zc, zf),
+            scale: Array2::ones(t.dim()),
+        },
+        ModelKind::Precipitation => {
+            let valid = t.mapv(f32::is_finite);
+            let mean = local_mean_intensity(t, &valid);
+            BaselineFrame {
+                value: t.mapv(|v| kind.to_working(v)),
+                scale: mean.mapv(f32::sqrt),
+            }
+        }
+    }
+}
+
+/// Mean of `max(P, 0)` over the valid cells within [`PRECIP_SCALE_RADIUS`].
+fn local_mean_intensity(p: ArrayView2<f32>, valid: &Array2<bool>) -> Array2<f32> {
+    let positive = p.mapv(|v| v.max(0.0));
+    let ip = Integral::new(positive.view(), valid);
+    Array2::from_shape_fn(p.dim(), |(j, i)| {
+        let (s, c) = ip.window(j, i, PRECIP_SCALE_RADIUS);
+        if c > 0.0 {
+            (s / c).max(0.0) as f32
+        } else {
+            0.0
+        }
+    })
 }
 
 /// The physical baseline `bil(T_c) + Γ (bil(z_c) − z_f)`.
@@ -161,10 +366,12 @@ impl Integral {
     }
 }
 
-/// Raw (unnormalised) features, shape `(N_FEATURES, ny, nx)`, plus the
-/// validity mask (all three inputs finite). Invalid cells hold 0 in every
-/// channel. Inputs must share one shape (checked by the caller).
+/// Raw (unnormalised) features of a model of `kind`, shape
+/// `(kind.n_features(), ny, nx)`, plus the validity mask (all three inputs
+/// finite). Invalid cells hold 0 in every channel. Inputs must share one
+/// shape (checked by the caller).
 pub fn raw_features(
+    kind: ModelKind,
     t: ArrayView2<f32>,
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
@@ -177,26 +384,45 @@ pub fn raw_features(
         .and(zc)
         .and(zf)
         .for_each(|m, &a, &b, &c| *m = a.is_finite() && b.is_finite() && c.is_finite());
-    let mut f = Array3::<f32>::zeros((N_FEATURES, ny, nx));
+    let n = kind.n_features();
+    let mut f = Array3::<f32>::zeros((n, ny, nx));
     if ny == 0 || nx == 0 {
         return (f, valid);
     }
+    terrain_features(&mut f, zc, zf, &valid, dx_m);
+    match kind {
+        ModelKind::Temperature => lapse_features(&mut f, t, zc, zf, &valid),
+        ModelKind::Precipitation => intensity_features(&mut f, t, zc, zf, &valid),
+    }
+    let dx_feature = (dx_m / 1000.0) as f32;
+    Zip::from(f.index_axis_mut(Axis(0), n - 1))
+        .and(&valid)
+        .for_each(|v, &ok| {
+            if ok {
+                *v = dx_feature
+            }
+        });
+    (f, valid)
+}
 
-    let iz = Integral::new(zf, &valid);
-    let it = Integral::new(t, &valid);
-    let izc = Integral::new(zc, &valid);
-    let zc2 = zc.mapv(|v| v * v);
-    let tzc = Zip::from(t).and(zc).map_collect(|&a, &b| a * b);
-    let izc2 = Integral::new(zc2.view(), &valid);
-    let itzc = Integral::new(tzc.view(), &valid);
-
+/// Channels 0–5, shared by both kinds: terrain anomaly, local relief at three
+/// scales and the two slope components.
+fn terrain_features(
+    f: &mut Array3<f32>,
+    zc: ArrayView2<f32>,
+    zf: ArrayView2<f32>,
+    valid: &Array2<bool>,
+    dx_m: f64,
+) {
+    let (ny, nx) = zf.dim();
+    let iz = Integral::new(zf, valid);
     // Central differences (one-sided at edges and next to gaps), per metre.
     let dx = dx_m.max(1.0) as f32;
-    let diff = |a: ArrayView2<f32>, j: usize, i: usize, axis: usize| -> f32 {
+    let diff = |j: usize, i: usize, axis: usize| -> f32 {
         let (n, idx) = if axis == 1 { (nx, i) } else { (ny, j) };
         let at = |k: usize| -> Option<f32> {
             let (jj, ii) = if axis == 1 { (j, k) } else { (k, i) };
-            valid[[jj, ii]].then(|| a[[jj, ii]])
+            valid[[jj, ii]].then(|| zf[[jj, ii]])
         };
         let lo = if idx > 0 { at(idx - 1) } else { None };
         let hi = if idx + 1 < n { at(idx + 1) } else { None };
@@ -208,22 +434,46 @@ pub fn raw_features(
             _ => 0.0,
         }
     };
-
-    let dx_feature = (dx_m / 1000.0) as f32;
     for j in 0..ny {
         for i in 0..nx {
             if !valid[[j, i]] {
                 continue;
             }
-            let (tv, zcv, zfv) = (t[[j, i]], zc[[j, i]], zf[[j, i]]);
-            let anomaly = zfv - zcv;
-            f[[0, j, i]] = anomaly;
+            let zfv = zf[[j, i]];
+            f[[0, j, i]] = zfv - zc[[j, i]];
             for (k, &r) in RELIEF_RADII.iter().enumerate() {
                 let (s, c) = iz.window(j, i, r);
                 f[[1 + k, j, i]] = zfv - (s / c) as f32;
             }
-            f[[4, j, i]] = diff(zf, j, i, 1);
-            f[[5, j, i]] = diff(zf, j, i, 0);
+            f[[4, j, i]] = diff(j, i, 1);
+            f[[5, j, i]] = diff(j, i, 0);
+        }
+    }
+}
+
+/// Temperature channels 6–10: the coarse field's local lapse rate at two
+/// scales, its departure from the standard lapse rate times the terrain
+/// anomaly, and the curvature of the coarse field.
+fn lapse_features(
+    f: &mut Array3<f32>,
+    t: ArrayView2<f32>,
+    zc: ArrayView2<f32>,
+    zf: ArrayView2<f32>,
+    valid: &Array2<bool>,
+) {
+    let (ny, nx) = t.dim();
+    let it = Integral::new(t, valid);
+    let izc = Integral::new(zc, valid);
+    let zc2 = zc.mapv(|v| v * v);
+    let tzc = Zip::from(t).and(zc).map_collect(|&a, &b| a * b);
+    let izc2 = Integral::new(zc2.view(), valid);
+    let itzc = Integral::new(tzc.view(), valid);
+    for j in 0..ny {
+        for i in 0..nx {
+            if !valid[[j, i]] {
+                continue;
+            }
+            let anomaly = zf[[j, i]] - zc[[j, i]];
             for (k, &r) in REGRESSION_RADII.iter().enumerate() {
                 let (st, n) = it.window(j, i, r);
                 let (szc, _) = izc.window(j, i, r);
@@ -241,11 +491,43 @@ pub fn raw_features(
             }
             // Laplacian-like curvature of the bilinear coarse field (K).
             let (s1, c1) = it.window(j, i, 3);
-            f[[10, j, i]] = (s1 / c1) as f32 - tv;
-            f[[11, j, i]] = dx_feature;
+            f[[10, j, i]] = (s1 / c1) as f32 - t[[j, i]];
         }
     }
-    (f, valid)
+}
+
+/// Precipitation channels 6–9: the square root of the intensity, its
+/// curvature at two scales (box mean minus value) and its product with the
+/// terrain anomaly (km), for orographic enhancement; all divided by the square
+/// root of the cell's local mean intensity, so they do not depend on the unit.
+/// Where the neighbourhood is dry they are 0.
+fn intensity_features(
+    f: &mut Array3<f32>,
+    p: ArrayView2<f32>,
+    zc: ArrayView2<f32>,
+    zf: ArrayView2<f32>,
+    valid: &Array2<bool>,
+) {
+    let (ny, nx) = p.dim();
+    let mean = local_mean_intensity(p, valid);
+    let root = p.mapv(|v| v.max(0.0).sqrt());
+    let iroot = Integral::new(root.view(), valid);
+    for j in 0..ny {
+        for i in 0..nx {
+            let m = mean[[j, i]];
+            if !valid[[j, i]] || m <= 0.0 {
+                continue;
+            }
+            let norm = 1.0 / m.sqrt();
+            let q = root[[j, i]] * norm;
+            f[[6, j, i]] = q;
+            for (k, r) in [3usize, 8].into_iter().enumerate() {
+                let (s, c) = iroot.window(j, i, r);
+                f[[7 + k, j, i]] = (s / c) as f32 * norm - q;
+            }
+            f[[9, j, i]] = q * (zf[[j, i]] - zc[[j, i]]) / 1000.0;
+        }
+    }
 }
 
 /// Normalise raw features in place; invalid cells stay 0.
@@ -275,38 +557,75 @@ mod tests {
     #[test]
     fn features_are_local() {
         let (t, zc, zf) = inputs(100, 110);
-        let (full, _) = raw_features(t.view(), zc.view(), zf.view(), 4000.0);
-        let (j0, j1, i0, i1) = (10, 90, 5, 100);
-        let mut compared = 0;
-        let (part, _) = raw_features(
-            t.slice(s![j0..j1, i0..i1]),
-            zc.slice(s![j0..j1, i0..i1]),
-            zf.slice(s![j0..j1, i0..i1]),
-            4000.0,
-        );
-        let r = FEATURE_RADIUS;
-        for c in 0..N_FEATURES {
-            for j in (j0 + r)..(j1 - r) {
-                for i in (i0 + r)..(i1 - r) {
-                    let (a, b) = (full[[c, j, i]], part[[c, j - j0, i - i0]]);
-                    assert!(
-                        (a - b).abs() <= 1e-3 * (1.0 + a.abs()),
-                        "channel {c} at {j},{i}: {a} vs {b}"
-                    );
-                    compared += 1;
+        // A precipitation field with dry patches, so the relative intensity
+        // and its local mean vary.
+        let p = Array2::from_shape_fn(t.dim(), |(j, i)| {
+            (6.0 * (j as f32 * 0.1).sin() * (i as f32 * 0.07).cos()).max(0.0)
+        });
+        for (kind, field) in [(ModelKind::Temperature, &t), (ModelKind::Precipitation, &p)] {
+            let (full, _) = raw_features(kind, field.view(), zc.view(), zf.view(), 4000.0);
+            let (j0, j1, i0, i1) = (10, 90, 5, 100);
+            let mut compared = 0;
+            let (part, _) = raw_features(
+                kind,
+                field.slice(s![j0..j1, i0..i1]),
+                zc.slice(s![j0..j1, i0..i1]),
+                zf.slice(s![j0..j1, i0..i1]),
+                4000.0,
+            );
+            let r = FEATURE_RADIUS;
+            for c in 0..kind.n_features() {
+                for j in (j0 + r)..(j1 - r) {
+                    for i in (i0 + r)..(i1 - r) {
+                        let (a, b) = (full[[c, j, i]], part[[c, j - j0, i - i0]]);
+                        assert!(
+                            (a - b).abs() <= 1e-3 * (1.0 + a.abs()),
+                            "{kind} channel {c} at {j},{i}: {a} vs {b}"
+                        );
+                        compared += 1;
+                    }
                 }
             }
+            assert!(compared > 1000, "only {compared} values compared");
         }
-        assert!(compared > 1000, "only {compared} values compared");
+    }
+
+    #[test]
+    fn precipitation_features_do_not_depend_on_units() {
+        let (_, zc, zf) = inputs(60, 70);
+        let mm = Array2::from_shape_fn((60, 70), |(j, i)| {
+            (6.0 * (j as f32 * 0.1).sin() * (i as f32 * 0.07).cos()).max(0.0)
+        });
+        let flux = mm.mapv(|v| v / 3600.0);
+        let kind = ModelKind::Precipitation;
+        let (a, _) = raw_features(kind, mm.view(), zc.view(), zf.view(), 3000.0);
+        let (b, _) = raw_features(kind, flux.view(), zc.view(), zf.view(), 3000.0);
+        for (x, y) in a.iter().zip(b.iter()) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+        }
+        assert!(a.index_axis(Axis(0), 6).iter().any(|&v| v > 0.5));
+        // The baseline scales with the square root of the unit change.
+        let (fa, fb) = (
+            baseline(kind, mm.view(), zc.view(), zf.view()),
+            baseline(kind, flux.view(), zc.view(), zf.view()),
+        );
+        for (x, y) in fa.scale.iter().zip(fb.scale.iter()) {
+            assert!(
+                (x / 60.0 - y).abs() <= 1e-4 * (1.0 + x / 60.0),
+                "{x} vs {y}"
+            );
+        }
     }
 
     #[test]
     fn nan_inputs_give_zero_features() {
-        let (mut t, zc, zf) = inputs(20, 20);
-        t[[5, 5]] = f32::NAN;
-        let (f, valid) = raw_features(t.view(), zc.view(), zf.view(), 3000.0);
-        assert!(!valid[[5, 5]]);
-        assert!(f.iter().all(|v| v.is_finite()));
-        assert!((0..N_FEATURES).all(|c| f[[c, 5, 5]] == 0.0));
+        for kind in [ModelKind::Temperature, ModelKind::Precipitation] {
+            let (mut t, zc, zf) = inputs(20, 20);
+            t[[5, 5]] = f32::NAN;
+            let (f, valid) = raw_features(kind, t.view(), zc.view(), zf.view(), 3000.0);
+            assert!(!valid[[5, 5]]);
+            assert!(f.iter().all(|v| v.is_finite()));
+            assert!((0..kind.n_features()).all(|c| f[[c, 5, 5]] == 0.0));
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! finecast's learned downscaler: a terrain-conditioned, fully convolutional
-//! residual network (Burn, pure-Rust `flex` CPU backend) that predicts the
-//! correction to the lapse-rate baseline `bil(T_c) + 0.0065 (bil(z_c) − z_f)`
-//! for 2 m temperature.
+//! finecast's learned downscalers: terrain-conditioned, fully convolutional
+//! residual networks (Burn, pure-Rust `flex` CPU backend). The temperature
+//! model predicts the correction to the lapse-rate baseline
+//! `bil(T_c) + 0.0065 (bil(z_c) − z_f)`; the precipitation model the
+//! correction to `sqrt(bil(P_c))`, relative to the local mean intensity (see
+//! [`ModelKind`]).
 //!
 //! * [`Downscaler`]: shipped weights + normalisation + metadata; [`Downscaler::predict`]
 //!   runs one tile. Every output cell depends only on inputs within
@@ -31,19 +33,25 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use device::ComputeDevice;
-pub use features::{NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES};
+pub use features::{
+    ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
+    PRECIP_FEATURE_NAMES,
+};
 pub use net::{ResidualNet, ResidualNetConfig};
 pub use train::{train, Progress, TrainConfig, TrainReport};
 
 /// Version of the sidecar layout.
 pub const SIDECAR_FORMAT: u32 = 1;
 
-/// File stem of the shipped weights under `<workspace>/weights/`.
+/// File stem of the shipped temperature weights under `<workspace>/weights/`.
 pub const DEFAULT_WEIGHTS_NAME: &str = "finecast-t2m-resnet-v1";
+
+/// File stem of the shipped precipitation weights under `<workspace>/weights/`.
+pub const DEFAULT_PRECIP_WEIGHTS_NAME: &str = "finecast-precip-resnet-v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("weights file {0} not found (set FINECAST_WEIGHTS or pass a path)")]
+    #[error("weights file {0} not found (set FINECAST_WEIGHTS / FINECAST_PRECIP_WEIGHTS or pass a path)")]
     Missing(PathBuf),
     #[error("{path}: {what}")]
     Corrupt { path: PathBuf, what: String },
@@ -77,6 +85,9 @@ impl ModelError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sidecar {
     pub format: u32,
+    /// What the model downscales (sidecars without it are temperature models).
+    #[serde(default)]
+    pub kind: ModelKind,
     /// File name of the burnpack weights, relative to the sidecar.
     pub weights_file: String,
     /// SHA-256 (hex) of the weights file.
@@ -93,26 +104,10 @@ pub struct Sidecar {
     pub training: serde_json::Value,
 }
 
-/// The variables a temperature model serves.
-pub fn temperature_variables() -> Vec<String> {
-    [
-        "air_temperature",
-        "t2m",
-        "tmax",
-        "tmin",
-        "tas",
-        "tasmax",
-        "tasmin",
-        "2t",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// Inputs of one tile, all of the same shape `(ny, nx)`, NaN = missing.
 pub struct ModelInputs<'a> {
-    /// Coarse field bilinearly interpolated to the tile (K).
+    /// Coarse field bilinearly interpolated to the tile (SI units: K for
+    /// temperature, kg m-2 or kg m-2 s-1 for precipitation).
     pub coarse_bilinear: ArrayView2<'a, f32>,
     /// Coarse orography bilinearly interpolated to the tile (m).
     pub coarse_orog_bilinear: ArrayView2<'a, f32>,
@@ -224,11 +219,13 @@ impl Downscaler {
                 sidecar.format
             )));
         }
-        sidecar.norm.validate()?;
-        if sidecar.model.in_channels != N_FEATURES {
+        let kind = sidecar.kind;
+        sidecar.norm.validate(kind)?;
+        if sidecar.model.in_channels != kind.n_features() {
             return Err(ModelError::Mismatch(format!(
-                "the network takes {} input channels, this build computes {N_FEATURES} features",
-                sidecar.model.in_channels
+                "the network takes {} input channels, this build computes {} {kind} features",
+                sidecar.model.in_channels,
+                kind.n_features()
             )));
         }
         if sidecar.variables.is_empty() {
@@ -236,10 +233,11 @@ impl Downscaler {
                 "the sidecar lists no variables".into(),
             ));
         }
-        if sidecar.baseline != "lapse" {
+        if sidecar.baseline != kind.baseline_name() {
             return Err(ModelError::Mismatch(format!(
-                "baseline '{}' (this build supports 'lapse')",
-                sidecar.baseline
+                "baseline '{}' (a {kind} model of this build uses '{}')",
+                sidecar.baseline,
+                kind.baseline_name()
             )));
         }
         let expected_radius = sidecar.model.conv_radius() + FEATURE_RADIUS;
@@ -281,11 +279,16 @@ impl Downscaler {
 
     /// A model with random weights and identity normalisation, for
     /// benchmarks and tests (its output is meaningless).
-    pub fn untrained(config: &ResidualNetConfig, seed: u64) -> Result<Downscaler, ModelError> {
-        if config.in_channels != N_FEATURES {
+    pub fn untrained(
+        kind: ModelKind,
+        config: &ResidualNetConfig,
+        seed: u64,
+    ) -> Result<Downscaler, ModelError> {
+        if config.in_channels != kind.n_features() {
             return Err(ModelError::Mismatch(format!(
-                "{} input channels, this build computes {N_FEATURES} features",
-                config.in_channels
+                "{} input channels, this build computes {} {kind} features",
+                config.in_channels,
+                kind.n_features()
             )));
         }
         let dev = device::cpu();
@@ -293,12 +296,13 @@ impl Downscaler {
         let net = config.init(&dev).valid();
         let sidecar = Sidecar {
             format: SIDECAR_FORMAT,
+            kind,
             weights_file: String::new(),
             sha256: "untrained".into(),
             model: config.clone(),
-            norm: NormStats::identity(),
-            variables: temperature_variables(),
-            baseline: "lapse".into(),
+            norm: NormStats::identity(kind),
+            variables: kind.variables(),
+            baseline: kind.baseline_name().into(),
             receptive_radius: config.conv_radius() + FEATURE_RADIUS,
             training: serde_json::Value::Null,
         };
@@ -365,15 +369,25 @@ impl Downscaler {
         }
     }
 
-    /// The shipped weights: `$FINECAST_WEIGHTS` if set, else
-    /// `weights/<DEFAULT_WEIGHTS_NAME>.bpk` in the first ancestor of the
-    /// executable's folder that has it, else under the workspace this crate
-    /// was built in (`CARGO_MANIFEST_DIR/../../weights`).
+    /// The shipped temperature weights (see [`Downscaler::default_path_for`]).
     pub fn default_path() -> PathBuf {
-        if let Some(p) = std::env::var_os("FINECAST_WEIGHTS").filter(|p| !p.is_empty()) {
+        Downscaler::default_path_for(ModelKind::Temperature)
+    }
+
+    /// The shipped weights of a kind: `$FINECAST_WEIGHTS` (temperature) or
+    /// `$FINECAST_PRECIP_WEIGHTS` (precipitation) if set, else
+    /// `weights/<stem>.bpk` in the first ancestor of the executable's folder
+    /// that has it, else under the workspace this crate was built in
+    /// (`CARGO_MANIFEST_DIR/../../weights`).
+    pub fn default_path_for(kind: ModelKind) -> PathBuf {
+        let (var, stem) = match kind {
+            ModelKind::Temperature => ("FINECAST_WEIGHTS", DEFAULT_WEIGHTS_NAME),
+            ModelKind::Precipitation => ("FINECAST_PRECIP_WEIGHTS", DEFAULT_PRECIP_WEIGHTS_NAME),
+        };
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
-        let file = format!("{DEFAULT_WEIGHTS_NAME}.bpk");
+        let file = format!("{stem}.bpk");
         if let Ok(exe) = std::env::current_exe() {
             for dir in exe.ancestors().skip(1) {
                 let candidate = dir.join("weights").join(&file);
@@ -389,6 +403,11 @@ impl Downscaler {
 
     pub fn sha256(&self) -> &str {
         &self.inner.sidecar.sha256
+    }
+
+    /// What the model downscales.
+    pub fn kind(&self) -> ModelKind {
+        self.inner.sidecar.kind
     }
 
     pub fn variables(&self) -> &[String] {
@@ -428,17 +447,29 @@ impl Downscaler {
         }
         let (feats, valid) = self.features(inputs)?;
         let residual = self.forward(feats)?;
-        let baseline = features::lapse_baseline(
+        let kind = self.kind();
+        let frame = features::baseline(
+            kind,
             inputs.coarse_bilinear,
             inputs.coarse_orog_bilinear,
             inputs.fine_orog,
         );
-        let scale = self.inner.sidecar.norm.residual_std;
-        let mut out = baseline;
+        let (std, gain) = (
+            self.inner.sidecar.norm.residual_std,
+            self.inner.sidecar.norm.output_gain,
+        );
+        let mut out = frame.value;
         ndarray::Zip::from(&mut out)
+            .and(&frame.scale)
             .and(&residual)
             .and(&valid)
-            .for_each(|o, &r, &ok| *o = if ok { *o + scale * r } else { f32::NAN });
+            .for_each(|o, &scale, &r, &ok| {
+                *o = if ok {
+                    kind.from_working(*o + std * scale * r) * gain
+                } else {
+                    f32::NAN
+                }
+            });
         Ok(out)
     }
 
@@ -450,6 +481,7 @@ impl Downscaler {
     ) -> Result<(Array3<f32>, Array2<bool>), ModelError> {
         check_inputs(inputs)?;
         let (mut feats, valid) = features::raw_features(
+            self.kind(),
             inputs.coarse_bilinear,
             inputs.coarse_orog_bilinear,
             inputs.fine_orog,
@@ -469,9 +501,10 @@ impl Downscaler {
     /// The network on a batch of equally sized tiles: `(N, C, ny, nx)` →
     /// `(N, ny, nx)`.
     pub fn forward_batch(&self, feats: Array4<f32>) -> Result<Array3<f32>, ModelError> {
-        if feats.dim().1 != N_FEATURES {
+        let channels = self.inner.sidecar.model.in_channels;
+        if feats.dim().1 != channels {
             return Err(ModelError::Input(format!(
-                "{} feature channels, the network takes {N_FEATURES}",
+                "{} feature channels, the network takes {channels}",
                 feats.dim().1
             )));
         }
@@ -553,11 +586,12 @@ pub(crate) fn forward_features(
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
 
-/// Save a network and its sidecar: `<stem>.bpk` and `<stem>.json`. Returns
-/// the SHA-256 of the weights file.
+/// Save a network of `kind` and its sidecar: `<stem>.bpk` and `<stem>.json`.
+/// Returns the SHA-256 of the weights file.
 pub fn save_model(
     net: &ResidualNet,
     stem: &Path,
+    kind: ModelKind,
     model: &ResidualNetConfig,
     norm: &NormStats,
     training: serde_json::Value,
@@ -577,6 +611,7 @@ pub fn save_model(
     let sha = sha256_hex(&bytes);
     let sidecar = Sidecar {
         format: SIDECAR_FORMAT,
+        kind,
         weights_file: weights_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -584,8 +619,8 @@ pub fn save_model(
         sha256: sha.clone(),
         model: model.clone(),
         norm: norm.clone(),
-        variables: temperature_variables(),
-        baseline: "lapse".into(),
+        variables: kind.variables(),
+        baseline: kind.baseline_name().into(),
         receptive_radius: model.conv_radius() + FEATURE_RADIUS,
         training,
     };

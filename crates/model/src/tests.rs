@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use finecast_grid::{Field, Grid};
-use finecast_tiles::{run_tiled, TileError, TileSpec};
+use finecast_tiles::TileSpec;
 use ndarray::{s, Array2};
 
 use crate::data::{make_pair, Pair};
@@ -28,8 +28,30 @@ pub(crate) fn synthetic_pair(ny: usize, nx: usize, seed: f32) -> Pair {
     make_pair("synthetic", &tf, &zf, 0.25).unwrap()
 }
 
+/// A synthetic precipitation pair on the same kind of grid: rain that grows
+/// with height on the hills, in a band that dries out to the south, with a
+/// dry corner.
+pub(crate) fn synthetic_precip_pair(ny: usize, nx: usize, seed: f32) -> Pair {
+    let mut pair = synthetic_pair(ny, nx, seed);
+    let rain = Array2::from_shape_fn((ny, nx), |(j, i)| {
+        let z = pair.fine_orog[[j, i]];
+        let band = (j as f32 / ny as f32 - 0.3).max(0.0);
+        let corner = (i as f32) < nx as f32 * 0.2 && j < ny / 2;
+        if corner {
+            0.0
+        } else {
+            band * (2.0 + 0.004 * (z - 1200.0).max(0.0)) * (1.0 + 0.3 * (i as f32 * 0.5).sin())
+        }
+    });
+    let tf = Field::new(pair.grid.clone(), rain).unwrap();
+    let zf = Field::new(pair.grid.clone(), pair.fine_orog.clone()).unwrap();
+    pair = make_pair("synthetic-precip", &tf, &zf, 0.25).unwrap();
+    pair
+}
+
 fn small_config(dir: &Path) -> TrainConfig {
     TrainConfig {
+        kind: ModelKind::Temperature,
         data_root: None,
         output: dir.join("model"),
         checkpoint_dir: dir.join("ck"),
@@ -56,17 +78,38 @@ fn small_config(dir: &Path) -> TrainConfig {
     }
 }
 
-/// A model with random weights saved to `dir`, and its path.
+/// A temperature model with random weights saved to `dir`, and its path.
 fn random_model(dir: &Path, width: usize, dilations: Vec<usize>) -> std::path::PathBuf {
-    let cfg = ResidualNetConfig::new(N_FEATURES)
+    random_model_of(ModelKind::Temperature, dir, width, dilations)
+}
+
+fn random_model_of(
+    kind: ModelKind,
+    dir: &Path,
+    width: usize,
+    dilations: Vec<usize>,
+) -> std::path::PathBuf {
+    let cfg = ResidualNetConfig::new(kind.n_features())
         .with_width(width)
         .with_dilations(dilations);
     let device = device::cpu();
     device.seed(3);
     let net = cfg.init(&device);
-    let norm = compute_norm_stats(&[synthetic_pair(60, 60, 0.3)]).unwrap();
-    let stem = dir.join("random");
-    save_model(&net, &stem, &cfg, &norm, serde_json::json!({"test": true})).unwrap();
+    let pair = match kind {
+        ModelKind::Temperature => synthetic_pair(60, 60, 0.3),
+        ModelKind::Precipitation => synthetic_precip_pair(60, 60, 0.3),
+    };
+    let norm = compute_norm_stats(kind, &[pair]).unwrap();
+    let stem = dir.join(format!("random-{kind}"));
+    save_model(
+        &net,
+        &stem,
+        kind,
+        &cfg,
+        &norm,
+        serde_json::json!({"test": true}),
+    )
+    .unwrap();
     stem.with_extension("bpk")
 }
 
@@ -186,17 +229,30 @@ fn load_errors_are_clear() {
     // No variables.
     let err = write_sidecar(&|s| s.variables.clear()).unwrap_err();
     assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // A temperature model has no output gain.
+    let err = write_sidecar(&|s| s.norm.output_gain = 1.3).unwrap_err();
+    assert!(err.to_string().contains("output gain"), "{err}");
+    // Temperature weights labelled as a precipitation model: its features
+    // and baseline are those of another kind.
+    let err = write_sidecar(&|s| s.kind = ModelKind::Precipitation).unwrap_err();
+    assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    assert!(err.to_string().contains("precipitation"), "{err}");
     // Restored: loads again.
     write_sidecar(&|_| {}).unwrap();
 }
 
-#[derive(Debug)]
-#[allow(dead_code)]
-struct E(String);
-impl From<TileError> for E {
-    fn from(e: TileError) -> E {
-        E(e.to_string())
-    }
+/// The model over a whole pair in tiles of `tile` cells, as a job runs it.
+fn tiled_prediction(model: &Downscaler, pair: &Pair, tile: usize, blend: usize) -> Array2<f32> {
+    crate::evaluate::predict_tiled(
+        model,
+        &pair.coarse_bilinear,
+        &pair.coarse_orog_bilinear,
+        &pair.fine_orog,
+        pair.dx_m,
+        tile,
+        blend,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -208,18 +264,7 @@ fn tiled_equals_untiled() {
     let blend = 8;
     let spec = TileSpec::for_footprint(48, model.receptive_radius(), blend).unwrap();
     assert!(spec.halo >= model.receptive_radius() + blend.div_ceil(2));
-    let tiled = run_tiled(pair.truth.dim(), &spec, |w| {
-        let win = s![w.j0..w.j1, w.i0..w.i1];
-        model
-            .predict(&ModelInputs {
-                coarse_bilinear: pair.coarse_bilinear.slice(win),
-                coarse_orog_bilinear: pair.coarse_orog_bilinear.slice(win),
-                fine_orog: pair.fine_orog.slice(win),
-                dx_m: pair.dx_m,
-            })
-            .map_err(|e| E(e.to_string()))
-    })
-    .unwrap();
+    let tiled = tiled_prediction(&model, &pair, 48, blend);
     let mut worst = 0.0f32;
     for (a, b) in whole.iter().zip(tiled.iter()) {
         worst = worst.max((a - b).abs() / a.abs().max(1.0));
@@ -286,6 +331,59 @@ fn shipped_weights_load() {
     assert!(out
         .iter()
         .all(|v| v.is_finite() && *v > 200.0 && *v < 340.0));
+
+    let precip = Downscaler::load(&Downscaler::default_path_for(ModelKind::Precipitation))
+        .expect("shipped precipitation weights next to the temperature weights");
+    assert_eq!(precip.kind(), ModelKind::Precipitation);
+    assert!(precip.supports("precipitation_amount") && precip.supports("tp"));
+    let pair = synthetic_precip_pair(64, 64, 0.5);
+    let out = precip.predict(&inputs_of(&pair)).unwrap();
+    let max_in = pair.coarse_bilinear.fold(0.0f32, |m, &v| m.max(v));
+    assert!(out
+        .iter()
+        .all(|v| v.is_finite() && *v >= 0.0 && *v < 10.0 * max_in));
+}
+
+/// On real data (skipped without the shared data): the shipped precipitation
+/// model beats bilinear and bicubic on PRISM 2025-11-03 daily precipitation,
+/// held out from its training, with a bias under 5 % of the mean.
+#[test]
+fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
+    let Some(root) = crate::data::shared_data_dir() else {
+        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)");
+        return;
+    };
+    let model = Downscaler::load(&Downscaler::default_path_for(ModelKind::Precipitation))
+        .expect("shipped precipitation weights");
+    let case = &crate::evaluate::standard_cases(ModelKind::Precipitation)[0];
+    assert!(case.status.contains("held out"), "{}", case.status);
+    let skill = crate::evaluate::evaluate_case(case, &model, &root).unwrap();
+    let rmse = |m: &str| skill.methods[m].rmse;
+    for m in ["bilinear", "bicubic"] {
+        assert!(
+            rmse("model") < rmse(m),
+            "model {:.3} vs {m} {:.3}",
+            rmse("model"),
+            rmse(m)
+        );
+    }
+    let (truth, _) = crate::data::read_truth(
+        &root.join(&case.truth),
+        ModelKind::Precipitation,
+        &case.var,
+        None,
+        None,
+    )
+    .unwrap();
+    let valid: Vec<f32> = truth
+        .data
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    let mean = valid.iter().map(|&v| v as f64).sum::<f64>() / valid.len() as f64;
+    let bias = skill.methods["model"].bias;
+    assert!(bias.abs() < 0.05 * mean, "bias {bias} of mean {mean}");
 }
 
 /// On real data (skipped without the shared data): the perfect-model pairs
@@ -304,10 +402,15 @@ fn real_data_pairs_match_reference_protocol() {
             eprintln!(
                 "no shipped weights ({e}); scoring an untrained model for the baselines only"
             );
-            Downscaler::untrained(&ResidualNetConfig::new(N_FEATURES), 1).unwrap()
+            Downscaler::untrained(
+                ModelKind::Temperature,
+                &ResidualNetConfig::new(N_FEATURES),
+                1,
+            )
+            .unwrap()
         }
     };
-    let cases = crate::evaluate::standard_cases();
+    let cases = crate::evaluate::standard_cases(ModelKind::Temperature);
     // Reference (downscaling-notes.md), PRISM 1981-09-29 tmax, Colorado box.
     let references = [
         (
@@ -396,4 +499,89 @@ fn amx_kernel_matches_flex() {
         // Not trivially equal: the two kernels really ran.
         assert!(a.iter().zip(&b).any(|(x, y)| x != y));
     }
+}
+
+/// The precipitation model: tiles give the untiled field, the output is
+/// never negative, a dry neighbourhood stays exactly dry, and the same rain in
+/// another unit (kg m-2 per hour vs kg m-2 s-1) gives the same field in that
+/// unit.
+#[test]
+fn precipitation_model_is_seamless_non_negative_and_unit_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = random_model_of(ModelKind::Precipitation, dir.path(), 8, vec![1, 2, 1]);
+    let model = Downscaler::load(&path).unwrap();
+    assert_eq!(model.kind(), ModelKind::Precipitation);
+    assert!(model.supports("precipitation_amount") && !model.supports("t2m"));
+    let pair = synthetic_precip_pair(150, 170, 0.7);
+    let whole = model.predict(&inputs_of(&pair)).unwrap();
+    assert!(whole.iter().all(|v| v.is_finite() && *v >= 0.0));
+    assert!(whole.iter().any(|&v| v > 0.5));
+    // Far inside the dry corner (more than the scale radius from rain) the
+    // coarse field and so the prediction are exactly 0.
+    assert_eq!(whole[[5, 5]], 0.0);
+    assert_eq!(pair.coarse_bilinear[[5, 5]], 0.0);
+
+    let tiled = tiled_prediction(&model, &pair, 48, 8);
+    for (a, b) in whole.iter().zip(tiled.iter()) {
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+    }
+
+    let flux = pair.coarse_bilinear.mapv(|v| v / 3600.0);
+    let per_second = model
+        .predict(&ModelInputs {
+            coarse_bilinear: flux.view(),
+            ..inputs_of(&pair)
+        })
+        .unwrap();
+    for (a, b) in whole.iter().zip(per_second.iter()) {
+        assert!(
+            (a / 3600.0 - b).abs() <= 1e-3 * (a / 3600.0).max(1e-6),
+            "{a} vs {b}"
+        );
+    }
+}
+
+/// A precipitation model trains on its own kind of pairs, and its config
+/// refuses the temperature-only augmentation.
+#[test]
+fn precipitation_training_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let train_pairs = vec![
+        synthetic_precip_pair(90, 90, 0.0),
+        synthetic_precip_pair(90, 90, 1.3),
+    ];
+    let val_pairs = vec![synthetic_precip_pair(70, 70, 2.1)];
+    let mut cfg = small_config(dir.path());
+    cfg.kind = ModelKind::Precipitation;
+    let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("augment"), "{err}");
+    cfg.augment.probability = 0.0;
+    let report = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
+    let model = Downscaler::load(&report.weights).unwrap();
+    assert_eq!(model.kind(), ModelKind::Precipitation);
+    assert_eq!(
+        model.sidecar().norm.feature_names.len(),
+        PRECIP_FEATURE_NAMES.len()
+    );
+    let out = model.predict(&inputs_of(&val_pairs[0])).unwrap();
+    assert!(out.iter().all(|v| v.is_finite() && *v >= 0.0));
+    // The output gain makes the training total come out right (on flex, the
+    // kernel training used).
+    let gain = model.sidecar().norm.output_gain;
+    assert!(gain != 1.0 && (0.5..2.0).contains(&gain), "gain {gain}");
+    let flex = model.on_flex();
+    let (mut truth, mut predicted) = (0.0f64, 0.0f64);
+    for pair in &train_pairs {
+        let pred = flex.predict(&inputs_of(pair)).unwrap();
+        for (t, p) in pair.truth.iter().zip(&pred) {
+            if t.is_finite() && p.is_finite() {
+                truth += *t as f64;
+                predicted += *p as f64;
+            }
+        }
+    }
+    assert!(
+        (predicted / truth - 1.0).abs() < 1e-3,
+        "predicted total {predicted} vs truth {truth}"
+    );
 }

@@ -14,11 +14,13 @@ use ndarray::{s, Array2, Array3};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
-use crate::features::{self, NormStats, N_FEATURES};
+use crate::features::{self, ModelKind, NormStats};
 use crate::net::{ResidualNet, ResidualNetConfig};
 use crate::{save_model, ModelError};
 
-/// Physically based augmentation applied to training patches. Both are exact
+/// Physically based augmentation applied to temperature training patches
+/// (a precipitation model needs none: its features and target do not change
+/// when the field is scaled). Both are exact
 /// for the perfect-model pairs because conservative coarsening and bilinear
 /// interpolation are linear: adding `γ z_f` to the truth adds `γ z_c` to the
 /// coarse field and `γ bil(z_c)` to its interpolation.
@@ -84,6 +86,9 @@ impl Default for ModelSection {
 /// Training configuration, read from TOML (see `scripts/train-t2m.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// What the model downscales (default: temperature).
+    #[serde(default)]
+    pub kind: ModelKind,
     /// Root of the relative data paths; default: the shared data folder.
     #[serde(default)]
     pub data_root: Option<PathBuf>,
@@ -163,7 +168,7 @@ impl TrainConfig {
     }
 
     fn net_config(&self) -> ResidualNetConfig {
-        ResidualNetConfig::new(N_FEATURES)
+        ResidualNetConfig::new(self.kind.n_features())
             .with_width(self.model.width)
             .with_dilations(self.model.dilations.clone())
     }
@@ -188,6 +193,11 @@ impl TrainConfig {
             || self.model.dilations.contains(&0)
         {
             return bad("model width and dilations must be positive");
+        }
+        if self.kind == ModelKind::Precipitation && self.augment.probability > 0.0 {
+            return bad(
+                "[augment] (lapse-rate shift, offset) is for temperature; set probability = 0 for a precipitation model",
+            );
         }
         Ok(())
     }
@@ -257,7 +267,8 @@ pub struct TrainReport {
     /// Total training seconds across resumed runs.
     pub seconds_total: f64,
     pub final_train_loss: f32,
-    /// Validation RMSE (K) per held-out set at the end: (name, model, lapse baseline).
+    /// Validation RMSE (the truth's units) per held-out set at the end:
+    /// (name, model, baseline).
     pub validation: Vec<(String, f64, f64)>,
     pub training_cells: usize,
     pub loss_csv: PathBuf,
@@ -291,51 +302,69 @@ impl Rng {
     }
 }
 
-/// Normalisation statistics over the valid training cells.
-pub fn compute_norm_stats(pairs: &[Pair]) -> Result<NormStats, ModelError> {
-    let mut sum = [0.0f64; N_FEATURES];
-    let mut sum2 = [0.0f64; N_FEATURES];
+/// Normalisation statistics of a model of `kind` over the valid training
+/// cells (for precipitation, those with rain in their neighbourhood).
+pub fn compute_norm_stats(kind: ModelKind, pairs: &[Pair]) -> Result<NormStats, ModelError> {
+    let nf = kind.n_features();
+    let mut sum = vec![0.0f64; nf];
+    let mut sum2 = vec![0.0f64; nf];
     let (mut n, mut rs2) = (0.0f64, 0.0f64);
     for p in pairs {
-        let (f, valid) = features::raw_features(
-            p.coarse_bilinear.view(),
-            p.coarse_orog_bilinear.view(),
-            p.fine_orog.view(),
-            p.dx_m,
-        );
-        let base = features::lapse_baseline(
+        let (t, zc, zf) = (
             p.coarse_bilinear.view(),
             p.coarse_orog_bilinear.view(),
             p.fine_orog.view(),
         );
+        let (f, valid) = features::raw_features(kind, t, zc, zf, p.dx_m);
+        let frame = features::baseline(kind, t, zc, zf);
         for ((j, i), &ok) in valid.indexed_iter() {
-            let t = p.truth[[j, i]];
-            if !ok || !t.is_finite() {
+            let Some(r) = working_residual(kind, &frame, p.truth[[j, i]], j, i) else {
+                continue;
+            };
+            if !ok {
                 continue;
             }
             n += 1.0;
-            for c in 0..N_FEATURES {
+            for c in 0..nf {
                 let v = f[[c, j, i]] as f64;
                 sum[c] += v;
                 sum2[c] += v * v;
             }
-            let r = (t - base[[j, i]]) as f64;
-            rs2 += r * r;
+            rs2 += (r as f64) * (r as f64);
         }
     }
     if n < 100.0 {
-        return Err(ModelError::Train(format!("only {n} valid training cells")));
+        let which = match kind {
+            ModelKind::Temperature => "with every input and the truth",
+            ModelKind::Precipitation => "with precipitation within 20 cells",
+        };
+        return Err(ModelError::Train(format!(
+            "only {n} training cells {which}: too little data to train on"
+        )));
     }
     let std = |s: f64, s2: f64| ((s2 / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3);
     Ok(NormStats {
-        feature_names: features::FEATURE_NAMES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        feature_names: kind.feature_names().iter().map(|s| s.to_string()).collect(),
         mean: sum.iter().map(|s| (s / n) as f32).collect(),
         std: sum.iter().zip(&sum2).map(|(&s, &s2)| std(s, s2)).collect(),
         residual_std: ((rs2 / n).sqrt() as f32).max(1e-3),
+        output_gain: 1.0,
     })
+}
+
+/// The target of one cell: the residual of the truth over the baseline in
+/// working units, divided by the cell's scale; `None` where the truth is
+/// missing or the scale is 0 (a dry neighbourhood, which the model keeps dry).
+fn working_residual(
+    kind: ModelKind,
+    frame: &features::BaselineFrame,
+    truth: f32,
+    j: usize,
+    i: usize,
+) -> Option<f32> {
+    let scale = frame.scale[[j, i]];
+    (truth.is_finite() && scale > 0.0)
+        .then(|| (kind.to_working(truth) - frame.value[[j, i]]) / scale)
 }
 
 /// One training sample: normalised features `(C, P, P)`, normalised residual
@@ -349,6 +378,7 @@ fn sample_patch(
 ) -> (Array3<f32>, Array2<f32>, Array2<f32>) {
     let p = cfg.patch;
     let r = features::FEATURE_RADIUS;
+    let kind = cfg.kind;
     for attempt in 0..200 {
         let u = rng.unit() * cumulative.last().copied().unwrap_or(1.0);
         let k = cumulative.partition_point(|&c| c <= u).min(pairs.len() - 1);
@@ -376,18 +406,20 @@ fn sample_patch(
                 .and(&zf)
                 .for_each(|t, &z| *t += gamma * z + offset);
         }
-        let (mut f, valid) = features::raw_features(t.view(), zc, zf, pair.dx_m);
-        let base = features::lapse_baseline(t.view(), zc, zf);
+        let (mut f, valid) = features::raw_features(kind, t.view(), zc, zf, pair.dx_m);
+        let frame = features::baseline(kind, t.view(), zc, zf);
         let (pj, pi) = (j0 - wj0, i0 - wi0);
         let mut target = Array2::<f32>::zeros((p, p));
         let mut mask = Array2::<f32>::zeros((p, p));
         let mut n_valid = 0usize;
         for ((a, b), m) in mask.indexed_iter_mut() {
             let (jj, ii) = (pj + a, pi + b);
-            let tv = truth[[jj, ii]];
-            if valid[[jj, ii]] && tv.is_finite() {
+            if !valid[[jj, ii]] {
+                continue;
+            }
+            if let Some(res) = working_residual(kind, &frame, truth[[jj, ii]], jj, ii) {
                 *m = 1.0;
-                target[[a, b]] = (tv - base[[jj, ii]]) / norm.residual_std;
+                target[[a, b]] = res / norm.residual_std;
                 n_valid += 1;
             }
         }
@@ -399,7 +431,7 @@ fn sample_patch(
         return (f, target, mask);
     }
     (
-        Array3::zeros((N_FEATURES, p, p)),
+        Array3::zeros((kind.n_features(), p, p)),
         Array2::zeros((p, p)),
         Array2::zeros((p, p)),
     )
@@ -409,26 +441,23 @@ fn sample_patch(
 /// the scoring mask (valid cells one coarse cell from the edge).
 struct ValidationSet {
     name: String,
+    kind: ModelKind,
     feats: Array3<f32>,
-    baseline: Array2<f32>,
+    frame: features::BaselineFrame,
     truth: Array2<f32>,
     mask: Array2<bool>,
 }
 
 impl ValidationSet {
-    fn new(pair: &Pair, norm: &NormStats, coarse_res_deg: f64) -> ValidationSet {
-        let (mut f, valid) = features::raw_features(
+    fn new(kind: ModelKind, pair: &Pair, norm: &NormStats, coarse_res_deg: f64) -> ValidationSet {
+        let (t, zc, zf) = (
             pair.coarse_bilinear.view(),
             pair.coarse_orog_bilinear.view(),
             pair.fine_orog.view(),
-            pair.dx_m,
         );
+        let (mut f, valid) = features::raw_features(kind, t, zc, zf, pair.dx_m);
         features::normalise(&mut f, &valid, norm);
-        let baseline = features::lapse_baseline(
-            pair.coarse_bilinear.view(),
-            pair.coarse_orog_bilinear.view(),
-            pair.fine_orog.view(),
-        );
+        let frame = features::baseline(kind, t, zc, zf);
         let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
         let (ny, nx) = pair.truth.dim();
         let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
@@ -441,8 +470,9 @@ impl ValidationSet {
         });
         ValidationSet {
             name: pair.name.clone(),
+            kind,
             feats: f,
-            baseline,
+            frame,
             truth: pair.truth.clone(),
             mask,
         }
@@ -464,18 +494,70 @@ impl ValidationSet {
         }
     }
 
-    fn score(
+    /// The network's prediction on the whole field (physical units).
+    fn predict(
         &self,
         net: &ResidualNet,
         norm: &NormStats,
         device: &Device,
-    ) -> Result<(f64, f64), ModelError> {
+    ) -> Result<Array2<f32>, ModelError> {
         let batch = self.feats.clone().insert_axis(ndarray::Axis(0));
         let residual =
             crate::forward_features(net, batch, device)?.index_axis_move(ndarray::Axis(0), 0);
-        let pred = &self.baseline + &(residual * norm.residual_std);
-        Ok((self.rmse(&pred), self.rmse(&self.baseline)))
+        let kind = self.kind;
+        let (std, gain) = (norm.residual_std, norm.output_gain);
+        Ok(ndarray::Zip::from(&self.frame.value)
+            .and(&self.frame.scale)
+            .and(&residual)
+            .map_collect(|&v, &s, &r| kind.from_working(v + std * s * r) * gain))
     }
+
+    /// RMSE of a prediction and of the baseline.
+    fn score(&self, pred: &Array2<f32>) -> (f64, f64) {
+        let baseline = self.frame.value.mapv(|v| self.kind.from_working(v));
+        (self.rmse(pred), self.rmse(&baseline))
+    }
+
+    /// Sums of the truth and of a prediction over the scored cells.
+    fn totals(&self, pred: &Array2<f32>) -> (f64, f64) {
+        let (mut truth, mut predicted) = (0.0f64, 0.0f64);
+        for ((idx, &m), &t) in self.mask.indexed_iter().zip(self.truth.iter()) {
+            if m {
+                truth += t as f64;
+                predicted += pred[idx] as f64;
+            }
+        }
+        (truth, predicted)
+    }
+}
+
+/// The output gain of a precipitation network (see
+/// [`NormStats::output_gain`]): total truth over total prediction on every
+/// training cell, each pair weighted by its source's sampling weight.
+fn output_gain(
+    kind: ModelKind,
+    net: &ResidualNet,
+    norm: &NormStats,
+    pairs: &[Pair],
+    device: &Device,
+) -> Result<f32, ModelError> {
+    if kind == ModelKind::Temperature {
+        return Ok(1.0);
+    }
+    let (mut truth, mut predicted) = (0.0f64, 0.0f64);
+    for pair in pairs {
+        // No edge margin: every training cell counts.
+        let set = ValidationSet::new(kind, pair, norm, 0.0);
+        let (t, p) = set.totals(&set.predict(net, norm, device)?);
+        truth += pair.weight * t;
+        predicted += pair.weight * p;
+    }
+    if !(truth > 0.0 && predicted > 0.0) {
+        return Err(ModelError::Train(format!(
+            "cannot calibrate the output: training total {truth}, predicted {predicted}"
+        )));
+    }
+    Ok((truth / predicted) as f32)
 }
 
 /// One coarse cell in truth cells along (y, x), as the evaluation protocol.
@@ -533,8 +615,8 @@ pub fn train(cfg: &TrainConfig, progress: &dyn Progress) -> Result<TrainReport, 
         })?,
     };
     let started = Instant::now();
-    let train_pairs = load_pairs(&cfg.train, &root, cfg.coarse_res_deg)?;
-    let val_pairs = load_pairs(&cfg.validation, &root, cfg.coarse_res_deg)?;
+    let train_pairs = load_pairs(cfg.kind, &cfg.train, &root, cfg.coarse_res_deg)?;
+    let val_pairs = load_pairs(cfg.kind, &cfg.validation, &root, cfg.coarse_res_deg)?;
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "data loaded"
@@ -609,7 +691,7 @@ pub fn train_on_pairs(
         (net, st.norm, st.rng, st.step, st.seconds, st.last_loss)
     } else {
         device.seed(cfg.seed);
-        let norm = compute_norm_stats(train_pairs)?;
+        let norm = compute_norm_stats(cfg.kind, train_pairs)?;
         tracing::info!(?norm, "normalisation statistics");
         (
             net_cfg.init(&device),
@@ -629,7 +711,7 @@ pub fn train_on_pairs(
 
     let validation: Vec<ValidationSet> = val_pairs
         .iter()
-        .map(|p| ValidationSet::new(p, &norm, cfg.coarse_res_deg))
+        .map(|p| ValidationSet::new(cfg.kind, p, &norm, cfg.coarse_res_deg))
         .collect();
     let csv_path = cfg.checkpoint_dir.join("loss.csv");
     if !resume && csv_path.exists() {
@@ -645,7 +727,7 @@ pub fn train_on_pairs(
         let mut header = "step,epoch,seconds,lr,train_loss".to_string();
         for v in &validation {
             header.push_str(&format!(
-                ",val_rmse_{0},val_lapse_rmse_{0}",
+                ",val_rmse_{0},val_baseline_rmse_{0}",
                 v.name.replace([',', ' '], "_")
             ));
         }
@@ -681,7 +763,7 @@ pub fn train_on_pairs(
         std::fs::write(&ck_state, text).map_err(|e| ModelError::io(&ck_state, e))
     };
 
-    let (b, p, c) = (cfg.batch, cfg.patch, N_FEATURES);
+    let (b, p, c) = (cfg.batch, cfg.patch, cfg.kind.n_features());
     progress.start(cfg.steps, first_step);
     let mut epoch_loss = (0.0f64, 0usize);
     let mut step = first_step;
@@ -737,9 +819,9 @@ pub fn train_on_pairs(
             final_validation.clear();
             let mut sum = 0.0;
             for v in &validation {
-                let (rm, rb) = v.score(&valid_net, &norm, &plain)?;
+                let (rm, rb) = v.score(&v.predict(&valid_net, &norm, &plain)?);
                 row.push_str(&format!(",{rm:.4},{rb:.4}"));
-                line.push_str(&format!("; {} {rm:.3} K (lapse {rb:.3})", v.name));
+                line.push_str(&format!("; {} {rm:.4} (baseline {rb:.4})", v.name));
                 sum += rm;
                 final_validation.push((v.name.clone(), rm, rb));
             }
@@ -765,7 +847,16 @@ pub fn train_on_pairs(
     progress.finish();
     let seconds_total = seconds_before + run_started.elapsed().as_secs_f64();
     let valid_net = net.valid();
+    let mut norm = norm;
+    norm.output_gain = output_gain(cfg.kind, &valid_net, &norm, train_pairs, &plain)?;
+    if cfg.kind == ModelKind::Precipitation {
+        tracing::info!(
+            gain = norm.output_gain,
+            "output gain (training total / predicted)"
+        );
+    }
     let training = serde_json::json!({
+        "kind": cfg.kind,
         "steps": step,
         "seconds": seconds_total,
         "patch": cfg.patch,
@@ -784,7 +875,7 @@ pub fn train_on_pairs(
         "parameters": parameters,
         "macs_per_pixel": net_cfg.macs_per_pixel(),
     });
-    let sha = save_model(&valid_net, &cfg.output, &net_cfg, &norm, training)?;
+    let sha = save_model(&valid_net, &cfg.output, cfg.kind, &net_cfg, &norm, training)?;
     let (weights, _) = crate::weights_and_sidecar(&cfg.output);
     Ok(TrainReport {
         weights,
@@ -803,8 +894,8 @@ pub fn train_on_pairs(
 }
 
 /// Plot the loss curves of a `loss.csv` written by [`train`]: the training
-/// loss (normalised MSE) and every validation RMSE (K) against the step, on a
-/// log y axis.
+/// loss (normalised MSE) and every validation RMSE (in the truth's units)
+/// against the step, on a log y axis.
 pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
     let text = std::fs::read_to_string(csv).map_err(|e| ModelError::io(csv, e))?;
     let mut lines = text.lines();
@@ -822,7 +913,7 @@ pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
         let label = if *name == "train_loss" {
             "train loss (normalised MSE)".to_string()
         } else if let Some(v) = name.strip_prefix("val_rmse_") {
-            format!("held-out RMSE K: {v}")
+            format!("held-out RMSE: {v}")
         } else {
             continue;
         };
@@ -831,7 +922,7 @@ pub fn plot_loss_csv(csv: &Path, png: &Path) -> Result<(), ModelError> {
     finecast_render::render_lines_png(
         "finecast-model training",
         "step",
-        "loss / RMSE (K)",
+        "loss / RMSE (truth units)",
         &series,
         png,
         true,

@@ -272,7 +272,7 @@ pub fn run_downscale(
     let prov = Provenance {
         inputs,
         method: req.method.name().to_string(),
-        weights_sha256: req.method.weights_sha256().map(str::to_string),
+        weights_sha256: req.method.weights_sha256(),
         command_line: req.command_line.clone(),
         extra,
     };

@@ -173,7 +173,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         Some(path) => Some(Terrain::load(path, &truth.grid, 0.5)?),
         None if needs_terrain => {
             return Err(PipelineError::Invalid(
-                "methods lapse and gradient need --terrain DEM.nc".into(),
+                "methods lapse, gradient and model need --terrain DEM.nc".into(),
             ))
         }
         None => None,
@@ -189,23 +189,30 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             }
         })?;
     let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
-    for m in &req.methods {
-        if m.needs_terrain() && quantity != Quantity::Temperature {
+    let mut weights_sha256 = None;
+    for requested in &req.methods {
+        let Some(m) = requested.resolve(quantity) else {
             return Err(PipelineError::Invalid(format!(
-                "method {m} applies to temperature only; variable '{var}' has units {}",
-                truth_data.units
+                "method {requested} does not apply to variable '{var}' (units {}): {}",
+                truth_data.units,
+                if requested.name() == "model" {
+                    "no trained network for this quantity"
+                } else {
+                    "it is for temperature only"
+                }
             )));
-        }
+        };
+        weights_sha256 = weights_sha256.or(m.weights_sha256());
         let tiles = TileSpec::new(256, 16, 16)?;
         let pred = downscale_tiled(
-            m,
+            &m,
             &input,
             &truth.grid,
             terrain.as_ref().map(|t| &t.fine),
             &tiles,
             &crate::LogControl::default(),
         )?;
-        predictions.push((m.clone(), pred));
+        predictions.push((m, pred));
     }
 
     // Score on a common mask, one coarse cell in from the edge.
@@ -305,10 +312,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         coarse_res_deg: req.coarse_res_deg,
         coarse: coarse_desc,
         terrain: terrain.map(|t| t.path.display().to_string()),
-        weights_sha256: req
-            .methods
-            .iter()
-            .find_map(|m| m.weights_sha256().map(str::to_string)),
+        weights_sha256,
         n_scored,
         methods,
     })

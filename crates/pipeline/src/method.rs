@@ -7,7 +7,7 @@ use std::path::Path;
 
 use finecast_grid::Grid;
 use finecast_methods::{downscale_at, interpolate, Baseline, CoarseInput, Interp, Positions};
-use finecast_model::{ComputeDevice, Downscaler, ModelInputs};
+use finecast_model::{ComputeDevice, Downscaler, ModelInputs, ModelKind};
 use ndarray::{Array2, ArrayView2};
 
 use crate::quantity::Quantity;
@@ -16,8 +16,53 @@ use crate::PipelineError;
 #[derive(Clone, Debug)]
 pub enum Method {
     Baseline(Baseline),
-    /// The terrain-conditioned network (2 m temperature).
-    Model(Downscaler),
+    /// The terrain-conditioned networks (2 m temperature, precipitation).
+    Model(Networks),
+}
+
+/// The trained networks a `model` method uses, at most one per
+/// [`ModelKind`]. A job resolves it per variable with
+/// [`Method::for_quantity`], which leaves exactly one.
+#[derive(Clone, Debug)]
+pub struct Networks(Vec<Downscaler>);
+
+impl Networks {
+    /// The shipped networks of every kind (see `Downscaler::default_path_for`).
+    pub fn shipped(device: ComputeDevice) -> Result<Networks, PipelineError> {
+        [ModelKind::Temperature, ModelKind::Precipitation]
+            .into_iter()
+            .map(|kind| load(&Downscaler::default_path_for(kind), device))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Networks)
+    }
+
+    pub fn single(model: Downscaler) -> Networks {
+        Networks(vec![model])
+    }
+
+    pub fn get(&self, kind: ModelKind) -> Option<&Downscaler> {
+        self.0.iter().find(|m| m.kind() == kind)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Downscaler> {
+        self.0.iter()
+    }
+}
+
+fn load(path: &Path, device: ComputeDevice) -> Result<Downscaler, PipelineError> {
+    Downscaler::load_on(path, device).map_err(|e| PipelineError::Model {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// The network kind that serves a quantity, if any.
+fn kind_of(quantity: Quantity) -> Option<ModelKind> {
+    match quantity {
+        Quantity::Temperature => Some(ModelKind::Temperature),
+        Quantity::Precipitation => Some(ModelKind::Precipitation),
+        Quantity::Wind | Quantity::Other => None,
+    }
 }
 
 impl From<Baseline> for Method {
@@ -39,7 +84,7 @@ impl Method {
     ];
 
     /// Parse a method name; `model` loads `weights` (default: the shipped
-    /// weights) to run on the CPU.
+    /// temperature and precipitation weights) to run on the CPU.
     pub fn parse(name: &str, weights: Option<&Path>) -> Result<Method, PipelineError> {
         Method::parse_on(name, weights, ComputeDevice::Cpu)
     }
@@ -52,14 +97,10 @@ impl Method {
         device: ComputeDevice,
     ) -> Result<Method, PipelineError> {
         if name == "model" {
-            let path = weights
-                .map(Path::to_path_buf)
-                .unwrap_or_else(Downscaler::default_path);
-            let model = Downscaler::load_on(&path, device).map_err(|e| PipelineError::Model {
-                path: path.clone(),
-                source: e,
-            })?;
-            return Ok(Method::Model(model));
+            return Ok(Method::Model(match weights {
+                Some(path) => Networks::single(load(path, device)?),
+                None => Networks::shipped(device)?,
+            }));
         }
         name.parse::<Baseline>().map(Method::Baseline).map_err(|_| {
             PipelineError::Invalid(format!(
@@ -76,23 +117,29 @@ impl Method {
         }
     }
 
-    /// SHA-256 of the weights, for provenance.
-    pub fn weights_sha256(&self) -> Option<&str> {
+    /// SHA-256 of the weights, for provenance: `kind:sha256` per network,
+    /// comma-separated.
+    pub fn weights_sha256(&self) -> Option<String> {
         match self {
-            Method::Model(m) => Some(m.sha256()),
+            Method::Model(nets) => Some(
+                nets.iter()
+                    .map(|m| format!("{}:{}", m.kind(), m.sha256()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             Method::Baseline(_) => None,
         }
     }
 
-    /// The code that runs the network (`amx-bf16`, `flex-f32`, `vulkan-f32`).
+    /// The code that runs the networks (`amx-bf16`, `flex-f32`, `vulkan-f32`).
     pub fn kernel(&self) -> Option<String> {
         match self {
-            Method::Model(m) => Some(m.kernel().to_string()),
+            Method::Model(nets) => nets.iter().next().map(|m| m.kernel().to_string()),
             Method::Baseline(_) => None,
         }
     }
 
-    /// Whether the method uses terrain, which ties it to temperature.
+    /// Whether the method uses terrain.
     pub fn needs_terrain(&self) -> bool {
         match self {
             Method::Baseline(b) => b.needs_terrain(),
@@ -100,14 +147,24 @@ impl Method {
         }
     }
 
-    /// The method that applies to a quantity: terrain methods and the
-    /// network are for temperature; everything else falls back to bilinear.
-    pub fn for_quantity(&self, quantity: Quantity) -> Method {
-        if self.needs_terrain() && quantity != Quantity::Temperature {
-            Method::Baseline(Baseline::Bilinear)
-        } else {
-            self.clone()
+    /// The method that applies to a quantity, or `None`: the lapse and
+    /// gradient baselines are for temperature; `model` uses the network of
+    /// the quantity's kind, if it has one.
+    pub fn resolve(&self, quantity: Quantity) -> Option<Method> {
+        match self {
+            Method::Baseline(b) if b.needs_terrain() && quantity != Quantity::Temperature => None,
+            Method::Baseline(_) => Some(self.clone()),
+            Method::Model(nets) => kind_of(quantity)
+                .and_then(|k| nets.get(k))
+                .map(|m| Method::Model(Networks::single(m.clone()))),
         }
+    }
+
+    /// [`Method::resolve`], falling back to bilinear where the method does
+    /// not apply (what a job does for, e.g., wind under `--method model`).
+    pub fn for_quantity(&self, quantity: Quantity) -> Method {
+        self.resolve(quantity)
+            .unwrap_or(Method::Baseline(Baseline::Bilinear))
     }
 
     /// Radius in cells of the input a predicted cell depends on, beyond the
@@ -115,7 +172,11 @@ impl Method {
     pub fn footprint(&self) -> usize {
         match self {
             Method::Baseline(_) => 0,
-            Method::Model(m) => m.receptive_radius(),
+            Method::Model(nets) => nets
+                .iter()
+                .map(Downscaler::receptive_radius)
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -134,7 +195,12 @@ impl Method {
                     source: e,
                 })
             }
-            Method::Model(model) => {
+            Method::Model(nets) => {
+                let [model] = nets.0.as_slice() else {
+                    return Err(PipelineError::Invalid(
+                        "method model must be resolved to one network per variable (Method::for_quantity)".into(),
+                    ));
+                };
                 let (Some(z_c), Some(z_f)) = (coarse.orography, fine_orography) else {
                     return Err(PipelineError::Invalid("method model needs terrain".into()));
                 };

@@ -21,7 +21,7 @@ use crate::ids::{file_in_dir, write_atomic};
 use crate::priority::{lower_thread_priority, pool, JOB_NICE};
 use crate::store::{RunOrigin, Store, OUTPUT_NC};
 
-/// Methods a job may ask for (`model` is the shipped Burn network).
+/// Methods a job may ask for (`model`: the shipped Burn networks).
 pub const METHODS: &[&str] = &[
     "nearest", "bilinear", "bicubic", "lapse", "gradient", "model",
 ];
@@ -629,7 +629,7 @@ fn pipeline_target(t: &TargetSpec) -> Result<Target, Failure> {
 /// pipeline's request takes (a baseline, or a method type built from one),
 /// so that this code does not depend on that choice.
 fn downscale_method(name: &str) -> Result<finecast_pipeline::Method, Failure> {
-    // `model` loads the shipped weights (or $FINECAST_WEIGHTS).
+    // `model` loads the shipped weights (or $FINECAST_WEIGHTS, $FINECAST_PRECIP_WEIGHTS).
     finecast_pipeline::Method::parse(name, None).map_err(|e| Failure::Failed(e.to_string()))
 }
 

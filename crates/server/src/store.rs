@@ -39,7 +39,7 @@ pub struct RunMeta {
     /// first valid time of the input.
     pub reference_time: Option<DateTime<Utc>>,
     pub method: String,
-    /// SHA-256 of the model weights; null for the baselines.
+    /// `kind:sha256` of each network used, comma-separated; null for the baselines.
     pub weights_sha256: Option<String>,
     pub inputs: Vec<InputRef>,
     pub finecast_version: Option<String>,
