@@ -112,11 +112,22 @@ impl ModelKind {
         self.feature_names().len()
     }
 
-    /// Name of the baseline the residual is added to (stored in the sidecar).
-    pub fn baseline_name(self) -> &'static str {
+    /// The baseline a model of this kind corrects unless its training
+    /// configuration names another.
+    pub fn default_baseline(self) -> Baseline {
         match self {
-            ModelKind::Temperature => "lapse",
-            ModelKind::Precipitation => "sqrt-bilinear",
+            ModelKind::Temperature => Baseline::Lapse,
+            ModelKind::Precipitation => Baseline::SqrtBilinear,
+        }
+    }
+
+    /// Whether a model of this kind can correct `baseline`.
+    pub fn allows(self, baseline: Baseline) -> bool {
+        match self {
+            ModelKind::Temperature => {
+                matches!(baseline, Baseline::Lapse | Baseline::LocalGradient)
+            }
+            ModelKind::Precipitation => baseline == Baseline::SqrtBilinear,
         }
     }
 
@@ -270,6 +281,32 @@ impl NormStats {
     }
 }
 
+/// The physical baseline a network predicts the residual over (stored in the
+/// sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// `bil(T_c) + 0.0065 K/m · (bil(z_c) − z_f)`.
+    Lapse,
+    /// `bil(T_c) + s · (z_f − bil(z_c))` with `s` the coarse field's own
+    /// temperature/elevation slope over ±20 cells (the `local_lapse_r20`
+    /// feature: clamped to [−10, +5] K/km, −6.5 K/km over flat ground), as
+    /// gridpp's gradient method.
+    LocalGradient,
+    /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
+    SqrtBilinear,
+}
+
+impl std::fmt::Display for Baseline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Baseline::Lapse => "lapse",
+            Baseline::LocalGradient => "local-gradient",
+            Baseline::SqrtBilinear => "sqrt-bilinear",
+        })
+    }
+}
+
 /// The baseline of a tile in the model's working space and the per-cell
 /// scale of the residual: the prediction is
 /// `from_working(value + residual_std * scale * network)`.
@@ -278,28 +315,99 @@ pub struct BaselineFrame {
     pub scale: Array2<f32>,
 }
 
-/// The baseline a model of `kind` corrects. Temperature: the lapse-rate
-/// baseline, scale 1. Precipitation: `sqrt(bil(P_c))`, scale
-/// `sqrt(mean_20(bil(P_c)))` (0 where the whole neighbourhood is dry, which
-/// keeps those cells at exactly 0).
+/// The frame of `baseline` on a tile. Temperature baselines have scale 1.
+/// Precipitation: `sqrt(bil(P_c))`, scale `sqrt(mean_20(bil(P_c)))` (0 where
+/// the whole neighbourhood is dry, which keeps those cells at exactly 0).
 pub fn baseline(
-    kind: ModelKind,
+    baseline: Baseline,
     t: ArrayView2<f32>,
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
 ) -> BaselineFrame {
-    match kind {
-        ModelKind::Temperature => BaselineFrame {
+    match baseline {
+        Baseline::Lapse => BaselineFrame {
             value: lapse_baseline(t, zc, zf),
             scale: Array2::ones(t.dim()),
         },
-        ModelKind::Precipitation => {
+        Baseline::LocalGradient => {
+            let valid = Zip::from(t)
+                .and(zc)
+                .and(zf)
+                .map_collect(|a, b, c| a.is_finite() && b.is_finite() && c.is_finite());
+            let slope = local_slope(t, zc, &valid, REGRESSION_RADII[1]);
+            let mut value = Array2::zeros(t.dim());
+            Zip::from(&mut value)
+                .and(t)
+                .and(zc)
+                .and(zf)
+                .and(&slope)
+                .for_each(|o, &t, &zc, &zf, &s| *o = t + s * (zf - zc));
+            BaselineFrame {
+                value,
+                scale: Array2::ones(t.dim()),
+            }
+        }
+        Baseline::SqrtBilinear => {
             let valid = t.mapv(f32::is_finite);
             let mean = local_mean_intensity(t, &valid);
             BaselineFrame {
-                value: t.mapv(|v| kind.to_working(v)),
+                value: t.mapv(|v| ModelKind::Precipitation.to_working(v)),
                 scale: mean.mapv(f32::sqrt),
             }
+        }
+    }
+}
+
+/// Least-squares slope (K/m) of `t` on `zc` over the valid cells within `r`,
+/// clamped to [`SLOPE_MIN`, `SLOPE_MAX`]; the standard lapse rate where the
+/// coarse orography varies by less than [`MIN_Z_STD`].
+fn local_slope(
+    t: ArrayView2<f32>,
+    zc: ArrayView2<f32>,
+    valid: &Array2<bool>,
+    r: usize,
+) -> Array2<f32> {
+    let regression = Regression::new(t, zc, valid);
+    Array2::from_shape_fn(t.dim(), |(j, i)| {
+        if valid[[j, i]] {
+            regression.slope(j, i, r)
+        } else {
+            f32::NAN
+        }
+    })
+}
+
+/// Summed-area tables for local regressions of `t` on `zc`.
+struct Regression {
+    t: Integral,
+    z: Integral,
+    z2: Integral,
+    tz: Integral,
+}
+
+impl Regression {
+    fn new(t: ArrayView2<f32>, zc: ArrayView2<f32>, valid: &Array2<bool>) -> Regression {
+        let zc2 = zc.mapv(|v| v * v);
+        let tzc = Zip::from(t).and(zc).map_collect(|&a, &b| a * b);
+        Regression {
+            t: Integral::new(t, valid),
+            z: Integral::new(zc, valid),
+            z2: Integral::new(zc2.view(), valid),
+            tz: Integral::new(tzc.view(), valid),
+        }
+    }
+
+    fn slope(&self, j: usize, i: usize, r: usize) -> f32 {
+        let (st, n) = self.t.window(j, i, r);
+        let (szc, _) = self.z.window(j, i, r);
+        let (szz, _) = self.z2.window(j, i, r);
+        let (stz, _) = self.tz.window(j, i, r);
+        let var = (szz / n - (szc / n).powi(2)).max(0.0);
+        if var.sqrt() < MIN_Z_STD as f64 {
+            -LAPSE_RATE
+        } else {
+            let cov = stz / n - (st / n) * (szc / n);
+            ((cov / var) as f32).clamp(SLOPE_MIN, SLOPE_MAX)
         }
     }
 }
@@ -462,12 +570,7 @@ fn lapse_features(
     valid: &Array2<bool>,
 ) {
     let (ny, nx) = t.dim();
-    let it = Integral::new(t, valid);
-    let izc = Integral::new(zc, valid);
-    let zc2 = zc.mapv(|v| v * v);
-    let tzc = Zip::from(t).and(zc).map_collect(|&a, &b| a * b);
-    let izc2 = Integral::new(zc2.view(), valid);
-    let itzc = Integral::new(tzc.view(), valid);
+    let regression = Regression::new(t, zc, valid);
     for j in 0..ny {
         for i in 0..nx {
             if !valid[[j, i]] {
@@ -475,22 +578,12 @@ fn lapse_features(
             }
             let anomaly = zf[[j, i]] - zc[[j, i]];
             for (k, &r) in REGRESSION_RADII.iter().enumerate() {
-                let (st, n) = it.window(j, i, r);
-                let (szc, _) = izc.window(j, i, r);
-                let (szz, _) = izc2.window(j, i, r);
-                let (stz, _) = itzc.window(j, i, r);
-                let var = (szz / n - (szc / n).powi(2)).max(0.0);
-                let slope = if var.sqrt() < MIN_Z_STD as f64 {
-                    -LAPSE_RATE
-                } else {
-                    let cov = stz / n - (st / n) * (szc / n);
-                    ((cov / var) as f32).clamp(SLOPE_MIN, SLOPE_MAX)
-                };
+                let slope = regression.slope(j, i, r);
                 f[[6 + 2 * k, j, i]] = slope * 1000.0;
                 f[[7 + 2 * k, j, i]] = (slope + LAPSE_RATE) * anomaly;
             }
             // Laplacian-like curvature of the bilinear coarse field (K).
-            let (s1, c1) = it.window(j, i, 3);
+            let (s1, c1) = regression.t.window(j, i, 3);
             f[[10, j, i]] = (s1 / c1) as f32 - t[[j, i]];
         }
     }
@@ -606,8 +699,8 @@ mod tests {
         assert!(a.index_axis(Axis(0), 6).iter().any(|&v| v > 0.5));
         // The baseline scales with the square root of the unit change.
         let (fa, fb) = (
-            baseline(kind, mm.view(), zc.view(), zf.view()),
-            baseline(kind, flux.view(), zc.view(), zf.view()),
+            baseline(Baseline::SqrtBilinear, mm.view(), zc.view(), zf.view()),
+            baseline(Baseline::SqrtBilinear, flux.view(), zc.view(), zf.view()),
         );
         for (x, y) in fa.scale.iter().zip(fb.scale.iter()) {
             assert!(
@@ -615,6 +708,35 @@ mod tests {
                 "{x} vs {y}"
             );
         }
+    }
+
+    /// The local-gradient baseline is the coarse field corrected along the
+    /// terrain anomaly by the slope the `local_lapse_r20` feature reports.
+    #[test]
+    fn local_gradient_baseline_uses_the_r20_slope() {
+        let (t, zc, zf) = inputs(50, 60);
+        let (f, valid) = raw_features(
+            ModelKind::Temperature,
+            t.view(),
+            zc.view(),
+            zf.view(),
+            3000.0,
+        );
+        let frame = baseline(Baseline::LocalGradient, t.view(), zc.view(), zf.view());
+        let lapse = lapse_baseline(t.view(), zc.view(), zf.view());
+        let mut differs = 0;
+        for ((j, i), &ok) in valid.indexed_iter() {
+            assert!(ok);
+            let expected = t[[j, i]] + f[[8, j, i]] / 1000.0 * f[[0, j, i]];
+            let got = frame.value[[j, i]];
+            assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
+            differs += ((got - lapse[[j, i]]).abs() > 0.01) as usize;
+        }
+        assert!(
+            differs > 100,
+            "the local slope is not the standard lapse rate"
+        );
+        assert!(frame.scale.iter().all(|&s| s == 1.0));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 pub use device::ComputeDevice;
 pub use features::{
-    ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
+    Baseline, ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
     PRECIP_FEATURE_NAMES,
 };
 pub use net::{ResidualNet, ResidualNetConfig};
@@ -97,7 +97,7 @@ pub struct Sidecar {
     /// Variable names and standard names the model applies to.
     pub variables: Vec<String>,
     /// Physical baseline the residual is added to.
-    pub baseline: String,
+    pub baseline: Baseline,
     /// Output depends on inputs within this many cells.
     pub receptive_radius: usize,
     /// Free-form description of the training data, held-out sets and run.
@@ -233,11 +233,10 @@ impl Downscaler {
                 "the sidecar lists no variables".into(),
             ));
         }
-        if sidecar.baseline != kind.baseline_name() {
+        if !kind.allows(sidecar.baseline) {
             return Err(ModelError::Mismatch(format!(
-                "baseline '{}' (a {kind} model of this build uses '{}')",
-                sidecar.baseline,
-                kind.baseline_name()
+                "baseline '{}' does not apply to a {kind} model",
+                sidecar.baseline
             )));
         }
         let expected_radius = sidecar.model.conv_radius() + FEATURE_RADIUS;
@@ -302,7 +301,7 @@ impl Downscaler {
             model: config.clone(),
             norm: NormStats::identity(kind),
             variables: kind.variables(),
-            baseline: kind.baseline_name().into(),
+            baseline: kind.default_baseline(),
             receptive_radius: config.conv_radius() + FEATURE_RADIUS,
             training: serde_json::Value::Null,
         };
@@ -449,7 +448,7 @@ impl Downscaler {
         let residual = self.forward(feats)?;
         let kind = self.kind();
         let frame = features::baseline(
-            kind,
+            self.inner.sidecar.baseline,
             inputs.coarse_bilinear,
             inputs.coarse_orog_bilinear,
             inputs.fine_orog,
@@ -586,12 +585,13 @@ pub(crate) fn forward_features(
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
 
-/// Save a network of `kind` and its sidecar: `<stem>.bpk` and `<stem>.json`.
-/// Returns the SHA-256 of the weights file.
+/// Save a network of `kind` over `baseline` and its sidecar: `<stem>.bpk`
+/// and `<stem>.json`. Returns the SHA-256 of the weights file.
 pub fn save_model(
     net: &ResidualNet,
     stem: &Path,
     kind: ModelKind,
+    baseline: Baseline,
     model: &ResidualNetConfig,
     norm: &NormStats,
     training: serde_json::Value,
@@ -620,7 +620,7 @@ pub fn save_model(
         model: model.clone(),
         norm: norm.clone(),
         variables: kind.variables(),
-        baseline: kind.baseline_name().into(),
+        baseline,
         receptive_radius: model.conv_radius() + FEATURE_RADIUS,
         training,
     };

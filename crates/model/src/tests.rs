@@ -52,6 +52,7 @@ pub(crate) fn synthetic_precip_pair(ny: usize, nx: usize, seed: f32) -> Pair {
 fn small_config(dir: &Path) -> TrainConfig {
     TrainConfig {
         kind: ModelKind::Temperature,
+        baseline: None,
         data_root: None,
         output: dir.join("model"),
         checkpoint_dir: dir.join("ck"),
@@ -99,12 +100,13 @@ fn random_model_of(
         ModelKind::Temperature => synthetic_pair(60, 60, 0.3),
         ModelKind::Precipitation => synthetic_precip_pair(60, 60, 0.3),
     };
-    let norm = compute_norm_stats(kind, &[pair]).unwrap();
+    let norm = compute_norm_stats(kind, kind.default_baseline(), &[pair]).unwrap();
     let stem = dir.join(format!("random-{kind}"));
     save_model(
         &net,
         &stem,
         kind,
+        kind.default_baseline(),
         &cfg,
         &norm,
         serde_json::json!({"test": true}),
@@ -229,6 +231,9 @@ fn load_errors_are_clear() {
     // No variables.
     let err = write_sidecar(&|s| s.variables.clear()).unwrap_err();
     assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
+    // A temperature model cannot correct the precipitation baseline.
+    let err = write_sidecar(&|s| s.baseline = Baseline::SqrtBilinear).unwrap_err();
+    assert!(err.to_string().contains("sqrt-bilinear"), "{err}");
     // A temperature model has no output gain.
     let err = write_sidecar(&|s| s.norm.output_gain = 1.3).unwrap_err();
     assert!(err.to_string().contains("output gain"), "{err}");
@@ -315,6 +320,23 @@ fn tiny_training_run_reduces_loss_and_resumes() {
     let model = Downscaler::load(&report.weights).unwrap();
     let out = model.predict(&inputs_of(&val_pairs[0])).unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
+
+    // Over the local-gradient baseline: a fresh run records it, and the
+    // precipitation baseline is refused for temperature.
+    let mut cfg = small_config(&dir.path().join("gradient"));
+    cfg.steps = 4;
+    cfg.baseline = Some(Baseline::SqrtBilinear);
+    let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("does not apply"), "{err}");
+    cfg.baseline = Some(Baseline::LocalGradient);
+    let report = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
+    let model = Downscaler::load(&report.weights).unwrap();
+    assert_eq!(model.sidecar().baseline, Baseline::LocalGradient);
+    assert!(model
+        .predict(&inputs_of(&val_pairs[0]))
+        .unwrap()
+        .iter()
+        .all(|v| v.is_finite()));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use ndarray::{s, Array2, Array3};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
-use crate::features::{self, ModelKind, NormStats};
+use crate::features::{self, Baseline, ModelKind, NormStats};
 use crate::net::{ResidualNet, ResidualNetConfig};
 use crate::{save_model, ModelError};
 
@@ -89,6 +89,10 @@ pub struct TrainConfig {
     /// What the model downscales (default: temperature).
     #[serde(default)]
     pub kind: ModelKind,
+    /// The baseline the network corrects (default: the kind's, `lapse` or
+    /// `sqrt-bilinear`; temperature may use `local-gradient`).
+    #[serde(default)]
+    pub baseline: Option<Baseline>,
     /// Root of the relative data paths; default: the shared data folder.
     #[serde(default)]
     pub data_root: Option<PathBuf>,
@@ -167,6 +171,11 @@ impl TrainConfig {
         toml::from_str(&text).map_err(|e| ModelError::Train(format!("{}: {e}", path.display())))
     }
 
+    /// The baseline of this run.
+    pub fn baseline(&self) -> Baseline {
+        self.baseline.unwrap_or(self.kind.default_baseline())
+    }
+
     fn net_config(&self) -> ResidualNetConfig {
         ResidualNetConfig::new(self.kind.n_features())
             .with_width(self.model.width)
@@ -193,6 +202,13 @@ impl TrainConfig {
             || self.model.dilations.contains(&0)
         {
             return bad("model width and dilations must be positive");
+        }
+        if !self.kind.allows(self.baseline()) {
+            return Err(ModelError::Train(format!(
+                "baseline '{}' does not apply to a {} model",
+                self.baseline(),
+                self.kind
+            )));
         }
         if self.kind == ModelKind::Precipitation && self.augment.probability > 0.0 {
             return bad(
@@ -302,9 +318,14 @@ impl Rng {
     }
 }
 
-/// Normalisation statistics of a model of `kind` over the valid training
-/// cells (for precipitation, those with rain in their neighbourhood).
-pub fn compute_norm_stats(kind: ModelKind, pairs: &[Pair]) -> Result<NormStats, ModelError> {
+/// Normalisation statistics of a model of `kind` over `baseline` on the
+/// valid training cells (for precipitation, those with rain in their
+/// neighbourhood).
+pub fn compute_norm_stats(
+    kind: ModelKind,
+    baseline: Baseline,
+    pairs: &[Pair],
+) -> Result<NormStats, ModelError> {
     let nf = kind.n_features();
     let mut sum = vec![0.0f64; nf];
     let mut sum2 = vec![0.0f64; nf];
@@ -316,7 +337,7 @@ pub fn compute_norm_stats(kind: ModelKind, pairs: &[Pair]) -> Result<NormStats, 
             p.fine_orog.view(),
         );
         let (f, valid) = features::raw_features(kind, t, zc, zf, p.dx_m);
-        let frame = features::baseline(kind, t, zc, zf);
+        let frame = features::baseline(baseline, t, zc, zf);
         for ((j, i), &ok) in valid.indexed_iter() {
             let Some(r) = working_residual(kind, &frame, p.truth[[j, i]], j, i) else {
                 continue;
@@ -407,7 +428,7 @@ fn sample_patch(
                 .for_each(|t, &z| *t += gamma * z + offset);
         }
         let (mut f, valid) = features::raw_features(kind, t.view(), zc, zf, pair.dx_m);
-        let frame = features::baseline(kind, t.view(), zc, zf);
+        let frame = features::baseline(cfg.baseline(), t.view(), zc, zf);
         let (pj, pi) = (j0 - wj0, i0 - wi0);
         let mut target = Array2::<f32>::zeros((p, p));
         let mut mask = Array2::<f32>::zeros((p, p));
@@ -449,7 +470,12 @@ struct ValidationSet {
 }
 
 impl ValidationSet {
-    fn new(kind: ModelKind, pair: &Pair, norm: &NormStats, coarse_res_deg: f64) -> ValidationSet {
+    fn new(
+        (kind, baseline): (ModelKind, Baseline),
+        pair: &Pair,
+        norm: &NormStats,
+        coarse_res_deg: f64,
+    ) -> ValidationSet {
         let (t, zc, zf) = (
             pair.coarse_bilinear.view(),
             pair.coarse_orog_bilinear.view(),
@@ -457,7 +483,7 @@ impl ValidationSet {
         );
         let (mut f, valid) = features::raw_features(kind, t, zc, zf, pair.dx_m);
         features::normalise(&mut f, &valid, norm);
-        let frame = features::baseline(kind, t, zc, zf);
+        let frame = features::baseline(baseline, t, zc, zf);
         let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
         let (ny, nx) = pair.truth.dim();
         let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
@@ -535,7 +561,7 @@ impl ValidationSet {
 /// [`NormStats::output_gain`]): total truth over total prediction on every
 /// training cell, each pair weighted by its source's sampling weight.
 fn output_gain(
-    kind: ModelKind,
+    (kind, baseline): (ModelKind, Baseline),
     net: &ResidualNet,
     norm: &NormStats,
     pairs: &[Pair],
@@ -547,7 +573,7 @@ fn output_gain(
     let (mut truth, mut predicted) = (0.0f64, 0.0f64);
     for pair in pairs {
         // No edge margin: every training cell counts.
-        let set = ValidationSet::new(kind, pair, norm, 0.0);
+        let set = ValidationSet::new((kind, baseline), pair, norm, 0.0);
         let (t, p) = set.totals(&set.predict(net, norm, device)?);
         truth += pair.weight * t;
         predicted += pair.weight * p;
@@ -691,7 +717,7 @@ pub fn train_on_pairs(
         (net, st.norm, st.rng, st.step, st.seconds, st.last_loss)
     } else {
         device.seed(cfg.seed);
-        let norm = compute_norm_stats(cfg.kind, train_pairs)?;
+        let norm = compute_norm_stats(cfg.kind, cfg.baseline(), train_pairs)?;
         tracing::info!(?norm, "normalisation statistics");
         (
             net_cfg.init(&device),
@@ -711,7 +737,7 @@ pub fn train_on_pairs(
 
     let validation: Vec<ValidationSet> = val_pairs
         .iter()
-        .map(|p| ValidationSet::new(cfg.kind, p, &norm, cfg.coarse_res_deg))
+        .map(|p| ValidationSet::new((cfg.kind, cfg.baseline()), p, &norm, cfg.coarse_res_deg))
         .collect();
     let csv_path = cfg.checkpoint_dir.join("loss.csv");
     if !resume && csv_path.exists() {
@@ -848,7 +874,13 @@ pub fn train_on_pairs(
     let seconds_total = seconds_before + run_started.elapsed().as_secs_f64();
     let valid_net = net.valid();
     let mut norm = norm;
-    norm.output_gain = output_gain(cfg.kind, &valid_net, &norm, train_pairs, &plain)?;
+    norm.output_gain = output_gain(
+        (cfg.kind, cfg.baseline()),
+        &valid_net,
+        &norm,
+        train_pairs,
+        &plain,
+    )?;
     if cfg.kind == ModelKind::Precipitation {
         tracing::info!(
             gain = norm.output_gain,
@@ -857,6 +889,7 @@ pub fn train_on_pairs(
     }
     let training = serde_json::json!({
         "kind": cfg.kind,
+        "baseline": cfg.baseline(),
         "steps": step,
         "seconds": seconds_total,
         "patch": cfg.patch,
@@ -875,7 +908,15 @@ pub fn train_on_pairs(
         "parameters": parameters,
         "macs_per_pixel": net_cfg.macs_per_pixel(),
     });
-    let sha = save_model(&valid_net, &cfg.output, cfg.kind, &net_cfg, &norm, training)?;
+    let sha = save_model(
+        &valid_net,
+        &cfg.output,
+        cfg.kind,
+        cfg.baseline(),
+        &net_cfg,
+        &norm,
+        training,
+    )?;
     let (weights, _) = crate::weights_and_sidecar(&cfg.output);
     Ok(TrainReport {
         weights,
