@@ -8,6 +8,8 @@
 //! * [`rapsd`]: radially averaged power spectral density,
 //! * [`spectral_ratio`]: prediction/truth power per wavelength band (below 1 = too
 //!   smooth, above 1 = too noisy),
+//! * [`ScoringDomain`]: the cells every method is scored on (a margin from the
+//!   edge, the common validity mask),
 //! * [`fss`]: fractions skill score for threshold exceedance at a neighbourhood
 //!   scale, with [`fss_useful_threshold`] for the "useful" skill level.
 //!
@@ -17,10 +19,12 @@
 //! exceeds the threshold) are `None` rather than NaN, so they serialise to JSON
 //! unambiguously.
 
+mod domain;
 mod fss;
 mod scores;
 mod spectrum;
 
+pub use domain::ScoringDomain;
 pub use fss::{fss, fss_useful_threshold};
 pub use scores::{scores, Scores};
 pub use spectrum::{default_bands, rapsd, spectral_ratio, BandRatio, Spectrum};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use finecast_grid::{Grid, Region};
 use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
-use finecast_metrics::{default_bands, scores, spectral_ratio};
+use finecast_metrics::{default_bands, scores, spectral_ratio, ScoringDomain};
 use finecast_tiles::{run_tiled, TileError, TileSpec};
 use ndarray::{s, Array2};
 use serde::{Deserialize, Serialize};
@@ -156,38 +156,15 @@ pub fn evaluate_case(
     )?;
     preds.push(("model".to_string(), model_pred));
 
-    let (mj, mi) = edge_margin(&truth.grid, &pair.coarse.grid);
-    let (ny, nx) = truth.grid.shape();
-    if ny <= 2 * mj + 2 || nx <= 2 * mi + 2 {
-        return Err(ModelError::Data(format!(
-            "{}: too small for the edge margin",
-            case.name
-        )));
-    }
-    let mut mask = Array2::from_elem((ny, nx), false);
-    mask.slice_mut(s![mj..ny - mj, mi..nx - mi]).fill(true);
-    ndarray::Zip::from(&mut mask)
-        .and(&truth.data)
-        .for_each(|m, t| *m &= t.is_finite());
-    for (_, p) in &preds {
-        ndarray::Zip::from(&mut mask)
-            .and(p)
-            .for_each(|m, v| *m &= v.is_finite());
-    }
+    let domain = ScoringDomain::new(
+        truth.data.view(),
+        preds.iter().map(|(_, p)| p.view()),
+        edge_margin(&truth.grid, &pair.coarse.grid),
+    )
+    .map_err(|e| ModelError::Data(format!("{}: {e}", case.name)))?;
     let weights = truth.grid.area_weights();
     let (dx, dy) = truth.grid.spacing_m();
-    let interior = |a: &Array2<f32>| -> Array2<f32> {
-        let mut out = a.slice(s![mj..ny - mj, mi..nx - mi]).to_owned();
-        ndarray::Zip::from(&mut out)
-            .and(mask.slice(s![mj..ny - mj, mi..nx - mi]))
-            .for_each(|v, &m| {
-                if !m {
-                    *v = f32::NAN
-                }
-            });
-        out
-    };
-    let truth_interior = interior(&truth.data);
+    let truth_interior = domain.interior(truth.data.view());
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
     for (name, p) in &preds {
@@ -195,12 +172,12 @@ pub fn evaluate_case(
             p.view(),
             truth.data.view(),
             weights.view(),
-            Some(mask.view()),
+            Some(domain.mask()),
         )
         .map_err(|e| ModelError::Data(format!("{}: {name}: {e}", case.name)))?;
         n_scored = sc.n;
         let ratios = spectral_ratio(
-            interior(p).view(),
+            domain.interior(p.view()).view(),
             truth_interior.view(),
             dx / 1000.0,
             dy / 1000.0,

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
 use finecast_methods::{aligned_latlon_grid, area_mean, CoarseInput, GradientParams};
-use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores};
+use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores, ScoringDomain};
 use finecast_tiles::TileSpec;
-use ndarray::{s, Array2};
+use ndarray::Array2;
 use serde::Serialize;
 
 use crate::downscale::downscale_tiled;
@@ -216,37 +216,16 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     }
 
     // Score on a common mask, one coarse cell in from the edge.
-    let (mj, mi) = edge_margin(&truth.grid, &coarse.grid);
-    let (ny, nx) = truth.grid.shape();
-    if ny <= 2 * mj + 2 || nx <= 2 * mi + 2 {
-        return Err(PipelineError::Invalid(format!(
-            "the truth area ({ny}x{nx} cells) is too small to leave a one-coarse-cell margin ({mj}x{mi} cells)"
-        )));
-    }
-    let mut mask = Array2::from_elem((ny, nx), false);
-    mask.slice_mut(s![mj..ny - mj, mi..nx - mi]).fill(true);
-    ndarray::Zip::from(&mut mask)
-        .and(&truth.data)
-        .for_each(|m, t| *m &= t.is_finite());
-    for (_, p) in &predictions {
-        ndarray::Zip::from(&mut mask)
-            .and(p)
-            .for_each(|m, v| *m &= v.is_finite());
-    }
+    let domain = ScoringDomain::new(
+        truth.data.view(),
+        predictions.iter().map(|(_, p)| p.view()),
+        edge_margin(&truth.grid, &coarse.grid),
+    )
+    .map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let weights = truth.grid.area_weights();
     let (dx, dy) = truth.grid.spacing_m();
     let (dx_km, dy_km) = (dx / 1000.0, dy / 1000.0);
-    let interior = |a: &Array2<f32>| -> Array2<f32> {
-        let mut out = a.slice(s![mj..ny - mj, mi..nx - mi]).to_owned();
-        ndarray::Zip::from(&mut out)
-            .and(mask.slice(s![mj..ny - mj, mi..nx - mi]))
-            .for_each(|v, &m| {
-                if !m {
-                    *v = f32::NAN
-                }
-            });
-        out
-    };
+    let interior = |a: &Array2<f32>| domain.interior(a.view());
     let truth_interior = interior(&truth.data);
     let metric_err = |context: String| move |e| PipelineError::Metrics { context, source: e };
 
@@ -257,7 +236,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             pred.view(),
             truth.data.view(),
             weights.view(),
-            Some(mask.view()),
+            Some(domain.mask()),
         )
         .map_err(metric_err(format!("method {m}")))?;
         n_scored = sc.n;
