@@ -79,6 +79,30 @@ pub struct VariableReport {
     pub times: usize,
 }
 
+/// The times of `var` a job downscales: all it has, or those of the request
+/// it has (an error if none); `[None]` for a variable without a time axis.
+fn selected_times(
+    var: &str,
+    times: &[DateTime<Utc>],
+    req: &DownscaleRequest,
+) -> Result<Vec<Option<DateTime<Utc>>>, PipelineError> {
+    if times.is_empty() {
+        return Ok(vec![None]);
+    }
+    let wanted: Vec<Option<DateTime<Utc>>> = times
+        .iter()
+        .filter(|t| req.times.is_empty() || req.times.contains(t))
+        .map(|&t| Some(t))
+        .collect();
+    if wanted.is_empty() {
+        return Err(PipelineError::input(
+            &req.input,
+            format!("variable '{var}' has none of the requested times"),
+        ));
+    }
+    Ok(wanted)
+}
+
 /// Degrees of coarse data read around the target: room for the gradient
 /// method's window and the bicubic stencil.
 const COARSE_MARGIN_DEG: f64 = 2.5;
@@ -111,35 +135,45 @@ pub fn run_downscale(
         e + COARSE_MARGIN_DEG,
         n + COARSE_MARGIN_DEG,
     );
+    let selection = |time: &Option<DateTime<Utc>>| Selection {
+        time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
+        bbox: Some(bbox),
+    };
+    let mut plan = Vec::with_capacity(vars.len());
+    for (var, times) in &vars {
+        plan.push((var, selected_times(var, times, req)?));
+    }
+
+    // The coarse orography of every input grid comes from the DEM before the
+    // tiles run, so the DEM window is freed first: kept through the tile
+    // phase, it would grow the job's peak memory with the domain.
+    let t = Instant::now();
+    let mut coarse_orography: Vec<Field> = Vec::new();
+    for (var, sels) in &plan {
+        let first = input.read(var, &selection(&sels[0]))?;
+        let quantity = Quantity::classify(&first.units, first.standard_name.as_deref());
+        let grid = &first.field.grid;
+        if req.method.for_quantity(quantity).needs_terrain()
+            && !coarse_orography.iter().any(|z| &z.grid == grid)
+        {
+            coarse_orography.push(terrain.coarse(grid));
+        }
+    }
+    let Terrain {
+        fine: fine_orography,
+        how: terrain_regrid,
+        ..
+    } = terrain;
+    timer.add("terrain", t);
+
     let mut outputs = Vec::new();
     let mut reports = Vec::new();
-    let total_steps: usize = vars.iter().map(|v| v.1.len().max(1)).sum();
+    let total_steps: usize = plan.iter().map(|(_, sels)| sels.len()).sum();
     let mut done = 0usize;
-    for (var, times) in &vars {
-        let sels: Vec<Option<DateTime<Utc>>> = if times.is_empty() {
-            vec![None]
-        } else {
-            let wanted: Vec<DateTime<Utc>> = if req.times.is_empty() {
-                times.clone()
-            } else {
-                req.times
-                    .iter()
-                    .filter(|t| times.contains(t))
-                    .copied()
-                    .collect()
-            };
-            if wanted.is_empty() {
-                return Err(PipelineError::input(
-                    &req.input,
-                    format!("variable '{var}' has none of the requested times"),
-                ));
-            }
-            wanted.into_iter().map(Some).collect()
-        };
+    for (var, sels) in &plan {
         let mut data = Vec::new();
         let mut meta = None;
-        let mut coarse_orography: Option<Field> = None;
-        for time in &sels {
+        for time in sels {
             if ctl.is_cancelled() {
                 return Err(PipelineError::Cancelled);
             }
@@ -150,12 +184,8 @@ pub fn run_downscale(
                     time.map(|t| format!(" at {t}")).unwrap_or_default()
                 ),
             );
-            let sel = Selection {
-                time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
-                bbox: Some(bbox),
-            };
             let t = Instant::now();
-            let coarse = input.read(var, &sel)?;
+            let coarse = input.read(var, &selection(time))?;
             timer.add("read input", t);
             if coarse.field.valid_count() == 0 {
                 return Err(PipelineError::input(
@@ -166,10 +196,19 @@ pub fn run_downscale(
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
             let method = req.method.for_quantity(quantity);
-            let z_c = match (&coarse_orography, method.needs_terrain()) {
-                (Some(z), true) if z.grid == coarse.field.grid => Some(z.clone()),
-                (_, true) => Some(terrain.coarse(&coarse.field.grid)),
-                _ => None,
+            let z_c = if method.needs_terrain() {
+                let z = coarse_orography
+                    .iter()
+                    .find(|z| z.grid == coarse.field.grid)
+                    .ok_or_else(|| {
+                        PipelineError::input(
+                            &req.input,
+                            format!("variable '{var}' changes its grid between times"),
+                        )
+                    })?;
+                Some(z.clone())
+            } else {
+                None
             };
             let input_fields =
                 CoarseInput::new(&coarse.field, z_c.as_ref(), &GradientParams::default()).map_err(
@@ -183,7 +222,7 @@ pub fn run_downscale(
                 &method,
                 &input_fields,
                 &target,
-                Some(&terrain.fine),
+                Some(&fine_orography),
                 &req.tiles,
                 ctl,
             )?;
@@ -192,7 +231,6 @@ pub fn run_downscale(
                 field.mapv_inplace(|v| v.max(0.0));
             }
             timer.add("downscale", t);
-            coarse_orography = z_c;
             meta.get_or_insert((coarse.clone(), method.clone()));
             data.push(field);
             done += 1;
@@ -225,7 +263,7 @@ pub fn run_downscale(
         grid: target.clone(),
         times: vec![],
         // Moved, not copied: the job is done with the terrain.
-        data: vec![terrain.fine.data],
+        data: vec![fine_orography.data],
     });
     if let Some(mask) = &req.land_mask {
         ctl.progress(95.0, "regridding land mask");
@@ -256,7 +294,7 @@ pub fn run_downscale(
     let mut extra = vec![
         (
             "finecast_terrain_regrid".into(),
-            format!("{:?}", terrain.how),
+            format!("{terrain_regrid:?}"),
         ),
         (
             "finecast_tiles".into(),
