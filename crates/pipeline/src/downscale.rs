@@ -145,8 +145,8 @@ pub fn run_downscale(
     }
 
     // The coarse orography of every input grid comes from the DEM before the
-    // tiles run, so the DEM window is freed first: kept through the tile
-    // phase, it would grow the job's peak memory with the domain.
+    // tiles run, so the DEM window (which grows with the domain) is not
+    // resident during the tile phase, where a job peaks.
     let t = Instant::now();
     let mut coarse_orography: Vec<Field> = Vec::new();
     for (var, sels) in &plan {
