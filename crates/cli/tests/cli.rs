@@ -260,6 +260,10 @@ fn errors_are_one_line_and_exit_non_zero() {
         assert!(err.trim().lines().count() == 1, "one line: {err}");
         assert!(err.contains(needle), "'{err}' should mention {needle}");
         assert!(!out.exists());
+        // The cause is said once, not repeated by the error chain.
+        if let Some(cause) = err.rsplit(": ").next() {
+            assert_eq!(err.matches(cause.trim()).count(), 1, "repeated: {err}");
+        }
     }
 }
 
