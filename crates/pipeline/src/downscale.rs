@@ -196,6 +196,19 @@ pub fn run_downscale(
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
             let method = req.method.for_quantity(quantity);
+            if let (Method::Model(_), Method::Baseline(b)) = (&req.method, &method) {
+                match quantity {
+                    // A network of this kind exists, but not among the loaded weights
+                    // (e.g. `--weights` named a network of the other kind).
+                    Quantity::Temperature | Quantity::Precipitation => tracing::warn!(
+                        var = %var,
+                        "no {quantity:?} network among the loaded weights: using {b}"
+                    ),
+                    Quantity::Wind | Quantity::Other => {
+                        tracing::info!(var = %var, "no network for {quantity:?}: using {b}")
+                    }
+                }
+            }
             let z_c = if method.needs_terrain() {
                 let z = coarse_orography
                     .iter()
