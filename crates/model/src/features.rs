@@ -156,6 +156,7 @@ impl ModelKind {
                 "precipitation_amount",
                 "precipitation_flux",
                 "lwe_thickness_of_precipitation_amount",
+                "lwe_precipitation_rate",
                 "tp",
                 "tp_1h",
                 "ppt",

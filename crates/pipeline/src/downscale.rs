@@ -79,6 +79,13 @@ pub struct VariableReport {
     pub times: usize,
 }
 
+/// The names a variable goes by: its name and CF standard name.
+fn variable_names(field: &finecast_io::FieldData) -> Vec<&str> {
+    std::iter::once(field.name.as_str())
+        .chain(field.standard_name.as_deref())
+        .collect()
+}
+
 /// The times of `var` a job downscales: all it has, or those of the request
 /// it has (an error if none); `[None]` for a variable without a time axis.
 fn selected_times(
@@ -153,7 +160,10 @@ pub fn run_downscale(
         let first = input.read(var, &selection(&sels[0]))?;
         let quantity = Quantity::classify(&first.units, first.standard_name.as_deref());
         let grid = &first.field.grid;
-        if req.method.for_quantity(quantity).needs_terrain()
+        if req
+            .method
+            .for_variable(quantity, &variable_names(&first))
+            .needs_terrain()
             && !coarse_orography.iter().any(|z| &z.grid == grid)
         {
             coarse_orography.push(terrain.coarse(grid));
@@ -195,14 +205,15 @@ pub fn run_downscale(
             }
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
-            let method = req.method.for_quantity(quantity);
+            let method = req.method.for_variable(quantity, &variable_names(&coarse));
             if let (Method::Model(_), Method::Baseline(b)) = (&req.method, &method) {
                 match quantity {
-                    // A network of this kind exists, but not among the loaded weights
-                    // (e.g. `--weights` named a network of the other kind).
+                    // Networks of this kind exist, but none loaded serves the
+                    // variable (`--weights` named the other kind, or e.g. a
+                    // dew point rather than an air temperature).
                     Quantity::Temperature | Quantity::Precipitation => tracing::warn!(
                         var = %var,
-                        "no {quantity:?} network among the loaded weights: using {b}"
+                        "no loaded network serves this {quantity:?} variable: using {b}"
                     ),
                     Quantity::Wind | Quantity::Other => {
                         tracing::info!(var = %var, "no network for {quantity:?}: using {b}")

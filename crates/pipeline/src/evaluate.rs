@@ -191,12 +191,15 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
     let mut weights_sha256 = None;
     for requested in &req.methods {
-        let Some(m) = requested.resolve(quantity) else {
+        let names: Vec<&str> = std::iter::once(var.as_str())
+            .chain(truth_data.standard_name.as_deref())
+            .collect();
+        let Some(m) = requested.resolve(quantity, &names) else {
             return Err(PipelineError::Invalid(format!(
                 "method {requested} does not apply to variable '{var}' (units {}): {}",
                 truth_data.units,
                 if requested.name() == "model" {
-                    "no trained network for this quantity"
+                    "no loaded network serves it"
                 } else {
                     "it is for temperature only"
                 }

@@ -22,7 +22,7 @@ pub enum Method {
 
 /// The trained networks a `model` method uses, at most one per
 /// [`ModelKind`]. A job resolves it per variable with
-/// [`Method::for_quantity`], which leaves exactly one.
+/// [`Method::for_variable`], which leaves exactly one.
 #[derive(Clone, Debug)]
 pub struct Networks(Vec<Downscaler>);
 
@@ -147,23 +147,28 @@ impl Method {
         }
     }
 
-    /// The method that applies to a quantity, or `None`: the lapse and
-    /// gradient baselines are for temperature; `model` uses the network of
-    /// the quantity's kind, if it has one.
-    pub fn resolve(&self, quantity: Quantity) -> Option<Method> {
+    /// The method that applies to a variable of `quantity` known by `names`
+    /// (its name and CF standard name), or `None`: the lapse and gradient
+    /// baselines are for temperatures; `model` uses the network of the
+    /// quantity's kind if one is loaded and serves one of the names (the
+    /// temperature network is for air temperature, not dew point; the
+    /// precipitation network not for other `kg m-2` fields such as water
+    /// vapour).
+    pub fn resolve(&self, quantity: Quantity, names: &[&str]) -> Option<Method> {
         match self {
             Method::Baseline(b) if b.needs_terrain() && quantity != Quantity::Temperature => None,
             Method::Baseline(_) => Some(self.clone()),
             Method::Model(nets) => kind_of(quantity)
                 .and_then(|k| nets.get(k))
+                .filter(|m| names.iter().any(|n| m.supports(n)))
                 .map(|m| Method::Model(Networks::single(m.clone()))),
         }
     }
 
     /// [`Method::resolve`], falling back to bilinear where the method does
     /// not apply (what a job does for, e.g., wind under `--method model`).
-    pub fn for_quantity(&self, quantity: Quantity) -> Method {
-        self.resolve(quantity)
+    pub fn for_variable(&self, quantity: Quantity, names: &[&str]) -> Method {
+        self.resolve(quantity, names)
             .unwrap_or(Method::Baseline(Baseline::Bilinear))
     }
 
@@ -198,7 +203,7 @@ impl Method {
             Method::Model(nets) => {
                 let [model] = nets.0.as_slice() else {
                     return Err(PipelineError::Invalid(
-                        "method model must be resolved to one network per variable (Method::for_quantity)".into(),
+                        "method model must be resolved to one network per variable (Method::for_variable)".into(),
                     ));
                 };
                 let (Some(z_c), Some(z_f)) = (coarse.orography, fine_orography) else {
@@ -220,5 +225,50 @@ impl Method {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `model` picks the network by quantity and name, and leaves variables
+    /// no network serves to the fallback.
+    #[test]
+    fn model_resolves_per_variable() {
+        let model = Method::parse("model", None).expect("the shipped weights");
+        let kind = |m: Option<Method>| match m {
+            Some(Method::Model(nets)) => nets.iter().map(|n| n.kind()).collect::<Vec<_>>(),
+            other => panic!("expected one network, got {other:?}"),
+        };
+        assert_eq!(
+            kind(model.resolve(Quantity::Temperature, &["t2m", "air_temperature"])),
+            [ModelKind::Temperature]
+        );
+        assert_eq!(
+            kind(model.resolve(Quantity::Precipitation, &["tp", "precipitation_amount"])),
+            [ModelKind::Precipitation]
+        );
+        // A dew point is a temperature, but not what the network learnt.
+        assert!(model
+            .resolve(Quantity::Temperature, &["d2m", "dew_point_temperature"])
+            .is_none());
+        // Water vapour in kg m-2 is classified with precipitation by its units.
+        assert!(model
+            .resolve(
+                Quantity::Precipitation,
+                &["tcwv", "atmosphere_mass_content_of_water_vapor"]
+            )
+            .is_none());
+        assert_eq!(
+            model.for_variable(Quantity::Wind, &["u10"]).name(),
+            "bilinear"
+        );
+        let lapse = Method::parse("lapse", None).unwrap();
+        assert!(lapse.resolve(Quantity::Precipitation, &["tp"]).is_none());
+        assert_eq!(
+            lapse.for_variable(Quantity::Temperature, &["t2m"]).name(),
+            "lapse"
+        );
     }
 }
