@@ -208,6 +208,53 @@ fn evaluate_writes_the_documented_json() {
     assert!(v["methods"]["gradient"]["rmse"].as_f64() < v["methods"]["bicubic"]["rmse"].as_f64());
 }
 
+/// `evaluate --methods ...,model` on a precipitation truth scores the
+/// precipitation network (held-out PRISM 2025 daily totals in the Pacific
+/// Northwest), with FSS, and refuses the temperature-only `lapse`.
+#[test]
+fn evaluate_scores_the_precipitation_network() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("scores.json");
+    let truth = s(&data.join("fine/prism_conus_20251103.nc"));
+    let terrain = s(&data.join("static/etopo5_orog.nc"));
+    let evaluate = |methods: &str| {
+        finecast(&[
+            "evaluate",
+            "--truth",
+            &truth,
+            "--var",
+            "ppt",
+            "--terrain",
+            &terrain,
+            "--methods",
+            methods,
+            "--region",
+            "40,49.9,-125,-116",
+            "--json",
+            &s(&json),
+        ])
+    };
+    let o = evaluate("bilinear,bicubic,model");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        v["weights_sha256"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("precipitation:")),
+        "{}",
+        v["weights_sha256"]
+    );
+    let rmse = |m: &str| v["methods"][m]["rmse"].as_f64().unwrap();
+    assert!(rmse("model") < rmse("bicubic") && rmse("model") < rmse("bilinear"));
+    assert!(v["methods"]["model"]["fss"]["1mm@10km"].is_number());
+
+    let o = evaluate("bilinear,lapse");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("temperature only"), "{}", stderr(&o));
+}
+
 #[test]
 fn errors_are_one_line_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
