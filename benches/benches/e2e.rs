@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
-use finecast_benches::{python, workspace_root, write_report};
+use finecast_benches::{json_report, python, workspace_root, write_report};
 use finecast_grid::{Crs, Earth, Grid};
 use finecast_io::{OutputVar, Provenance};
 use finecast_model::{ComputeDevice, Downscaler, ModelInputs};
@@ -323,48 +323,32 @@ fn python_pipeline(
     finecast_out: &Path,
 ) -> Value {
     let out = dir.join("e2e_python.nc");
-    let result = Command::new(py)
-        .arg(workspace_root().join("scripts/python_pipeline.py"))
-        .arg("--input")
-        .arg(dir.join("e2e_input.nc"))
-        .arg("--terrain")
-        .arg(shared.join("static/etopo5_orog.nc"))
-        .arg("--grid-like")
-        .arg(finecast_out)
-        .arg("--weights")
-        .arg(weights)
-        .arg("--out")
-        .arg(&out)
-        .args(["--threads", &rayon::current_num_threads().to_string()])
-        .output()
-        .expect("running scripts/python_pipeline.py");
+    let report = json_report(
+        Command::new(py)
+            .arg(workspace_root().join("scripts/python_pipeline.py"))
+            .arg("--input")
+            .arg(dir.join("e2e_input.nc"))
+            .arg("--terrain")
+            .arg(shared.join("static/etopo5_orog.nc"))
+            .arg("--grid-like")
+            .arg(finecast_out)
+            .arg("--weights")
+            .arg(weights)
+            .arg("--out")
+            .arg(&out)
+            .args(["--threads", &rayon::current_num_threads().to_string()]),
+        "scripts/python_pipeline.py",
+    );
     let _ = std::fs::remove_file(&out);
-    if !result.status.success() {
-        panic!(
-            "scripts/python_pipeline.py failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-    }
-    serde_json::from_slice(&result.stdout).expect("python_pipeline.py JSON")
+    report
 }
 
 /// Run one job of `n`×`n` cells in a child process and return its report.
 fn job(n: usize) -> Value {
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .env(CHILD_ENV, n.to_string())
-        .output()
-        .expect("starting the child job");
-    if !out.status.success() {
-        panic!(
-            "job {n}x{n} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .expect("child report")
+    json_report(
+        Command::new(std::env::current_exe().expect("own path")).env(CHILD_ENV, n.to_string()),
+        &format!("job {n}x{n}"),
+    )
 }
 
 fn rate(run: &Value) -> f64 {

@@ -21,11 +21,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use finecast_benches::{env_usize, python, workspace_root, write_report};
+use finecast_benches::{env_usize, json_report, python, workspace_root, write_report};
 use finecast_model::{ComputeDevice, Downscaler, Kernel, ModelInputs, N_FEATURES};
 use ndarray::{Array2, Array3, Array4, Axis};
 use rayon::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Smooth synthetic inputs with mountain-scale relief, different per tile.
 fn tile_inputs(n: usize, seed: usize) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
@@ -63,25 +63,13 @@ fn best_rate(pixels: usize, reps: usize, mut f: impl FnMut()) -> f64 {
 fn write_tiles(path: &Path, feats: &Array4<f32>, expected: &Array4<f32>) {
     let bytes = |a: &Array4<f32>| -> Vec<u8> { a.iter().flat_map(|v| v.to_le_bytes()).collect() };
     let (fb, eb) = (bytes(feats), bytes(expected));
+    let view = |a: &Array4<f32>, data| {
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, a.shape().to_vec(), data)
+            .expect("f32 tensor")
+    };
     let views = [
-        (
-            "features",
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                feats.shape().to_vec(),
-                &fb,
-            )
-            .expect("feature tensor"),
-        ),
-        (
-            "expected",
-            safetensors::tensor::TensorView::new(
-                safetensors::Dtype::F32,
-                expected.shape().to_vec(),
-                &eb,
-            )
-            .expect("expected tensor"),
-        ),
+        ("features", view(feats, &fb)),
+        ("expected", view(expected, &eb)),
     ];
     safetensors::serialize_to_file(views, None, path).expect("writing the tiles");
 }
@@ -206,22 +194,16 @@ fn main() {
             let tiles = dir.join("tiles.safetensors");
             model.export_safetensors(&weights).expect("export");
             write_tiles(&tiles, &batch, &flex_out.insert_axis(Axis(1)));
-            let out = Command::new(&py)
-                .arg(workspace_root().join("scripts/onnx_model.py"))
-                .args(["bench", "--weights"])
-                .arg(&weights)
-                .arg("--tiles")
-                .arg(&tiles)
-                .args(["--threads", &threads.to_string()])
-                .output()
-                .expect("running scripts/onnx_model.py");
-            if !out.status.success() {
-                panic!(
-                    "scripts/onnx_model.py failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let ort: Value = serde_json::from_slice(&out.stdout).expect("onnx_model.py JSON");
+            let ort = json_report(
+                Command::new(&py)
+                    .arg(workspace_root().join("scripts/onnx_model.py"))
+                    .args(["bench", "--weights"])
+                    .arg(&weights)
+                    .arg("--tiles")
+                    .arg(&tiles)
+                    .args(["--threads", &threads.to_string()]),
+                "scripts/onnx_model.py",
+            );
             let diff = ort["max_abs_diff_vs_flex"].as_f64().unwrap_or(f64::NAN);
             // Residuals are O(1) in normalised units: disagreement beyond
             // float rounding means the ONNX graph is not the same network.

@@ -57,3 +57,20 @@ pub fn python() -> Option<std::path::PathBuf> {
     let venv = workspace_root().join(".venv/bin/python");
     venv.is_file().then_some(venv)
 }
+
+/// Run `cmd` (called `what` in messages) and return the last line of its
+/// standard output that is JSON: how child jobs and the Python peers report.
+/// A failed run panics with its standard error.
+pub fn json_report(cmd: &mut std::process::Command, what: &str) -> serde_json::Value {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what}: {e}"));
+    if !out.status.success() {
+        panic!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{what} printed no JSON report"))
+}

@@ -316,66 +316,76 @@ pub struct BaselineFrame {
     pub scale: Array2<f32>,
 }
 
-/// The frame of `baseline` on a tile. Temperature baselines have scale 1.
-/// Precipitation: `sqrt(bil(P_c))`, scale `sqrt(mean_20(bil(P_c)))` (0 where
-/// the whole neighbourhood is dry, which keeps those cells at exactly 0).
-pub fn baseline(
+/// A tile ready for the network: raw features, the mask of cells with
+/// every input, and the frame of the baseline the network corrects.
+pub struct Prepared {
+    pub features: Array3<f32>,
+    pub valid: Array2<bool>,
+    pub frame: BaselineFrame,
+}
+
+/// Features of a model of `kind` and the frame of `baseline` on one tile,
+/// built together so the neighbourhood statistics both use (the T–z
+/// regression, the local mean intensity) are computed once. Temperature
+/// baselines have scale 1. Precipitation: `sqrt(bil(P_c))`, scale
+/// `sqrt(mean_20(bil(P_c)))` (0 where the whole neighbourhood is dry, which
+/// keeps those cells at exactly 0).
+pub fn prepare(
+    kind: ModelKind,
     baseline: Baseline,
     t: ArrayView2<f32>,
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
-) -> BaselineFrame {
-    match baseline {
+    dx_m: f64,
+) -> Prepared {
+    let (features, valid, stats) = features_and_stats(kind, t, zc, zf, dx_m);
+    let frame = match baseline {
         Baseline::Lapse => BaselineFrame {
             value: lapse_baseline(t, zc, zf),
             scale: Array2::ones(t.dim()),
         },
         Baseline::LocalGradient => {
-            let valid = Zip::from(t)
-                .and(zc)
-                .and(zf)
-                .map_collect(|a, b, c| a.is_finite() && b.is_finite() && c.is_finite());
-            let slope = local_slope(t, zc, &valid, REGRESSION_RADII[1]);
-            let mut value = Array2::zeros(t.dim());
-            Zip::from(&mut value)
-                .and(t)
-                .and(zc)
-                .and(zf)
-                .and(&slope)
-                .for_each(|o, &t, &zc, &zf, &s| *o = t + s * (zf - zc));
+            let regression = match stats {
+                Stats::Regression(r) => *r,
+                _ => Regression::new(t, zc, &valid),
+            };
+            let value = Array2::from_shape_fn(t.dim(), |(j, i)| {
+                if valid[[j, i]] {
+                    let slope = regression.slope(j, i, REGRESSION_RADII[1]);
+                    t[[j, i]] + slope * (zf[[j, i]] - zc[[j, i]])
+                } else {
+                    f32::NAN
+                }
+            });
             BaselineFrame {
                 value,
                 scale: Array2::ones(t.dim()),
             }
         }
         Baseline::SqrtBilinear => {
-            let valid = t.mapv(f32::is_finite);
-            let mean = local_mean_intensity(t, &valid);
+            let mean = match stats {
+                Stats::MeanIntensity(m) => m,
+                _ => local_mean_intensity(t, &valid),
+            };
             BaselineFrame {
                 value: t.mapv(|v| ModelKind::Precipitation.to_working(v)),
                 scale: mean.mapv(f32::sqrt),
             }
         }
+    };
+    Prepared {
+        features,
+        valid,
+        frame,
     }
 }
 
-/// Least-squares slope (K/m) of `t` on `zc` over the valid cells within `r`,
-/// clamped to [`SLOPE_MIN`, `SLOPE_MAX`]; the standard lapse rate where the
-/// coarse orography varies by less than [`MIN_Z_STD`].
-fn local_slope(
-    t: ArrayView2<f32>,
-    zc: ArrayView2<f32>,
-    valid: &Array2<bool>,
-    r: usize,
-) -> Array2<f32> {
-    let regression = Regression::new(t, zc, valid);
-    Array2::from_shape_fn(t.dim(), |(j, i)| {
-        if valid[[j, i]] {
-            regression.slope(j, i, r)
-        } else {
-            f32::NAN
-        }
-    })
+/// The neighbourhood statistics a kind's features are built on, kept for
+/// its baseline.
+enum Stats {
+    None,
+    Regression(Box<Regression>),
+    MeanIntensity(Array2<f32>),
 }
 
 /// Summed-area tables for local regressions of `t` on `zc`.
@@ -486,6 +496,17 @@ pub fn raw_features(
     zf: ArrayView2<f32>,
     dx_m: f64,
 ) -> (Array3<f32>, Array2<bool>) {
+    let (features, valid, _) = features_and_stats(kind, t, zc, zf, dx_m);
+    (features, valid)
+}
+
+fn features_and_stats(
+    kind: ModelKind,
+    t: ArrayView2<f32>,
+    zc: ArrayView2<f32>,
+    zf: ArrayView2<f32>,
+    dx_m: f64,
+) -> (Array3<f32>, Array2<bool>, Stats) {
     let (ny, nx) = t.dim();
     let mut valid = Array2::from_elem((ny, nx), false);
     Zip::from(&mut valid)
@@ -496,13 +517,21 @@ pub fn raw_features(
     let n = kind.n_features();
     let mut f = Array3::<f32>::zeros((n, ny, nx));
     if ny == 0 || nx == 0 {
-        return (f, valid);
+        return (f, valid, Stats::None);
     }
     terrain_features(&mut f, zc, zf, &valid, dx_m);
-    match kind {
-        ModelKind::Temperature => lapse_features(&mut f, t, zc, zf, &valid),
-        ModelKind::Precipitation => intensity_features(&mut f, t, zc, zf, &valid),
-    }
+    let stats = match kind {
+        ModelKind::Temperature => {
+            let regression = Regression::new(t, zc, &valid);
+            lapse_features(&mut f, t, zc, zf, &valid, &regression);
+            Stats::Regression(Box::new(regression))
+        }
+        ModelKind::Precipitation => {
+            let mean = local_mean_intensity(t, &valid);
+            intensity_features(&mut f, t, zc, zf, &valid, &mean);
+            Stats::MeanIntensity(mean)
+        }
+    };
     let dx_feature = (dx_m / 1000.0) as f32;
     Zip::from(f.index_axis_mut(Axis(0), n - 1))
         .and(&valid)
@@ -511,7 +540,7 @@ pub fn raw_features(
                 *v = dx_feature
             }
         });
-    (f, valid)
+    (f, valid, stats)
 }
 
 /// Channels 0–5, shared by both kinds: terrain anomaly, local relief at three
@@ -569,9 +598,9 @@ fn lapse_features(
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
     valid: &Array2<bool>,
+    regression: &Regression,
 ) {
     let (ny, nx) = t.dim();
-    let regression = Regression::new(t, zc, valid);
     for j in 0..ny {
         for i in 0..nx {
             if !valid[[j, i]] {
@@ -601,9 +630,9 @@ fn intensity_features(
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
     valid: &Array2<bool>,
+    mean: &Array2<f32>,
 ) {
     let (ny, nx) = p.dim();
-    let mean = local_mean_intensity(p, valid);
     let root = p.mapv(|v| v.max(0.0).sqrt());
     let iroot = Integral::new(root.view(), valid);
     for j in 0..ny {
@@ -699,10 +728,18 @@ mod tests {
         }
         assert!(a.index_axis(Axis(0), 6).iter().any(|&v| v > 0.5));
         // The baseline scales with the square root of the unit change.
-        let (fa, fb) = (
-            baseline(Baseline::SqrtBilinear, mm.view(), zc.view(), zf.view()),
-            baseline(Baseline::SqrtBilinear, flux.view(), zc.view(), zf.view()),
-        );
+        let frame = |p: &Array2<f32>| {
+            prepare(
+                kind,
+                Baseline::SqrtBilinear,
+                p.view(),
+                zc.view(),
+                zf.view(),
+                3000.0,
+            )
+            .frame
+        };
+        let (fa, fb) = (frame(&mm), frame(&flux));
         for (x, y) in fa.scale.iter().zip(fb.scale.iter()) {
             assert!(
                 (x / 60.0 - y).abs() <= 1e-4 * (1.0 + x / 60.0),
@@ -716,14 +753,18 @@ mod tests {
     #[test]
     fn local_gradient_baseline_uses_the_r20_slope() {
         let (t, zc, zf) = inputs(50, 60);
-        let (f, valid) = raw_features(
+        let Prepared {
+            features: f,
+            valid,
+            frame,
+        } = prepare(
             ModelKind::Temperature,
+            Baseline::LocalGradient,
             t.view(),
             zc.view(),
             zf.view(),
             3000.0,
         );
-        let frame = baseline(Baseline::LocalGradient, t.view(), zc.view(), zf.view());
         let lapse = lapse_baseline(t.view(), zc.view(), zf.view());
         let mut differs = 0;
         for ((j, i), &ok) in valid.indexed_iter() {

@@ -444,15 +444,22 @@ impl Downscaler {
             check_inputs(inputs)?;
             return Ok(Array2::zeros(shape));
         }
-        let (feats, valid) = self.features(inputs)?;
-        let residual = self.forward(feats)?;
+        check_inputs(inputs)?;
         let kind = self.kind();
-        let frame = features::baseline(
+        let features::Prepared {
+            features: mut feats,
+            valid,
+            frame,
+        } = features::prepare(
+            kind,
             self.inner.sidecar.baseline,
             inputs.coarse_bilinear,
             inputs.coarse_orog_bilinear,
             inputs.fine_orog,
+            inputs.dx_m,
         );
+        features::normalise(&mut feats, &valid, &self.inner.sidecar.norm);
+        let residual = self.forward(feats)?;
         let (std, gain) = (
             self.inner.sidecar.norm.residual_std,
             self.inner.sidecar.norm.output_gain,

@@ -336,8 +336,11 @@ pub fn compute_norm_stats(
             p.coarse_orog_bilinear.view(),
             p.fine_orog.view(),
         );
-        let (f, valid) = features::raw_features(kind, t, zc, zf, p.dx_m);
-        let frame = features::baseline(baseline, t, zc, zf);
+        let features::Prepared {
+            features: f,
+            valid,
+            frame,
+        } = features::prepare(kind, baseline, t, zc, zf, p.dx_m);
         for ((j, i), &ok) in valid.indexed_iter() {
             let Some(r) = working_residual(kind, &frame, p.truth[[j, i]], j, i) else {
                 continue;
@@ -427,8 +430,11 @@ fn sample_patch(
                 .and(&zf)
                 .for_each(|t, &z| *t += gamma * z + offset);
         }
-        let (mut f, valid) = features::raw_features(kind, t.view(), zc, zf, pair.dx_m);
-        let frame = features::baseline(cfg.baseline(), t.view(), zc, zf);
+        let features::Prepared {
+            features: mut f,
+            valid,
+            frame,
+        } = features::prepare(kind, cfg.baseline(), t.view(), zc, zf, pair.dx_m);
         let (pj, pi) = (j0 - wj0, i0 - wi0);
         let mut target = Array2::<f32>::zeros((p, p));
         let mut mask = Array2::<f32>::zeros((p, p));
@@ -471,7 +477,8 @@ struct ValidationSet {
 
 impl ValidationSet {
     fn new(
-        (kind, baseline): (ModelKind, Baseline),
+        kind: ModelKind,
+        baseline: Baseline,
         pair: &Pair,
         norm: &NormStats,
         coarse_res_deg: f64,
@@ -481,9 +488,12 @@ impl ValidationSet {
             pair.coarse_orog_bilinear.view(),
             pair.fine_orog.view(),
         );
-        let (mut f, valid) = features::raw_features(kind, t, zc, zf, pair.dx_m);
+        let features::Prepared {
+            features: mut f,
+            valid,
+            frame,
+        } = features::prepare(kind, baseline, t, zc, zf, pair.dx_m);
         features::normalise(&mut f, &valid, norm);
-        let frame = features::baseline(baseline, t, zc, zf);
         let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
         let (ny, nx) = pair.truth.dim();
         let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
@@ -561,7 +571,8 @@ impl ValidationSet {
 /// [`NormStats::output_gain`]): total truth over total prediction on every
 /// training cell, each pair weighted by its source's sampling weight.
 fn output_gain(
-    (kind, baseline): (ModelKind, Baseline),
+    kind: ModelKind,
+    baseline: Baseline,
     net: &ResidualNet,
     norm: &NormStats,
     pairs: &[Pair],
@@ -573,7 +584,7 @@ fn output_gain(
     let (mut truth, mut predicted) = (0.0f64, 0.0f64);
     for pair in pairs {
         // No edge margin: every training cell counts.
-        let set = ValidationSet::new((kind, baseline), pair, norm, 0.0);
+        let set = ValidationSet::new(kind, baseline, pair, norm, 0.0);
         let (t, p) = set.totals(&set.predict(net, norm, device)?);
         truth += pair.weight * t;
         predicted += pair.weight * p;
@@ -737,7 +748,7 @@ pub fn train_on_pairs(
 
     let validation: Vec<ValidationSet> = val_pairs
         .iter()
-        .map(|p| ValidationSet::new((cfg.kind, cfg.baseline()), p, &norm, cfg.coarse_res_deg))
+        .map(|p| ValidationSet::new(cfg.kind, cfg.baseline(), p, &norm, cfg.coarse_res_deg))
         .collect();
     let csv_path = cfg.checkpoint_dir.join("loss.csv");
     if !resume && csv_path.exists() {
@@ -875,7 +886,8 @@ pub fn train_on_pairs(
     let valid_net = net.valid();
     let mut norm = norm;
     norm.output_gain = output_gain(
-        (cfg.kind, cfg.baseline()),
+        cfg.kind,
+        cfg.baseline(),
         &valid_net,
         &norm,
         train_pairs,
