@@ -78,7 +78,7 @@ def build_model(weights, sidecar):
         nodes,
         "finecast_residual_net",
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", config["in_channels"], "H", "W"])],
-        [helper.make_tensor_value_info("residual", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+        [helper.make_tensor_value_info("residual", TensorProto.FLOAT, ["N", config.get("out_channels", 1), "H", "W"])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -3,6 +3,7 @@
 # (FINECAST_SHARED_DATA, default ../shared/data):
 #   scripts/train.sh                              2 m temperature (scripts/train-t2m.toml)
 #   scripts/train.sh scripts/train-precip.toml    precipitation
+#   scripts/train.sh scripts/train-wind.toml      10 m wind
 #
 # Usage: scripts/train.sh [CONFIG.toml] [--resume] [--steps N] [--time-limit SECONDS]
 # Runs `finecast train --config CONFIG.toml`. Checkpoints and the loss curve

@@ -56,6 +56,7 @@ fn main() {
                 finecast_pipeline::downscale_tiled(
                     &method.into(),
                     &input,
+                    None,
                     &target,
                     Some(&terrain.fine),
                     &spec,

@@ -160,12 +160,7 @@ fn single_tile_rate(model: &Downscaler) -> f64 {
     });
     let zc = zf.mapv(|z| 0.7 * z + 300.0);
     let t = zc.mapv(|z| 290.0 - 0.0065 * z);
-    let inputs = ModelInputs {
-        coarse_bilinear: t.view(),
-        coarse_orog_bilinear: zc.view(),
-        fine_orog: zf.view(),
-        dx_m: RESOLUTION_M,
-    };
+    let inputs = ModelInputs::new(t.view(), zc.view(), zf.view(), RESOLUTION_M);
     model.predict(&inputs).expect("warm-up");
     let mut best = f64::INFINITY;
     for _ in 0..3 {

@@ -86,12 +86,7 @@ fn main() {
     let feats: Vec<Array3<f32>> = (0..n_tiles)
         .map(|k| {
             let (t, zc, zf) = tile_inputs(side, k);
-            let inputs = ModelInputs {
-                coarse_bilinear: t.view(),
-                coarse_orog_bilinear: zc.view(),
-                fine_orog: zf.view(),
-                dx_m: 3000.0,
-            };
+            let inputs = ModelInputs::new(t.view(), zc.view(), zf.view(), 3000.0);
             model.features(&inputs).expect("features").0
         })
         .collect();
@@ -193,7 +188,7 @@ fn main() {
             let weights = dir.join("model.safetensors");
             let tiles = dir.join("tiles.safetensors");
             model.export_safetensors(&weights).expect("export");
-            write_tiles(&tiles, &batch, &flex_out.insert_axis(Axis(1)));
+            write_tiles(&tiles, &batch, &flex_out);
             let ort = json_report(
                 Command::new(&py)
                     .arg(workspace_root().join("scripts/onnx_model.py"))

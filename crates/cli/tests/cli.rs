@@ -255,6 +255,58 @@ fn evaluate_scores_the_precipitation_network() {
     assert!(stderr(&o).contains("temperature only"), "{}", stderr(&o));
 }
 
+/// `evaluate --methods ...,model` on a WRF wind component scores the wind
+/// network on the held-out Columbia domain: the grid-relative components are
+/// turned to east/north first (said in the JSON), the network gets the other
+/// component, and it beats bilinear on both.
+#[test]
+fn evaluate_scores_the_wind_network() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let truth = s(&data.join("fine/wrf_columbia_1980-01-12T17.nc"));
+    let terrain = s(&data.join("static/etopo5_orog.nc"));
+    for var in ["u10", "v10"] {
+        let json = dir.path().join(format!("{var}.json"));
+        let o = finecast(&[
+            "evaluate",
+            "--truth",
+            &truth,
+            "--var",
+            var,
+            "--terrain",
+            &terrain,
+            "--methods",
+            "bilinear,bicubic,model",
+            "--json",
+            &s(&json),
+        ]);
+        assert!(o.status.success(), "{var}: {}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert!(
+            v["wind_frame"]
+                .as_str()
+                .is_some_and(|n| n.contains("east/north")),
+            "{}",
+            v["wind_frame"]
+        );
+        assert!(
+            v["weights_sha256"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("wind:")),
+            "{}",
+            v["weights_sha256"]
+        );
+        let rmse = |m: &str| v["methods"][m]["rmse"].as_f64().unwrap();
+        assert!(
+            rmse("model") < rmse("bilinear"),
+            "{var}: model {} vs bilinear {}",
+            rmse("model"),
+            rmse("bilinear")
+        );
+    }
+}
+
 #[test]
 fn errors_are_one_line_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -450,16 +502,18 @@ terrain = "static/etopo5_orog.nc"
     assert!(stderr(&o).contains("no_such_file.nc"), "{}", stderr(&o));
 }
 
-/// `--method model` uses the temperature network for t2m and the
-/// precipitation network for tp (both recorded in the provenance), and
-/// falls back to bilinear for wind. The downscaled precipitation is
-/// non-negative and keeps the coarse field's amount over the region.
+/// `--method model` uses the temperature network for t2m, the
+/// precipitation network for tp and the wind network for u10 and v10 (all
+/// recorded in the provenance). The downscaled precipitation is
+/// non-negative and keeps the coarse field's amount over the region; the
+/// wind keeps the coarse wind's mean.
 #[test]
-fn model_method_downscales_temperature_and_precipitation() {
+fn model_method_downscales_temperature_precipitation_and_wind() {
     let dir = tempfile::tempdir().unwrap();
     let run = |method: &str| {
         let out = dir.path().join(format!("{method}.nc"));
-        let o = downscale_sample("45.5,48,5.8,10.6", method, &["--vars", "t2m,tp,u10"], &out);
+        let vars = "t2m,tp,u10,v10";
+        let o = downscale_sample("45.5,48,5.8,10.6", method, &["--vars", vars], &out);
         assert!(o.status.success(), "--method {method}: {}", stderr(&o));
         out
     };
@@ -486,8 +540,20 @@ fn model_method_downscales_temperature_and_precipitation() {
             .any(|(a, b)| (a - b).abs() > 0.01 * b.max(0.1)),
         "the network changes the field"
     );
-    // Wind has no network: bilinear.
-    assert_eq!(read(&model, "u10"), read(&bilinear, "u10"));
+    // The wind network corrects both components, and keeps the mean wind.
+    for var in ["u10", "v10"] {
+        let (m, b) = (read(&model, var), read(&bilinear, var));
+        assert!(m.iter().all(|v| v.is_finite() && v.abs() < 60.0), "{var}");
+        assert!(
+            m.iter().zip(&b).any(|(a, b)| (a - b).abs() > 0.1),
+            "the network changes {var}"
+        );
+        let (mean_m, mean_b) = (m.mean().unwrap(), b.mean().unwrap());
+        assert!(
+            (mean_m - mean_b).abs() < 1.0,
+            "{var}: mean {mean_m} vs bilinear {mean_b} m/s"
+        );
+    }
     let nc = netcdf::open(&model).unwrap();
     let provenance = nc
         .attribute("finecast_weights_sha256")
@@ -499,5 +565,5 @@ fn model_method_downscales_temperature_and_precipitation() {
         .split(',')
         .map(|h| h.split(':').next().unwrap())
         .collect();
-    assert_eq!(kinds, ["temperature", "precipitation"], "{hashes}");
+    assert_eq!(kinds, ["temperature", "precipitation", "wind"], "{hashes}");
 }

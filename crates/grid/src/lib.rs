@@ -280,6 +280,39 @@ impl Grid {
         )
     }
 
+    /// Angle (radians, counter-clockwise) from geographic east to the grid's
+    /// +x axis at every cell: 0 on longitude/latitude grids, the meridian
+    /// convergence on projected ones. Vector components along the grid axes
+    /// `(u_g, v_g)` are earth-relative as
+    /// `u = u_g cos a − v_g sin a`, `v = u_g sin a + v_g cos a`.
+    /// Measured from the projection itself (the geographic points a tenth of
+    /// a cell either side along x), so it holds for every grid mapping.
+    pub fn x_axis_angle(&self) -> Array2<f32> {
+        if matches!(self.crs, Crs::LatLon { .. }) {
+            return Array2::zeros(self.shape());
+        }
+        let (dx, _) = self.spacing_m();
+        let step = if self.nx() > 1 {
+            (self.x[1] - self.x[0]).abs() * 0.1
+        } else {
+            dx.max(1.0) * 0.1
+        };
+        Array2::from_shape_fn(self.shape(), |(j, i)| {
+            let (x, y) = (self.x[i], self.y[j]);
+            match (
+                self.to_geographic(x - step, y),
+                self.to_geographic(x + step, y),
+            ) {
+                (Some((lon0, lat0)), Some((lon1, lat1))) => {
+                    let dlon = (lon1 - lon0 + 540.0).rem_euclid(360.0) - 180.0;
+                    let east = dlon * ((lat0 + lat1) * 0.5).to_radians().cos();
+                    (lat1 - lat0).atan2(east) as f32
+                }
+                _ => f32::NAN,
+            }
+        })
+    }
+
     /// Cell area weights for statistics: cos(latitude) on lat/lon grids, equal
     /// weights on projected grids (whose cells are near-equal in area).
     pub fn area_weights(&self) -> Array2<f64> {

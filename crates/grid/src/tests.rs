@@ -198,3 +198,26 @@ fn even_axis_lookup_agrees_with_the_search() {
         assert_eq!(super::axis_index(coords, even, f64::NAN), None);
     }
 }
+
+/// The grid's +x axis turns from east by the meridian convergence: on a
+/// tangent Lambert conformal grid that is −sin(φ0)·(λ − λ0), and 0 on a
+/// longitude/latitude grid.
+#[test]
+fn x_axis_angle_is_the_meridian_convergence() {
+    let x: Vec<f64> = (0..5)
+        .map(|k| -2_000_000.0 + 1_000_000.0 * k as f64)
+        .collect();
+    let y: Vec<f64> = (0..3).map(|k| -500_000.0 + 500_000.0 * k as f64).collect();
+    let grid = Grid::new(hrrr_crs(), x, y).unwrap();
+    let angle = grid.x_axis_angle();
+    let n = 38.5f64.to_radians().sin();
+    for ((j, i), &a) in angle.indexed_iter() {
+        let (lon, _) = grid.lonlat(j, i);
+        let expected = -n * (lon + 97.5).to_radians();
+        assert_abs_diff_eq!(a as f64, expected, epsilon = 1e-4);
+    }
+    // West of the central meridian the x axis points north of east.
+    assert!(angle[[1, 0]] > 0.2);
+    let latlon = Grid::regular_latlon(-10.0, 0.5, 8, 40.0, 0.5, 6).unwrap();
+    assert!(latlon.x_axis_angle().iter().all(|&a| a == 0.0));
+}

@@ -16,12 +16,13 @@
 //! output differs from flex's f32 by ~1e-2 of the normalised residual; the
 //! skill difference is in docs/model-card.md. Only this network's shapes are
 //! supported (width 32, ≤ 32 input features, 3×3 body with dilation ≤ 3,
-//! 1×1 head); [`AmxNet::new`] returns `None` otherwise and flex runs.
+//! 1×1 head with any number of outputs); [`AmxNet::new`] returns `None`
+//! otherwise and flex runs.
 
 use std::arch::asm;
 use std::sync::OnceLock;
 
-use ndarray::{Array2, ArrayView3};
+use ndarray::{Array3, ArrayView3};
 
 use crate::net::ResidualNet;
 
@@ -84,8 +85,8 @@ struct Conv {
 pub struct AmxNet {
     stem: Conv,
     body: Vec<Conv>,
-    head_w: [f32; CH],
-    head_b: f32,
+    /// Per output channel: the 1×1 head's weights and bias (kept in f32).
+    head: Vec<([f32; CH], f32)>,
     in_channels: usize,
 }
 
@@ -148,11 +149,9 @@ impl AmxNet {
             .map(|(c, &d)| Conv::new(c, d))
             .collect::<Option<Vec<_>>>()?;
         let (hw, [o, i, kh, kw]) = values(net.head.weight.val())?;
-        if (o, i, kh, kw) != (1, CH, 1, 1) {
+        if (i, kh, kw) != (CH, 1, 1) || o == 0 {
             return None;
         }
-        let mut head_w = [0.0; CH];
-        head_w.copy_from_slice(&hw);
         let head_b = net
             .head
             .bias
@@ -160,20 +159,29 @@ impl AmxNet {
             .val()
             .into_data()
             .try_to_vec::<f32>()
-            .ok()?[0];
+            .ok()?;
+        let head = hw
+            .chunks_exact(CH)
+            .zip(head_b)
+            .map(|(w, b)| {
+                let mut row = [0.0; CH];
+                row.copy_from_slice(w);
+                (row, b)
+            })
+            .collect();
         let in_channels = net.stem.weight.val().dims()[1];
         Some(AmxNet {
             stem,
             body,
-            head_w,
-            head_b,
+            head,
             in_channels,
         })
     }
 
-    /// Normalised features `(C, ny, nx)` → normalised residual `(ny, nx)`.
+    /// Normalised features `(C, ny, nx)` → normalised residual
+    /// `(outputs, ny, nx)`.
     /// Call only where [`available`] is true.
-    pub fn forward(&self, feats: ArrayView3<f32>) -> Array2<f32> {
+    pub fn forward(&self, feats: ArrayView3<f32>) -> Array3<f32> {
         let (c, ny, nx) = feats.dim();
         assert!(
             c == self.in_channels && available(),
@@ -202,9 +210,11 @@ impl AmxNet {
                 std::mem::swap(&mut a, &mut b);
             }
         }
-        let mut out = Array2::zeros((ny, nx));
-        for (o, h) in out.iter_mut().zip(h32.chunks_exact(CH)) {
-            *o = self.head_b + h.iter().zip(&self.head_w).map(|(v, w)| v * w).sum::<f32>();
+        let mut out = Array3::zeros((self.head.len(), ny, nx));
+        for (mut channel, (w, b)) in out.outer_iter_mut().zip(&self.head) {
+            for (o, h) in channel.iter_mut().zip(h32.chunks_exact(CH)) {
+                *o = b + h.iter().zip(w).map(|(v, w)| v * w).sum::<f32>();
+            }
         }
         out
     }

@@ -13,10 +13,13 @@ use finecast_io::{Selection, TimeSel};
 use finecast_methods::{
     aligned_latlon_grid, area_mean, interpolate, regrid_terrain, Interp, Positions,
 };
-use ndarray::Array2;
+use std::ops::Range;
+
+use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
-use crate::{ModelError, ModelKind};
+use crate::wind::{is_grid_relative, turn_to_earth_relative, WindComponent};
+use crate::{ModelError, ModelInputs, ModelKind};
 
 /// One truth dataset: a variable of a fine file, some of its times, a DEM, an
 /// optional crop region and boxes to blank out (held-out regions).
@@ -49,7 +52,9 @@ fn one() -> f64 {
     1.0
 }
 
-/// A truth field with its perfect-model inputs on the truth grid.
+/// A truth field with its perfect-model inputs on the truth grid. For wind,
+/// the fields here are the eastward component and [`Pair::wind`] holds the
+/// northward one.
 #[derive(Debug, Clone)]
 pub struct Pair {
     pub name: String,
@@ -63,17 +68,67 @@ pub struct Pair {
     pub coarse: Field,
     pub coarse_orog: Field,
     pub weight: f64,
+    /// Wind pairs: the northward component and the grid's orientation.
+    pub wind: Option<WindPair>,
+}
+
+/// The northward half of a wind pair (earth-relative, m s-1).
+#[derive(Debug, Clone)]
+pub struct WindPair {
+    pub truth: Array2<f32>,
+    pub coarse_bilinear: Array2<f32>,
+    pub coarse: Field,
+    /// [`Grid::x_axis_angle`] of the truth grid.
+    pub x_axis_angle: Array2<f32>,
 }
 
 impl Pair {
     pub fn valid_count(&self) -> usize {
-        ndarray::Zip::from(&self.truth)
+        let wind_ok = |j: usize, i: usize| {
+            self.wind.as_ref().is_none_or(|w| {
+                w.truth[[j, i]].is_finite() && w.coarse_bilinear[[j, i]].is_finite()
+            })
+        };
+        ndarray::Zip::indexed(&self.truth)
             .and(&self.coarse_bilinear)
             .and(&self.coarse_orog_bilinear)
             .and(&self.fine_orog)
-            .fold(0, |n, a, b, c, d| {
-                n + (a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite()) as usize
+            .fold(0, |n, (j, i), a, b, c, d| {
+                let ok = a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite();
+                n + (ok && wind_ok(j, i)) as usize
             })
+    }
+
+    /// The model inputs of a window of the pair.
+    pub fn inputs(&self, rows: Range<usize>, cols: Range<usize>) -> ModelInputs<'_> {
+        let win = s![rows, cols];
+        let inputs = ModelInputs::new(
+            self.coarse_bilinear.slice(win),
+            self.coarse_orog_bilinear.slice(win),
+            self.fine_orog.slice(win),
+            self.dx_m,
+        );
+        match &self.wind {
+            Some(w) => inputs.with_wind(
+                w.coarse_bilinear.slice(win),
+                Some(w.x_axis_angle.slice(win)),
+            ),
+            None => inputs,
+        }
+    }
+
+    /// The truth components of a window of the pair.
+    pub fn truths(&self, rows: Range<usize>, cols: Range<usize>) -> Vec<ArrayView2<'_, f32>> {
+        let win = s![rows, cols];
+        let mut out = vec![self.truth.slice(win)];
+        out.extend(self.wind.as_ref().map(|w| w.truth.slice(win)));
+        out
+    }
+
+    /// Every row and column of the pair.
+    pub fn whole(&self) -> (Range<usize>, Range<usize>) {
+        let (ny, nx) = self.truth.dim();
+        (0..ny, 0..nx)
     }
 }
 
@@ -118,6 +173,7 @@ pub fn make_pair(
         coarse,
         coarse_orog,
         weight: 1.0,
+        wind: None,
     })
 }
 
@@ -148,6 +204,24 @@ fn region_of(b: &[f64; 4]) -> Result<Region, ModelError> {
     Region::new(b[0], b[1], b[2], b[3]).map_err(|e| ModelError::Data(e.to_string()))
 }
 
+/// A truth file opened, `var` resolved in it, and the selection of one time
+/// index (the first by default) around `region`.
+fn open_truth(
+    path: &Path,
+    var: &str,
+    time_index: Option<usize>,
+    region: Option<&Region>,
+) -> Result<(finecast_io::Dataset, String, Selection), ModelError> {
+    let err = |e: finecast_io::IoError| ModelError::Data(format!("{}: {e}", path.display()));
+    let ds = finecast_io::open(path).map_err(err)?;
+    let name = ds.resolve(var).map_err(err)?;
+    let sel = Selection {
+        time: time_index.map(TimeSel::Index).unwrap_or(TimeSel::First),
+        bbox: region.map(|r| (r.west, r.south, r.east, r.north)),
+    };
+    Ok((ds, name, sel))
+}
+
 /// Read a truth field (SI units) for a model of `kind` at one time index,
 /// cropped to `region`; returns the field and its units.
 pub fn read_truth(
@@ -158,12 +232,7 @@ pub fn read_truth(
     region: Option<&Region>,
 ) -> Result<(Field, String), ModelError> {
     let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
-    let ds = finecast_io::open(path).map_err(|e| err(e.to_string()))?;
-    let name = ds.resolve(var).map_err(|e| err(e.to_string()))?;
-    let sel = Selection {
-        time: time_index.map(TimeSel::Index).unwrap_or(TimeSel::First),
-        bbox: region.map(|r| (r.west, r.south, r.east, r.north)),
-    };
+    let (ds, name, sel) = open_truth(path, var, time_index, region)?;
     let data = ds.read(&name, &sel).map_err(|e| err(e.to_string()))?;
     if !kind.accepts_units(&data.units) {
         return Err(err(format!(
@@ -178,6 +247,68 @@ pub fn read_truth(
             .ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
     }
     Ok((field, data.units))
+}
+
+/// Read the 10 m wind of a truth file as earth-relative eastward and
+/// northward fields (m s-1): `var` names the eastward (or grid-x) component
+/// and its counterpart is found by name. Components along the grid axes
+/// (CF `x_wind`/`y_wind`, as WRF writes them) are turned to east/north with
+/// the grid's [`Grid::x_axis_angle`].
+pub fn read_wind_truth(
+    path: &Path,
+    var: &str,
+    time_index: Option<usize>,
+    region: Option<&Region>,
+) -> Result<(Field, Field), ModelError> {
+    let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
+    let (ds, east_name, sel) = open_truth(path, var, time_index, region)?;
+    let Some((WindComponent::Eastward, partner)) = WindComponent::of(&[&east_name, var]) else {
+        return Err(err(format!(
+            "'{var}' is not an eastward 10 m wind component (u10, uas, 10u)"
+        )));
+    };
+    let north_name = ds.resolve(partner).map_err(|_| {
+        err(format!(
+            "no northward counterpart '{partner}' of '{east_name}'"
+        ))
+    })?;
+    let mut parts = Vec::with_capacity(2);
+    for name in [&east_name, &north_name] {
+        let data = ds.read(name, &sel).map_err(|e| err(e.to_string()))?;
+        if data.units != "m s-1" {
+            return Err(err(format!(
+                "'{name}' has units '{}', not m s-1",
+                data.units
+            )));
+        }
+        parts.push(data);
+    }
+    let (mut u, mut v) = (parts[0].field.clone(), parts[1].field.clone());
+    if u.grid != v.grid {
+        return Err(err(format!(
+            "'{east_name}' and '{north_name}' are on different grids"
+        )));
+    }
+    match (
+        is_grid_relative(parts[0].standard_name.as_deref()),
+        is_grid_relative(parts[1].standard_name.as_deref()),
+    ) {
+        (true, true) => turn_to_earth_relative(&mut u.data, &mut v.data, &u.grid),
+        (false, false) => {}
+        _ => {
+            return Err(err(format!(
+                "'{east_name}' and '{north_name}' mix grid-relative and earth-relative components"
+            )))
+        }
+    }
+    if let Some(r) = region {
+        let crop = |f: Field| {
+            f.crop_to_region(r)
+                .ok_or_else(|| err(format!("region {r:?} holds no cells")))
+        };
+        (u, v) = (crop(u)?, crop(v)?);
+    }
+    Ok((u, v))
 }
 
 /// Set the cells of `field` inside any of `boxes` missing.
@@ -222,21 +353,38 @@ pub fn load_pairs(
         let mut dem: Option<Field> = None;
         let started = std::time::Instant::now();
         for t in times {
-            let (mut truth, _) = read_truth(&truth_path, kind, &spec.var, t, region.as_ref())?;
+            let (mut truth, mut northward) = if kind == ModelKind::Wind {
+                let (u, v) = read_wind_truth(&truth_path, &spec.var, t, region.as_ref())?;
+                (u, Some(v))
+            } else {
+                (
+                    read_truth(&truth_path, kind, &spec.var, t, region.as_ref())?.0,
+                    None,
+                )
+            };
             blank_boxes(&mut truth, &exclude);
-            if dem.as_ref().map(|d| d.grid != truth.grid).unwrap_or(true) {
-                dem = Some(load_terrain(&dem_path, &truth.grid, 0.5)?);
+            if let Some(v) = &mut northward {
+                blank_boxes(v, &exclude);
             }
+            let fine_orog = match dem.take() {
+                Some(d) if d.grid == truth.grid => d,
+                _ => load_terrain(&dem_path, &truth.grid, 0.5)?,
+            };
             let name = match t {
                 Some(t) => format!("{}[{t}]", spec.name),
                 None => spec.name.clone(),
             };
-            let mut pair = make_pair(
-                &name,
-                &truth,
-                dem.as_ref().expect("dem loaded above"),
-                coarse_res_deg,
-            )?;
+            let mut pair = make_pair(&name, &truth, &fine_orog, coarse_res_deg)?;
+            if let Some(v) = northward {
+                let north = make_pair(&name, &v, &fine_orog, coarse_res_deg)?;
+                pair.wind = Some(WindPair {
+                    truth: north.truth,
+                    coarse_bilinear: north.coarse_bilinear,
+                    coarse: north.coarse,
+                    x_axis_angle: truth.grid.x_axis_angle(),
+                });
+            }
+            dem = Some(fine_orog);
             pair.weight = spec.weight;
             tracing::info!(
                 pair = %pair.name,

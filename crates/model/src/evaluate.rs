@@ -7,15 +7,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use finecast_grid::{Grid, Region};
+use finecast_grid::{Field, Grid, Region};
 use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
 use finecast_metrics::{default_bands, scores, spectral_ratio, ScoringDomain};
 use finecast_tiles::{run_tiled, TileError, TileSpec};
-use ndarray::{s, Array2};
+use ndarray::{Array2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{load_terrain, make_pair, read_truth};
-use crate::{Downscaler, ModelError, ModelInputs, ModelKind};
+use crate::data::{load_terrain, make_pair, read_truth, read_wind_truth, Pair, WindPair};
+use crate::{Downscaler, ModelError, ModelKind};
 
 /// The physical baselines a model of `kind` is compared with: the terrain
 /// methods only apply to temperature.
@@ -27,7 +27,7 @@ pub fn baselines_for(kind: ModelKind) -> &'static [Baseline] {
             Baseline::Lapse,
             Baseline::Gradient,
         ],
-        ModelKind::Precipitation => &[Baseline::Bilinear, Baseline::Bicubic],
+        ModelKind::Precipitation | ModelKind::Wind => &[Baseline::Bilinear, Baseline::Bicubic],
     }
 }
 
@@ -47,6 +47,9 @@ pub struct EvalCase {
     pub status: String,
 }
 
+/// Scores of one method on one case. For wind, RMSE, MAE, bias, r and the
+/// spectra are those of the wind speed, and `vector_rmse` is the RMSE of the
+/// wind vector (square root of the mean squared length of the error).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodSkill {
     pub rmse: f64,
@@ -55,6 +58,15 @@ pub struct MethodSkill {
     pub pearson: Option<f64>,
     /// Prediction/truth power per wavelength band ("6-12km", ...).
     pub spectral_ratio: BTreeMap<String, Option<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_rmse: Option<f64>,
+}
+
+impl MethodSkill {
+    /// The RMSE methods are ranked by: of the vector for wind.
+    pub fn headline_rmse(&self) -> f64 {
+        self.vector_rmse.unwrap_or(self.rmse)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -75,30 +87,27 @@ impl From<TileError> for TErr {
     }
 }
 
-/// The model over a whole field, tile by tile, as a pipeline would run it.
+/// The model over a whole pair, tile by tile, as a pipeline would run it:
+/// one field per component of the model's output.
 pub fn predict_tiled(
     model: &Downscaler,
-    t: &Array2<f32>,
-    zc: &Array2<f32>,
-    zf: &Array2<f32>,
-    dx_m: f64,
+    pair: &Pair,
     tile: usize,
     blend: usize,
-) -> Result<Array2<f32>, ModelError> {
+) -> Result<Vec<Array2<f32>>, ModelError> {
     let spec = TileSpec::for_footprint(tile, model.receptive_radius(), blend)
         .map_err(|e| ModelError::Input(e.to_string()))?;
-    run_tiled(t.dim(), &spec, |w| {
-        let win = s![w.j0..w.j1, w.i0..w.i1];
-        model
-            .predict(&ModelInputs {
-                coarse_bilinear: t.slice(win),
-                coarse_orog_bilinear: zc.slice(win),
-                fine_orog: zf.slice(win),
-                dx_m,
+    (0..model.kind().n_outputs())
+        .map(|component| {
+            run_tiled(pair.truth.dim(), &spec, |w| {
+                model
+                    .predict(&pair.inputs(w.j0..w.j1, w.i0..w.i1))
+                    .map(|out| out.index_axis_move(Axis(0), component))
+                    .map_err(|e| TErr(e.to_string()))
             })
-            .map_err(|e| TErr(e.to_string()))
-    })
-    .map_err(|e| ModelError::Input(e.0))
+            .map_err(|e| ModelError::Input(e.0))
+        })
+        .collect()
 }
 
 fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
@@ -118,59 +127,78 @@ pub fn evaluate_case(
         .map(|b| Region::new(b[0], b[1], b[2], b[3]))
         .transpose()
         .map_err(|e| ModelError::Data(e.to_string()))?;
-    let (truth, units) = read_truth(
-        &data_root.join(&case.truth),
-        model.kind(),
-        &case.var,
-        case.time_index,
-        region.as_ref(),
-    )?;
-    let zf = load_terrain(&data_root.join(&case.terrain), &truth.grid, 0.5)?;
-    let pair = make_pair(&case.name, &truth, &zf, 0.25)?;
-    let input = CoarseInput::new(
-        &pair.coarse,
-        Some(&pair.coarse_orog),
-        &GradientParams::default(),
-    )
-    .map_err(|e| ModelError::Data(e.to_string()))?;
-    let pos = Positions::new(&pair.coarse.grid, &truth.grid);
-    let mut preds: Vec<(String, Array2<f32>)> = Vec::new();
     let kind = model.kind();
-    for &m in baselines_for(kind) {
-        let mut p = downscale_at(m, &input, &pos, Some(zf.data.view()))
-            .map_err(|e| ModelError::Data(e.to_string()))?;
-        if kind == ModelKind::Precipitation {
-            // As the pipeline: bicubic overshoot is not negative precipitation.
-            p.mapv_inplace(|v| v.max(0.0));
-        }
-        preds.push((m.name().to_string(), p));
+    let path = data_root.join(&case.truth);
+    let (truth, northward, units) = if kind == ModelKind::Wind {
+        let (u, v) = read_wind_truth(&path, &case.var, case.time_index, region.as_ref())?;
+        (u, Some(v), "m s-1".to_string())
+    } else {
+        let (t, units) = read_truth(&path, kind, &case.var, case.time_index, region.as_ref())?;
+        (t, None, units)
+    };
+    let zf = load_terrain(&data_root.join(&case.terrain), &truth.grid, 0.5)?;
+    let mut pair = make_pair(&case.name, &truth, &zf, 0.25)?;
+    if let Some(v) = &northward {
+        let north = make_pair(&case.name, v, &zf, 0.25)?;
+        pair.wind = Some(WindPair {
+            truth: north.truth,
+            coarse_bilinear: north.coarse_bilinear,
+            coarse: north.coarse,
+            x_axis_angle: truth.grid.x_axis_angle(),
+        });
     }
-    let model_pred = predict_tiled(
-        model,
-        &pair.coarse_bilinear,
-        &pair.coarse_orog_bilinear,
-        &pair.fine_orog,
-        pair.dx_m,
-        256,
-        16,
-    )?;
-    preds.push(("model".to_string(), model_pred));
+    let coarse_fields: Vec<&Field> = std::iter::once(&pair.coarse)
+        .chain(pair.wind.as_ref().map(|w| &w.coarse))
+        .collect();
+    let pos = Positions::new(&pair.coarse.grid, &truth.grid);
+    // Every method's prediction, one field per component.
+    let mut preds: Vec<(String, Vec<Array2<f32>>)> = Vec::new();
+    for &m in baselines_for(kind) {
+        let mut components = Vec::new();
+        for coarse in &coarse_fields {
+            let input =
+                CoarseInput::new(coarse, Some(&pair.coarse_orog), &GradientParams::default())
+                    .map_err(|e| ModelError::Data(e.to_string()))?;
+            let mut p = downscale_at(m, &input, &pos, Some(zf.data.view()))
+                .map_err(|e| ModelError::Data(e.to_string()))?;
+            if kind == ModelKind::Precipitation {
+                // As the pipeline: bicubic overshoot is not negative precipitation.
+                p.mapv_inplace(|v| v.max(0.0));
+            }
+            components.push(p);
+        }
+        preds.push((m.name().to_string(), components));
+    }
+    preds.push(("model".to_string(), predict_tiled(model, &pair, 256, 16)?));
 
+    // Scalars are scored as they are, wind by its speed.
+    let (rows, cols) = pair.whole();
+    let truth_components: Vec<Array2<f32>> = pair
+        .truths(rows, cols)
+        .into_iter()
+        .map(|t| t.to_owned())
+        .collect();
+    let scored = |components: &[Array2<f32>]| match components {
+        [u, v] => Zip::from(u).and(v).map_collect(|&u, &v| u.hypot(v)),
+        _ => components[0].clone(),
+    };
+    let truth_scored = scored(&truth_components);
+    let preds_scored: Vec<Array2<f32>> = preds.iter().map(|(_, p)| scored(p)).collect();
     let domain = ScoringDomain::new(
-        truth.data.view(),
-        preds.iter().map(|(_, p)| p.view()),
+        truth_scored.view(),
+        preds_scored.iter().map(|p| p.view()),
         edge_margin(&truth.grid, &pair.coarse.grid),
     )
     .map_err(|e| ModelError::Data(format!("{}: {e}", case.name)))?;
     let weights = truth.grid.area_weights();
     let (dx, dy) = truth.grid.spacing_m();
-    let truth_interior = domain.interior(truth.data.view());
+    let truth_interior = domain.interior(truth_scored.view());
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
-    for (name, p) in &preds {
+    for ((name, components), p) in preds.iter().zip(&preds_scored) {
         let sc = scores(
             p.view(),
-            truth.data.view(),
+            truth_scored.view(),
             weights.view(),
             Some(domain.mask()),
         )
@@ -184,6 +212,22 @@ pub fn evaluate_case(
             &default_bands(),
         )
         .map_err(|e| ModelError::Data(format!("{}: spectra of {name}: {e}", case.name)))?;
+        let vector_rmse = (components.len() == 2).then(|| {
+            let (mut sum, mut total) = (0.0f64, 0.0f64);
+            for ((j, i), &ok) in domain.mask().indexed_iter() {
+                if ok {
+                    let w = weights[[j, i]];
+                    let e2: f64 = components
+                        .iter()
+                        .zip(&truth_components)
+                        .map(|(p, t)| ((p[[j, i]] - t[[j, i]]) as f64).powi(2))
+                        .sum();
+                    sum += w * e2;
+                    total += w;
+                }
+            }
+            (sum / total).sqrt()
+        });
         methods.insert(
             name.clone(),
             MethodSkill {
@@ -192,6 +236,7 @@ pub fn evaluate_case(
                 bias: sc.bias,
                 pearson: sc.pearson,
                 spectral_ratio: ratios.into_iter().map(|r| (r.label, r.ratio)).collect(),
+                vector_rmse,
             },
         );
     }
@@ -209,7 +254,34 @@ pub fn standard_cases(kind: ModelKind) -> Vec<EvalCase> {
     match kind {
         ModelKind::Temperature => temperature_cases(),
         ModelKind::Precipitation => precipitation_cases(),
+        ModelKind::Wind => wind_cases(),
     }
+}
+
+/// Wind: the only fine wind truths here are the two WRF domains at one model
+/// time; Columbia is held out (its box is blanked in the BC training field).
+fn wind_cases() -> Vec<EvalCase> {
+    let case = |name: &str, truth: &str, status: &str| EvalCase {
+        name: name.into(),
+        truth: PathBuf::from(truth),
+        var: "u10".into(),
+        time_index: None,
+        region: None,
+        terrain: PathBuf::from("static/etopo5_orog.nc"),
+        status: status.into(),
+    };
+    vec![
+        case(
+            "WRF Columbia 1980-01-12T17 10 m wind, ETOPO5",
+            "fine/wrf_columbia_1980-01-12T17.nc",
+            "held out (domain)",
+        ),
+        case(
+            "WRF BC 1980-01-12T17 10 m wind, ETOPO5",
+            "fine/wrf_bc_1980-01-12T17.nc",
+            "partly TRAINING (outside the Columbia box)",
+        ),
+    ]
 }
 
 fn temperature_cases() -> Vec<EvalCase> {
@@ -353,7 +425,8 @@ fn precipitation_cases() -> Vec<EvalCase> {
     ]
 }
 
-/// A markdown table of the skills.
+/// A markdown table of the skills. Wind rows show the vector RMSE (the
+/// headline, compared with the baselines) and the speed's RMSE after it.
 pub fn markdown_table(skills: &[CaseSkill]) -> String {
     let mut out = String::from(
         "| Case | Status | Units | Method | RMSE | MAE | Bias | r | Spectral ratio 6-12 km | 12-25 km |\n|---|---|---|---|---|---|---|---|---|---|\n",
@@ -361,7 +434,7 @@ pub fn markdown_table(skills: &[CaseSkill]) -> String {
     for s in skills {
         let best_baseline = ["bilinear", "bicubic", "lapse", "gradient"]
             .iter()
-            .filter_map(|m| s.methods.get(*m).map(|x| x.rmse))
+            .filter_map(|m| s.methods.get(*m).map(MethodSkill::headline_rmse))
             .fold(f64::INFINITY, f64::min);
         for m in ["bilinear", "bicubic", "lapse", "gradient", "model"] {
             let Some(x) = s.methods.get(m) else { continue };
@@ -374,16 +447,22 @@ pub fn markdown_table(skills: &[CaseSkill]) -> String {
                     .unwrap_or_else(|| "-".into())
             };
             let name = if m == "model" {
-                format!("**model** ({:.2}× best baseline)", x.rmse / best_baseline)
+                format!(
+                    "**model** ({:.2}× best baseline)",
+                    x.headline_rmse() / best_baseline
+                )
             } else {
                 m.to_string()
             };
+            let rmse = match x.vector_rmse {
+                Some(v) => format!("{v:.3} (speed {:.3})", x.rmse),
+                None => format!("{:.3}", x.rmse),
+            };
             out.push_str(&format!(
-                "| {} | {} | {} | {name} | {:.3} | {:.3} | {:+.3} | {} | {} | {} |\n",
+                "| {} | {} | {} | {name} | {rmse} | {:.3} | {:+.3} | {} | {} | {} |\n",
                 s.case.name,
                 s.case.status,
                 s.units,
-                x.rmse,
                 x.mae,
                 x.bias,
                 x.pearson

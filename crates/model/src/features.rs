@@ -12,10 +12,11 @@
 //! field wherever the tile has that much context: this is what makes tiled
 //! inference exact.
 
-use ndarray::{Array2, Array3, ArrayView2, Axis, Zip};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::ModelError;
+use crate::wind::WindFrame;
+use crate::{ModelError, ModelInputs};
 
 /// Lapse rate of the physical baseline (K per metre of ascent).
 pub const LAPSE_RATE: f32 = 0.0065;
@@ -98,6 +99,9 @@ pub enum ModelKind {
     /// Precipitation amount or flux: residual of `sqrt(P)` over
     /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
     Precipitation,
+    /// 10 m wind vector (m s-1): residual over the bilinear coarse wind,
+    /// along and across it (see [`crate::wind`]).
+    Wind,
 }
 
 impl ModelKind {
@@ -105,6 +109,16 @@ impl ModelKind {
         match self {
             ModelKind::Temperature => &FEATURE_NAMES,
             ModelKind::Precipitation => &PRECIP_FEATURE_NAMES,
+            ModelKind::Wind => &crate::wind::WIND_FEATURE_NAMES,
+        }
+    }
+
+    /// Components of the field the model predicts (and of its network's
+    /// output): 1, or 2 for the wind vector.
+    pub fn n_outputs(self) -> usize {
+        match self {
+            ModelKind::Wind => 2,
+            ModelKind::Temperature | ModelKind::Precipitation => 1,
         }
     }
 
@@ -118,6 +132,7 @@ impl ModelKind {
         match self {
             ModelKind::Temperature => Baseline::Lapse,
             ModelKind::Precipitation => Baseline::SqrtBilinear,
+            ModelKind::Wind => Baseline::VectorBilinear,
         }
     }
 
@@ -128,6 +143,7 @@ impl ModelKind {
                 matches!(baseline, Baseline::Lapse | Baseline::LocalGradient)
             }
             ModelKind::Precipitation => baseline == Baseline::SqrtBilinear,
+            ModelKind::Wind => baseline == Baseline::VectorBilinear,
         }
     }
 
@@ -136,6 +152,7 @@ impl ModelKind {
         match self {
             ModelKind::Temperature => units == "K",
             ModelKind::Precipitation => units == "kg m-2" || units == "kg m-2 s-1",
+            ModelKind::Wind => units == "m s-1",
         }
     }
 
@@ -164,6 +181,9 @@ impl ModelKind {
                 "prate",
                 "apcp",
             ],
+            // 10 m winds by name only: the standard names `eastward_wind`
+            // and `northward_wind` do not say the height.
+            ModelKind::Wind => &["u10", "v10", "uas", "vas", "10u", "10v"],
         };
         names.iter().map(|s| s.to_string()).collect()
     }
@@ -172,7 +192,7 @@ impl ModelKind {
     /// temperature, `sqrt(max(P, 0))` for precipitation).
     pub fn to_working(self, v: f32) -> f32 {
         match self {
-            ModelKind::Temperature => v,
+            ModelKind::Temperature | ModelKind::Wind => v,
             ModelKind::Precipitation => v.max(0.0).sqrt(),
         }
     }
@@ -181,7 +201,7 @@ impl ModelKind {
     /// non-negative.
     pub fn from_working(self, w: f32) -> f32 {
         match self {
-            ModelKind::Temperature => w,
+            ModelKind::Temperature | ModelKind::Wind => w,
             ModelKind::Precipitation => {
                 let w = w.max(0.0);
                 w * w
@@ -195,6 +215,7 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::Temperature => "temperature",
             ModelKind::Precipitation => "precipitation",
+            ModelKind::Wind => "wind",
         })
     }
 }
@@ -267,7 +288,7 @@ impl NormStats {
             ));
         }
         let gain_ok = match kind {
-            ModelKind::Temperature => self.output_gain == 1.0,
+            ModelKind::Temperature | ModelKind::Wind => self.output_gain == 1.0,
             ModelKind::Precipitation => {
                 self.output_gain.is_finite() && (0.5..=2.0).contains(&self.output_gain)
             }
@@ -296,6 +317,8 @@ pub enum Baseline {
     LocalGradient,
     /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
     SqrtBilinear,
+    /// The bilinear coarse wind vector `(bil(u_c), bil(v_c))`.
+    VectorBilinear,
 }
 
 impl std::fmt::Display for Baseline {
@@ -304,16 +327,24 @@ impl std::fmt::Display for Baseline {
             Baseline::Lapse => "lapse",
             Baseline::LocalGradient => "local-gradient",
             Baseline::SqrtBilinear => "sqrt-bilinear",
+            Baseline::VectorBilinear => "vector-bilinear",
         })
     }
 }
 
-/// The baseline of a tile in the model's working space and the per-cell
-/// scale of the residual: the prediction is
+/// The baseline of a scalar tile in the model's working space and the
+/// per-cell scale of the residual: the prediction is
 /// `from_working(value + residual_std * scale * network)`.
 pub struct BaselineFrame {
     pub value: Array2<f32>,
     pub scale: Array2<f32>,
+}
+
+/// What the network's residual is added to: a scalar baseline, or the
+/// coarse wind vector and its along-wind direction.
+pub enum Frame {
+    Scalar(BaselineFrame),
+    Wind(WindFrame),
 }
 
 /// A tile ready for the network: raw features, the mask of cells with
@@ -321,7 +352,89 @@ pub struct BaselineFrame {
 pub struct Prepared {
     pub features: Array3<f32>,
     pub valid: Array2<bool>,
-    pub frame: BaselineFrame,
+    pub frame: Frame,
+}
+
+impl Prepared {
+    /// Training targets: the truth's residual over the baseline in working
+    /// units (divided by the cell's scale), one channel per network output,
+    /// NaN where there is none (an input or the truth missing; a dry
+    /// precipitation neighbourhood, which the model keeps dry). `truth` holds
+    /// the field's components (eastward and northward for wind).
+    pub fn targets(&self, kind: ModelKind, truth: &[ArrayView2<f32>]) -> Array3<f32> {
+        let (ny, nx) = self.valid.dim();
+        let mut out = Array3::from_elem((kind.n_outputs(), ny, nx), f32::NAN);
+        match &self.frame {
+            Frame::Scalar(frame) => {
+                for ((j, i), &ok) in self.valid.indexed_iter() {
+                    let (t, scale) = (truth[0][[j, i]], frame.scale[[j, i]]);
+                    if ok && t.is_finite() && scale > 0.0 {
+                        out[[0, j, i]] = (kind.to_working(t) - frame.value[[j, i]]) / scale;
+                    }
+                }
+            }
+            Frame::Wind(frame) => {
+                for ((j, i), &ok) in self.valid.indexed_iter() {
+                    let (u, v) = (truth[0][[j, i]], truth[1][[j, i]]);
+                    if ok && u.is_finite() && v.is_finite() {
+                        let [along, across] = frame.residual(j, i, u, v);
+                        out[[0, j, i]] = along;
+                        out[[1, j, i]] = across;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The field in physical units from the network's normalised residual
+    /// `(outputs, ny, nx)`: `(components, ny, nx)`, NaN where an input is
+    /// missing. Precipitation comes back non-negative, times the output gain.
+    pub fn apply(
+        &self,
+        kind: ModelKind,
+        residual: ArrayView3<f32>,
+        norm: &NormStats,
+    ) -> Array3<f32> {
+        let (std, gain) = (norm.residual_std, norm.output_gain);
+        let (ny, nx) = self.valid.dim();
+        let mut out = Array3::from_elem((kind.n_outputs(), ny, nx), f32::NAN);
+        match &self.frame {
+            Frame::Scalar(frame) => {
+                Zip::from(out.index_axis_mut(Axis(0), 0))
+                    .and(&frame.value)
+                    .and(&frame.scale)
+                    .and(residual.index_axis(Axis(0), 0))
+                    .and(&self.valid)
+                    .for_each(|o, &value, &scale, &r, &ok| {
+                        if ok {
+                            *o = kind.from_working(value + std * scale * r) * gain;
+                        }
+                    });
+            }
+            Frame::Wind(frame) => {
+                for ((j, i), &ok) in self.valid.indexed_iter() {
+                    if ok {
+                        let along = std * residual[[0, j, i]];
+                        let across = std * residual[[1, j, i]];
+                        let (u, v) = frame.apply(j, i, along, across);
+                        out[[0, j, i]] = u;
+                        out[[1, j, i]] = v;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The baseline alone in physical units, as [`Prepared::apply`] with a
+    /// zero residual.
+    pub fn baseline(&self, kind: ModelKind) -> Array3<f32> {
+        let (ny, nx) = self.valid.dim();
+        let zero = Array3::zeros((kind.n_outputs(), ny, nx));
+        let identity = NormStats::identity(kind);
+        self.apply(kind, zero.view(), &identity)
+    }
 }
 
 /// Features of a model of `kind` and the frame of `baseline` on one tile,
@@ -329,16 +442,19 @@ pub struct Prepared {
 /// regression, the local mean intensity) are computed once. Temperature
 /// baselines have scale 1. Precipitation: `sqrt(bil(P_c))`, scale
 /// `sqrt(mean_20(bil(P_c)))` (0 where the whole neighbourhood is dry, which
-/// keeps those cells at exactly 0).
-pub fn prepare(
-    kind: ModelKind,
-    baseline: Baseline,
-    t: ArrayView2<f32>,
-    zc: ArrayView2<f32>,
-    zf: ArrayView2<f32>,
-    dx_m: f64,
-) -> Prepared {
-    let (features, valid, stats) = features_and_stats(kind, t, zc, zf, dx_m);
+/// keeps those cells at exactly 0). Wind: see [`crate::wind`]. Inputs must
+/// share one shape, and a wind tile needs its northward component (checked
+/// by the caller: cells without one are invalid).
+pub fn prepare(kind: ModelKind, baseline: Baseline, inputs: &ModelInputs) -> Prepared {
+    if kind == ModelKind::Wind {
+        return crate::wind::prepare(inputs);
+    }
+    let (t, zc, zf) = (
+        inputs.coarse_bilinear,
+        inputs.coarse_orog_bilinear,
+        inputs.fine_orog,
+    );
+    let (features, valid, stats) = features_and_stats(kind, t, zc, zf, inputs.dx_m);
     let frame = match baseline {
         Baseline::Lapse => BaselineFrame {
             value: lapse_baseline(t, zc, zf),
@@ -362,6 +478,12 @@ pub fn prepare(
                 scale: Array2::ones(t.dim()),
             }
         }
+        // A scalar's "vector bilinear" is plain bilinear (kinds refuse it, see
+        // `ModelKind::allows`).
+        Baseline::VectorBilinear => BaselineFrame {
+            value: t.to_owned(),
+            scale: Array2::ones(t.dim()),
+        },
         Baseline::SqrtBilinear => {
             let mean = match stats {
                 Stats::MeanIntensity(m) => m,
@@ -376,7 +498,7 @@ pub fn prepare(
     Prepared {
         features,
         valid,
-        frame,
+        frame: Frame::Scalar(frame),
     }
 }
 
@@ -450,13 +572,13 @@ pub fn lapse_baseline(t: ArrayView2<f32>, zc: ArrayView2<f32>, zf: ArrayView2<f3
 
 /// Summed-area table of `v` where valid (and of the valid count), with a zero
 /// first row and column: shape `(ny + 1, nx + 1)`.
-struct Integral {
+pub(crate) struct Integral {
     sum: Array2<f64>,
     count: Array2<f64>,
 }
 
 impl Integral {
-    fn new(v: ArrayView2<f32>, valid: &Array2<bool>) -> Integral {
+    pub(crate) fn new(v: ArrayView2<f32>, valid: &Array2<bool>) -> Integral {
         let (ny, nx) = v.dim();
         let mut sum = Array2::<f64>::zeros((ny + 1, nx + 1));
         let mut count = Array2::<f64>::zeros((ny + 1, nx + 1));
@@ -476,7 +598,7 @@ impl Integral {
 
     /// Sum and count of valid cells in the box of half-width `r` around
     /// `(j, i)`, truncated at the array edge.
-    fn window(&self, j: usize, i: usize, r: usize) -> (f64, f64) {
+    pub(crate) fn window(&self, j: usize, i: usize, r: usize) -> (f64, f64) {
         let (ny, nx) = (self.sum.nrows() - 1, self.sum.ncols() - 1);
         let (j0, j1) = (j.saturating_sub(r), (j + r + 1).min(ny));
         let (i0, i1) = (i.saturating_sub(r), (i + r + 1).min(nx));
@@ -486,20 +608,24 @@ impl Integral {
 }
 
 /// Raw (unnormalised) features of a model of `kind`, shape
-/// `(kind.n_features(), ny, nx)`, plus the validity mask (all three inputs
-/// finite). Invalid cells hold 0 in every channel. Inputs must share one
-/// shape (checked by the caller).
-pub fn raw_features(
-    kind: ModelKind,
-    t: ArrayView2<f32>,
-    zc: ArrayView2<f32>,
-    zf: ArrayView2<f32>,
-    dx_m: f64,
-) -> (Array3<f32>, Array2<bool>) {
-    let (features, valid, _) = features_and_stats(kind, t, zc, zf, dx_m);
+/// `(kind.n_features(), ny, nx)`, plus the validity mask (every input
+/// finite). Invalid cells hold 0 in every channel.
+pub fn raw_features(kind: ModelKind, inputs: &ModelInputs) -> (Array3<f32>, Array2<bool>) {
+    if kind == ModelKind::Wind {
+        let p = crate::wind::prepare(inputs);
+        return (p.features, p.valid);
+    }
+    let (features, valid, _) = features_and_stats(
+        kind,
+        inputs.coarse_bilinear,
+        inputs.coarse_orog_bilinear,
+        inputs.fine_orog,
+        inputs.dx_m,
+    );
     (features, valid)
 }
 
+/// Features of the scalar kinds (the wind's are in [`crate::wind`]).
 fn features_and_stats(
     kind: ModelKind,
     t: ArrayView2<f32>,
@@ -531,6 +657,8 @@ fn features_and_stats(
             intensity_features(&mut f, t, zc, zf, &valid, &mean);
             Stats::MeanIntensity(mean)
         }
+        // Built by `crate::wind` (`prepare` and `raw_features` dispatch there).
+        ModelKind::Wind => Stats::None,
     };
     let dx_feature = (dx_m / 1000.0) as f32;
     Zip::from(f.index_axis_mut(Axis(0), n - 1))
@@ -543,9 +671,9 @@ fn features_and_stats(
     (f, valid, stats)
 }
 
-/// Channels 0–5, shared by both kinds: terrain anomaly, local relief at three
-/// scales and the two slope components.
-fn terrain_features(
+/// Channels 0–5, shared by every kind: terrain anomaly, local relief at
+/// three scales and the two slope components along the grid axes.
+pub(crate) fn terrain_features(
     f: &mut Array3<f32>,
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
@@ -668,6 +796,22 @@ mod tests {
     use super::*;
     use ndarray::s;
 
+    fn tile<'a>(
+        t: ArrayView2<'a, f32>,
+        zc: ArrayView2<'a, f32>,
+        zf: ArrayView2<'a, f32>,
+        dx_m: f64,
+    ) -> ModelInputs<'a> {
+        ModelInputs::new(t, zc, zf, dx_m)
+    }
+
+    fn scalar(frame: Frame) -> BaselineFrame {
+        match frame {
+            Frame::Scalar(f) => f,
+            Frame::Wind(_) => panic!("a scalar kind has a scalar frame"),
+        }
+    }
+
     fn inputs(ny: usize, nx: usize) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
         let t = Array2::from_shape_fn((ny, nx), |(j, i)| 280.0 + 0.05 * j as f32 - 0.03 * i as f32);
         let zc = Array2::from_shape_fn((ny, nx), |(j, i)| 500.0 + 3.0 * (j + i) as f32);
@@ -686,15 +830,17 @@ mod tests {
             (6.0 * (j as f32 * 0.1).sin() * (i as f32 * 0.07).cos()).max(0.0)
         });
         for (kind, field) in [(ModelKind::Temperature, &t), (ModelKind::Precipitation, &p)] {
-            let (full, _) = raw_features(kind, field.view(), zc.view(), zf.view(), 4000.0);
+            let (full, _) = raw_features(kind, &tile(field.view(), zc.view(), zf.view(), 4000.0));
             let (j0, j1, i0, i1) = (10, 90, 5, 100);
             let mut compared = 0;
             let (part, _) = raw_features(
                 kind,
-                field.slice(s![j0..j1, i0..i1]),
-                zc.slice(s![j0..j1, i0..i1]),
-                zf.slice(s![j0..j1, i0..i1]),
-                4000.0,
+                &tile(
+                    field.slice(s![j0..j1, i0..i1]),
+                    zc.slice(s![j0..j1, i0..i1]),
+                    zf.slice(s![j0..j1, i0..i1]),
+                    4000.0,
+                ),
             );
             let r = FEATURE_RADIUS;
             for c in 0..kind.n_features() {
@@ -721,23 +867,22 @@ mod tests {
         });
         let flux = mm.mapv(|v| v / 3600.0);
         let kind = ModelKind::Precipitation;
-        let (a, _) = raw_features(kind, mm.view(), zc.view(), zf.view(), 3000.0);
-        let (b, _) = raw_features(kind, flux.view(), zc.view(), zf.view(), 3000.0);
+        let (a, _) = raw_features(kind, &tile(mm.view(), zc.view(), zf.view(), 3000.0));
+        let (b, _) = raw_features(kind, &tile(flux.view(), zc.view(), zf.view(), 3000.0));
         for (x, y) in a.iter().zip(b.iter()) {
             assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
         }
         assert!(a.index_axis(Axis(0), 6).iter().any(|&v| v > 0.5));
         // The baseline scales with the square root of the unit change.
         let frame = |p: &Array2<f32>| {
-            prepare(
-                kind,
-                Baseline::SqrtBilinear,
-                p.view(),
-                zc.view(),
-                zf.view(),
-                3000.0,
+            scalar(
+                prepare(
+                    kind,
+                    Baseline::SqrtBilinear,
+                    &tile(p.view(), zc.view(), zf.view(), 3000.0),
+                )
+                .frame,
             )
-            .frame
         };
         let (fa, fb) = (frame(&mm), frame(&flux));
         for (x, y) in fa.scale.iter().zip(fb.scale.iter()) {
@@ -760,11 +905,9 @@ mod tests {
         } = prepare(
             ModelKind::Temperature,
             Baseline::LocalGradient,
-            t.view(),
-            zc.view(),
-            zf.view(),
-            3000.0,
+            &tile(t.view(), zc.view(), zf.view(), 3000.0),
         );
+        let frame = scalar(frame);
         let lapse = lapse_baseline(t.view(), zc.view(), zf.view());
         let mut differs = 0;
         for ((j, i), &ok) in valid.indexed_iter() {
@@ -786,7 +929,7 @@ mod tests {
         for kind in [ModelKind::Temperature, ModelKind::Precipitation] {
             let (mut t, zc, zf) = inputs(20, 20);
             t[[5, 5]] = f32::NAN;
-            let (f, valid) = raw_features(kind, t.view(), zc.view(), zf.view(), 3000.0);
+            let (f, valid) = raw_features(kind, &tile(t.view(), zc.view(), zf.view(), 3000.0));
             assert!(!valid[[5, 5]]);
             assert!(f.iter().all(|v| v.is_finite()));
             assert!((0..kind.n_features()).all(|c| f[[c, 5, 5]] == 0.0));

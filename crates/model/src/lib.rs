@@ -2,8 +2,9 @@
 //! residual networks (Burn, pure-Rust `flex` CPU backend). The temperature
 //! model predicts the correction to the lapse-rate baseline
 //! `bil(T_c) + 0.0065 (bil(z_c) − z_f)`; the precipitation model the
-//! correction to `sqrt(bil(P_c))`, relative to the local mean intensity (see
-//! [`ModelKind`]).
+//! correction to `sqrt(bil(P_c))`, relative to the local mean intensity; the
+//! wind model the correction to the bilinear wind vector, along and across
+//! it (see [`ModelKind`], [`wind`]).
 //!
 //! * [`Downscaler`]: shipped weights + normalisation + metadata; [`Downscaler::predict`]
 //!   runs one tile. Every output cell depends only on inputs within
@@ -21,6 +22,7 @@ pub mod evaluate;
 pub mod features;
 pub mod net;
 pub mod train;
+pub mod wind;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,9 +51,12 @@ pub const DEFAULT_WEIGHTS_NAME: &str = "finecast-t2m-resnet-v1";
 /// File stem of the shipped precipitation weights under `<workspace>/weights/`.
 pub const DEFAULT_PRECIP_WEIGHTS_NAME: &str = "finecast-precip-resnet-v1";
 
+/// File stem of the shipped 10 m wind weights under `<workspace>/weights/`.
+pub const DEFAULT_WIND_WEIGHTS_NAME: &str = "finecast-wind-resnet-v1";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("weights file {0} not found (set FINECAST_WEIGHTS / FINECAST_PRECIP_WEIGHTS or pass a path)")]
+    #[error("weights file {0} not found (set FINECAST_WEIGHTS / FINECAST_PRECIP_WEIGHTS / FINECAST_WIND_WEIGHTS or pass a path)")]
     Missing(PathBuf),
     #[error("{path}: {what}")]
     Corrupt { path: PathBuf, what: String },
@@ -107,14 +112,54 @@ pub struct Sidecar {
 /// Inputs of one tile, all of the same shape `(ny, nx)`, NaN = missing.
 pub struct ModelInputs<'a> {
     /// Coarse field bilinearly interpolated to the tile (SI units: K for
-    /// temperature, kg m-2 or kg m-2 s-1 for precipitation).
+    /// temperature, kg m-2 or kg m-2 s-1 for precipitation; the eastward
+    /// component in m s-1 for wind).
     pub coarse_bilinear: ArrayView2<'a, f32>,
+    /// Wind only: the northward component, bilinearly interpolated.
+    pub northward_bilinear: Option<ArrayView2<'a, f32>>,
     /// Coarse orography bilinearly interpolated to the tile (m).
     pub coarse_orog_bilinear: ArrayView2<'a, f32>,
     /// DEM on the tile (m).
     pub fine_orog: ArrayView2<'a, f32>,
     /// Grid spacing of the tile (m).
     pub dx_m: f64,
+    /// Wind only: angle (radians, counter-clockwise) from east to the grid's
+    /// +x axis per cell (`finecast_grid::Grid::x_axis_angle`); `None` means
+    /// 0, a longitude/latitude grid.
+    pub x_axis_angle: Option<ArrayView2<'a, f32>>,
+}
+
+impl<'a> ModelInputs<'a> {
+    /// The inputs of a scalar field.
+    pub fn new(
+        coarse_bilinear: ArrayView2<'a, f32>,
+        coarse_orog_bilinear: ArrayView2<'a, f32>,
+        fine_orog: ArrayView2<'a, f32>,
+        dx_m: f64,
+    ) -> ModelInputs<'a> {
+        ModelInputs {
+            coarse_bilinear,
+            northward_bilinear: None,
+            coarse_orog_bilinear,
+            fine_orog,
+            dx_m,
+            x_axis_angle: None,
+        }
+    }
+
+    /// The inputs of a wind vector: `coarse_bilinear` is then the eastward
+    /// component.
+    pub fn with_wind(
+        self,
+        northward_bilinear: ArrayView2<'a, f32>,
+        x_axis_angle: Option<ArrayView2<'a, f32>>,
+    ) -> ModelInputs<'a> {
+        ModelInputs {
+            northward_bilinear: Some(northward_bilinear),
+            x_axis_angle,
+            ..self
+        }
+    }
 }
 
 struct Inner {
@@ -228,6 +273,13 @@ impl Downscaler {
                 kind.n_features()
             )));
         }
+        if sidecar.model.out_channels != kind.n_outputs() {
+            return Err(ModelError::Mismatch(format!(
+                "the network has {} output channels, a {kind} model {}",
+                sidecar.model.out_channels,
+                kind.n_outputs()
+            )));
+        }
         if sidecar.variables.is_empty() {
             return Err(ModelError::Mismatch(
                 "the sidecar lists no variables".into(),
@@ -288,6 +340,13 @@ impl Downscaler {
                 "{} input channels, this build computes {} {kind} features",
                 config.in_channels,
                 kind.n_features()
+            )));
+        }
+        if config.out_channels != kind.n_outputs() {
+            return Err(ModelError::Mismatch(format!(
+                "{} output channels, a {kind} model has {}",
+                config.out_channels,
+                kind.n_outputs()
             )));
         }
         let dev = device::cpu();
@@ -373,8 +432,9 @@ impl Downscaler {
         Downscaler::default_path_for(ModelKind::Temperature)
     }
 
-    /// The shipped weights of a kind: `$FINECAST_WEIGHTS` (temperature) or
-    /// `$FINECAST_PRECIP_WEIGHTS` (precipitation) if set, else
+    /// The shipped weights of a kind: `$FINECAST_WEIGHTS` (temperature),
+    /// `$FINECAST_PRECIP_WEIGHTS` (precipitation) or `$FINECAST_WIND_WEIGHTS`
+    /// (wind) if set, else
     /// `weights/<stem>.bpk` in the first ancestor of the executable's folder
     /// that has it, else under the workspace this crate was built in
     /// (`CARGO_MANIFEST_DIR/../../weights`).
@@ -382,6 +442,7 @@ impl Downscaler {
         let (var, stem) = match kind {
             ModelKind::Temperature => ("FINECAST_WEIGHTS", DEFAULT_WEIGHTS_NAME),
             ModelKind::Precipitation => ("FINECAST_PRECIP_WEIGHTS", DEFAULT_PRECIP_WEIGHTS_NAME),
+            ModelKind::Wind => ("FINECAST_WIND_WEIGHTS", DEFAULT_WIND_WEIGHTS_NAME),
         };
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
@@ -436,47 +497,25 @@ impl Downscaler {
         &self.inner.weights_path
     }
 
-    /// Downscale one tile: the full field in SI units (baseline + learned
-    /// residual), NaN where any input is NaN.
-    pub fn predict(&self, inputs: &ModelInputs) -> Result<Array2<f32>, ModelError> {
-        let shape = inputs.coarse_bilinear.dim();
-        if shape.0 == 0 || shape.1 == 0 {
-            check_inputs(inputs)?;
-            return Ok(Array2::zeros(shape));
+    /// Downscale one tile: the field in SI units (baseline + learned
+    /// residual), `(components, ny, nx)` (1 component; eastward and
+    /// northward for wind), NaN where any input is NaN.
+    pub fn predict(&self, inputs: &ModelInputs) -> Result<Array3<f32>, ModelError> {
+        check_inputs(self.kind(), inputs)?;
+        let (ny, nx) = inputs.coarse_bilinear.dim();
+        if ny == 0 || nx == 0 {
+            return Ok(Array3::zeros((self.kind().n_outputs(), ny, nx)));
         }
-        check_inputs(inputs)?;
         let kind = self.kind();
-        let features::Prepared {
-            features: mut feats,
-            valid,
-            frame,
-        } = features::prepare(
-            kind,
-            self.inner.sidecar.baseline,
-            inputs.coarse_bilinear,
-            inputs.coarse_orog_bilinear,
-            inputs.fine_orog,
-            inputs.dx_m,
+        let mut prepared = features::prepare(kind, self.inner.sidecar.baseline, inputs);
+        features::normalise(
+            &mut prepared.features,
+            &prepared.valid,
+            &self.inner.sidecar.norm,
         );
-        features::normalise(&mut feats, &valid, &self.inner.sidecar.norm);
+        let feats = std::mem::take(&mut prepared.features);
         let residual = self.forward(feats)?;
-        let (std, gain) = (
-            self.inner.sidecar.norm.residual_std,
-            self.inner.sidecar.norm.output_gain,
-        );
-        let mut out = frame.value;
-        ndarray::Zip::from(&mut out)
-            .and(&frame.scale)
-            .and(&residual)
-            .and(&valid)
-            .for_each(|o, &scale, &r, &ok| {
-                *o = if ok {
-                    kind.from_working(*o + std * scale * r) * gain
-                } else {
-                    f32::NAN
-                }
-            });
-        Ok(out)
+        Ok(prepared.apply(kind, residual.view(), &self.inner.sidecar.norm))
     }
 
     /// The network's input for one tile: normalised features `(C, ny, nx)`
@@ -485,28 +524,22 @@ impl Downscaler {
         &self,
         inputs: &ModelInputs,
     ) -> Result<(Array3<f32>, Array2<bool>), ModelError> {
-        check_inputs(inputs)?;
-        let (mut feats, valid) = features::raw_features(
-            self.kind(),
-            inputs.coarse_bilinear,
-            inputs.coarse_orog_bilinear,
-            inputs.fine_orog,
-            inputs.dx_m,
-        );
+        check_inputs(self.kind(), inputs)?;
+        let (mut feats, valid) = features::raw_features(self.kind(), inputs);
         features::normalise(&mut feats, &valid, &self.inner.sidecar.norm);
         Ok((feats, valid))
     }
 
     /// The network alone: normalised features `(C, ny, nx)` → normalised
-    /// residual `(ny, nx)`.
-    pub fn forward(&self, feats: Array3<f32>) -> Result<Array2<f32>, ModelError> {
+    /// residual `(outputs, ny, nx)`.
+    pub fn forward(&self, feats: Array3<f32>) -> Result<Array3<f32>, ModelError> {
         let batch = self.forward_batch(feats.insert_axis(Axis(0)))?;
         Ok(batch.index_axis_move(Axis(0), 0))
     }
 
     /// The network on a batch of equally sized tiles: `(N, C, ny, nx)` →
-    /// `(N, ny, nx)`.
-    pub fn forward_batch(&self, feats: Array4<f32>) -> Result<Array3<f32>, ModelError> {
+    /// `(N, outputs, ny, nx)`.
+    pub fn forward_batch(&self, feats: Array4<f32>) -> Result<Array4<f32>, ModelError> {
         let channels = self.inner.sidecar.model.in_channels;
         if feats.dim().1 != channels {
             return Err(ModelError::Input(format!(
@@ -517,7 +550,7 @@ impl Downscaler {
         #[cfg(target_arch = "x86_64")]
         if let Some(amx) = &self.inner.amx {
             let (n, _, ny, nx) = feats.dim();
-            let mut out = Array3::zeros((n, ny, nx));
+            let mut out = Array4::zeros((n, self.inner.sidecar.model.out_channels, ny, nx));
             for (tile, mut dst) in feats.outer_iter().zip(out.outer_iter_mut()) {
                 dst.assign(&amx.forward(tile));
             }
@@ -545,12 +578,34 @@ impl Downscaler {
     }
 }
 
-fn check_inputs(inputs: &ModelInputs) -> Result<(), ModelError> {
+fn check_inputs(kind: ModelKind, inputs: &ModelInputs) -> Result<(), ModelError> {
     let shape = inputs.coarse_bilinear.dim();
+    let wind = (kind == ModelKind::Wind).then_some(inputs.northward_bilinear);
+    match wind {
+        Some(None) => {
+            return Err(ModelError::Input(
+                "the wind model needs both wind components (northward_bilinear is missing)".into(),
+            ))
+        }
+        None if inputs.northward_bilinear.is_some() => {
+            return Err(ModelError::Input(format!(
+                "a {kind} model takes one field, not a wind vector"
+            )))
+        }
+        _ => {}
+    }
+    let optional = [
+        ("northward_bilinear", inputs.northward_bilinear),
+        ("x_axis_angle", inputs.x_axis_angle),
+    ];
     for (name, a) in [
-        ("coarse_orog_bilinear", &inputs.coarse_orog_bilinear),
-        ("fine_orog", &inputs.fine_orog),
-    ] {
+        ("coarse_orog_bilinear", Some(inputs.coarse_orog_bilinear)),
+        ("fine_orog", Some(inputs.fine_orog)),
+    ]
+    .into_iter()
+    .chain(optional)
+    .filter_map(|(name, a)| a.map(|a| (name, a)))
+    {
         if a.dim() != shape {
             return Err(ModelError::Input(format!(
                 "{name} has shape {:?}, coarse_bilinear {shape:?}",
@@ -567,12 +622,13 @@ fn check_inputs(inputs: &ModelInputs) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Run the network on normalised features `(N, C, ny, nx)` → `(N, ny, nx)`.
+/// Run the network on normalised features `(N, C, ny, nx)` →
+/// `(N, outputs, ny, nx)`.
 pub(crate) fn forward_features(
     net: &ResidualNet,
     feats: ndarray::Array4<f32>,
     device: &Device,
-) -> Result<Array3<f32>, ModelError> {
+) -> Result<Array4<f32>, ModelError> {
     let (n, c, ny, nx) = feats.dim();
     let data: Vec<f32> = if feats.is_standard_layout() {
         feats.into_raw_vec_and_offset().0
@@ -581,6 +637,7 @@ pub(crate) fn forward_features(
     };
     let x = Tensor::<4>::from_data(TensorData::new(data, [n, c, ny, nx]), device);
     let y = net.forward(x);
+    let outputs = y.dims()[1];
     // A device failure (e.g. a GPU that cannot allocate the tile) is an
     // error of this tile, not a panic.
     let values = y
@@ -588,7 +645,7 @@ pub(crate) fn forward_features(
         .map_err(|e| ModelError::Device(format!("running the network: {e}")))?
         .try_into_vec::<f32>()
         .map_err(|e| ModelError::Device(format!("reading the network output: {e:?}")))?;
-    Array3::from_shape_vec((n, ny, nx), values)
+    Array4::from_shape_vec((n, outputs, ny, nx), values)
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
 

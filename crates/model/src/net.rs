@@ -1,5 +1,6 @@
 //! The network: a fully convolutional residual CNN on the feature channels,
-//! predicting the normalised residual over the lapse-rate baseline.
+//! predicting the normalised residual over the model kind's baseline (one
+//! output channel for scalar fields, two for wind).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -19,6 +20,10 @@ pub struct ResidualNetConfig {
     /// Dilation of each 3x3 residual body layer (one layer per entry).
     #[config(default = "vec![1, 2, 3, 2, 1]")]
     pub dilations: Vec<usize>,
+    /// Output channels: the residual components (1 for temperature and
+    /// precipitation; 2 for wind, along and across the coarse wind).
+    #[config(default = 1)]
+    pub out_channels: usize,
 }
 
 impl ResidualNetConfig {
@@ -31,7 +36,7 @@ impl ResidualNetConfig {
     /// Multiply-adds per output pixel (bias excluded).
     pub fn macs_per_pixel(&self) -> usize {
         let w = self.width;
-        9 * self.in_channels * w + self.dilations.len() * 9 * w * w + w
+        9 * self.in_channels * w + self.dilations.len() * 9 * w * w + w * self.out_channels
     }
 
     pub fn init(&self, device: &Device) -> ResidualNet {
@@ -52,7 +57,7 @@ impl ResidualNetConfig {
                     .init(device)
             })
             .collect();
-        let head = Conv2dConfig::new([self.width, 1], [1, 1])
+        let head = Conv2dConfig::new([self.width, self.out_channels], [1, 1])
             .with_initializer(Initializer::Uniform {
                 min: -1e-3,
                 max: 1e-3,
@@ -72,7 +77,7 @@ pub struct ResidualNet {
 }
 
 impl ResidualNet {
-    /// `x`: `[batch, in_channels, ny, nx]` → `[batch, 1, ny, nx]`.
+    /// `x`: `[batch, in_channels, ny, nx]` → `[batch, out_channels, ny, nx]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = relu(self.stem.forward(x));
         for conv in &self.body {

@@ -10,7 +10,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::{s, Array2, Array3};
+use ndarray::{s, Array2, Array3, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
@@ -20,7 +20,8 @@ use crate::{save_model, ModelError};
 
 /// Physically based augmentation applied to temperature training patches
 /// (a precipitation model needs none: its features and target do not change
-/// when the field is scaled). Both are exact
+/// when the field is scaled; wind patches are turned by multiples of 90°
+/// instead, see `sample_patch`). Both are exact
 /// for the perfect-model pairs because conservative coarsening and bilinear
 /// interpolation are linear: adding `γ z_f` to the truth adds `γ z_c` to the
 /// coarse field and `γ bil(z_c)` to its interpolation.
@@ -178,6 +179,7 @@ impl TrainConfig {
 
     fn net_config(&self) -> ResidualNetConfig {
         ResidualNetConfig::new(self.kind.n_features())
+            .with_out_channels(self.kind.n_outputs())
             .with_width(self.model.width)
             .with_dilations(self.model.dilations.clone())
     }
@@ -210,10 +212,11 @@ impl TrainConfig {
                 self.kind
             )));
         }
-        if self.kind == ModelKind::Precipitation && self.augment.probability > 0.0 {
-            return bad(
-                "[augment] (lapse-rate shift, offset) is for temperature; set probability = 0 for a precipitation model",
-            );
+        if self.kind != ModelKind::Temperature && self.augment.probability > 0.0 {
+            return Err(ModelError::Train(format!(
+                "[augment] (lapse-rate shift, offset) is for temperature; set probability = 0 for a {} model",
+                self.kind
+            )));
         }
         Ok(())
     }
@@ -331,21 +334,13 @@ pub fn compute_norm_stats(
     let mut sum2 = vec![0.0f64; nf];
     let (mut n, mut rs2) = (0.0f64, 0.0f64);
     for p in pairs {
-        let (t, zc, zf) = (
-            p.coarse_bilinear.view(),
-            p.coarse_orog_bilinear.view(),
-            p.fine_orog.view(),
-        );
-        let features::Prepared {
-            features: f,
-            valid,
-            frame,
-        } = features::prepare(kind, baseline, t, zc, zf, p.dx_m);
-        for ((j, i), &ok) in valid.indexed_iter() {
-            let Some(r) = working_residual(kind, &frame, p.truth[[j, i]], j, i) else {
-                continue;
-            };
-            if !ok {
+        let (rows, cols) = p.whole();
+        let prepared = features::prepare(kind, baseline, &p.inputs(rows.clone(), cols.clone()));
+        let targets = prepared.targets(kind, &p.truths(rows, cols));
+        let f = &prepared.features;
+        for ((j, i), &ok) in prepared.valid.indexed_iter() {
+            let residual = targets.slice(s![.., j, i]);
+            if !ok || residual.iter().any(|r| !r.is_finite()) {
                 continue;
             }
             n += 1.0;
@@ -354,55 +349,72 @@ pub fn compute_norm_stats(
                 sum[c] += v;
                 sum2[c] += v * v;
             }
-            rs2 += (r as f64) * (r as f64);
+            // One scale for every output: the mean square per component.
+            rs2 +=
+                residual.iter().map(|&r| (r as f64).powi(2)).sum::<f64>() / residual.len() as f64;
         }
     }
     if n < 100.0 {
         let which = match kind {
-            ModelKind::Temperature => "with every input and the truth",
+            ModelKind::Temperature | ModelKind::Wind => "with every input and the truth",
             ModelKind::Precipitation => "with precipitation within 20 cells",
         };
         return Err(ModelError::Train(format!(
             "only {n} training cells {which}: too little data to train on"
         )));
     }
-    let std = |s: f64, s2: f64| ((s2 / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3);
+    // A feature that does not vary in the training data keeps unit scale:
+    // dividing by a vanishing spread would turn any value unlike the
+    // training one into a huge input.
+    let std = |c: usize| {
+        let spread = (sum2[c] / n - (sum[c] / n).powi(2)).max(0.0).sqrt();
+        if spread > 1e-6 * (1.0 + (sum[c] / n).abs()) {
+            (spread as f32).max(1e-3)
+        } else {
+            tracing::warn!(
+                feature = kind.feature_names()[c],
+                "constant in the training data: unit scale"
+            );
+            1.0
+        }
+    };
     Ok(NormStats {
         feature_names: kind.feature_names().iter().map(|s| s.to_string()).collect(),
         mean: sum.iter().map(|s| (s / n) as f32).collect(),
-        std: sum.iter().zip(&sum2).map(|(&s, &s2)| std(s, s2)).collect(),
+        std: (0..nf).map(std).collect(),
         residual_std: ((rs2 / n).sqrt() as f32).max(1e-3),
         output_gain: 1.0,
     })
 }
 
-/// The target of one cell: the residual of the truth over the baseline in
-/// working units, divided by the cell's scale; `None` where the truth is
-/// missing or the scale is 0 (a dry neighbourhood, which the model keeps dry).
-fn working_residual(
-    kind: ModelKind,
-    frame: &features::BaselineFrame,
-    truth: f32,
-    j: usize,
-    i: usize,
-) -> Option<f32> {
-    let scale = frame.scale[[j, i]];
-    (truth.is_finite() && scale > 0.0)
-        .then(|| (kind.to_working(truth) - frame.value[[j, i]]) / scale)
+/// Rotate a `(C, P, P)` patch by `quarter_turns` × 90° counter-clockwise
+/// (rows run south to north).
+fn rotate_patch(a: Array3<f32>, quarter_turns: usize) -> Array3<f32> {
+    let mut a = a;
+    for _ in 0..quarter_turns % 4 {
+        // new[j][i] = old[P-1-i][j]: swap the axes, then mirror the columns.
+        a = a
+            .permuted_axes([0, 2, 1])
+            .slice_move(s![.., .., ..;-1])
+            .as_standard_layout()
+            .into_owned();
+    }
+    a
 }
 
 /// One training sample: normalised features `(C, P, P)`, normalised residual
-/// target and loss mask `(P, P)`.
+/// targets and loss mask `(outputs, P, P)`.
 fn sample_patch(
     pairs: &[Pair],
     cumulative: &[f64],
     cfg: &TrainConfig,
     norm: &NormStats,
     rng: &mut Rng,
-) -> (Array3<f32>, Array2<f32>, Array2<f32>) {
+) -> (Array3<f32>, Array3<f32>, Array3<f32>) {
     let p = cfg.patch;
     let r = features::FEATURE_RADIUS;
     let kind = cfg.kind;
+    let outputs = kind.n_outputs();
     for attempt in 0..200 {
         let u = rng.unit() * cumulative.last().copied().unwrap_or(1.0);
         let k = cumulative.partition_point(|&c| c <= u).min(pairs.len() - 1);
@@ -415,63 +427,73 @@ fn sample_patch(
         // Window with the features' context, clipped to the domain.
         let (wj0, wi0) = (j0.saturating_sub(r), i0.saturating_sub(r));
         let (wj1, wi1) = ((j0 + p + r).min(ny), (i0 + p + r).min(nx));
-        let win = s![wj0..wj1, wi0..wi1];
-        let mut t = pair.coarse_bilinear.slice(win).to_owned();
-        let zc = pair.coarse_orog_bilinear.slice(win);
-        let zf = pair.fine_orog.slice(win);
-        let mut truth = pair.truth.slice(win).to_owned();
-        if rng.unit() < cfg.augment.probability {
+        let (rows, cols) = (wj0..wj1, wi0..wi1);
+        let mut inputs = pair.inputs(rows.clone(), cols.clone());
+        let mut truths = pair.truths(rows, cols);
+        // Lapse-rate augmentation (temperature): a synthetic vertical
+        // gradient added to both the coarse field and the truth.
+        let shifted = (rng.unit() < cfg.augment.probability).then(|| {
             let gamma = rng.symmetric(cfg.augment.lapse_shift_max);
             let offset = rng.symmetric(cfg.augment.offset_max_k);
-            ndarray::Zip::from(&mut t)
-                .and(&zc)
-                .for_each(|t, &z| *t += gamma * z + offset);
-            ndarray::Zip::from(&mut truth)
-                .and(&zf)
-                .for_each(|t, &z| *t += gamma * z + offset);
+            let shift = |v: ArrayView2<f32>, z: ArrayView2<f32>| {
+                ndarray::Zip::from(v)
+                    .and(z)
+                    .map_collect(|&v, &z| v + gamma * z + offset)
+            };
+            (
+                shift(inputs.coarse_bilinear, inputs.coarse_orog_bilinear),
+                shift(truths[0], inputs.fine_orog),
+            )
+        });
+        if let Some((t, truth)) = &shifted {
+            inputs.coarse_bilinear = t.view();
+            truths[0] = truth.view();
         }
-        let features::Prepared {
-            features: mut f,
-            valid,
-            frame,
-        } = features::prepare(kind, cfg.baseline(), t.view(), zc, zf, pair.dx_m);
+        let mut prepared = features::prepare(kind, cfg.baseline(), &inputs);
+        let targets = prepared.targets(kind, &truths);
         let (pj, pi) = (j0 - wj0, i0 - wi0);
-        let mut target = Array2::<f32>::zeros((p, p));
-        let mut mask = Array2::<f32>::zeros((p, p));
-        let mut n_valid = 0usize;
-        for ((a, b), m) in mask.indexed_iter_mut() {
-            let (jj, ii) = (pj + a, pi + b);
-            if !valid[[jj, ii]] {
-                continue;
+        let patch = s![.., pj..pj + p, pi..pi + p];
+        let target = targets.slice(patch).mapv(|t| {
+            if t.is_finite() {
+                t / norm.residual_std
+            } else {
+                f32::NAN
             }
-            if let Some(res) = working_residual(kind, &frame, truth[[jj, ii]], jj, ii) {
-                *m = 1.0;
-                target[[a, b]] = res / norm.residual_std;
-                n_valid += 1;
-            }
-        }
-        if (n_valid as f64) < cfg.min_valid_fraction * (p * p) as f64 && attempt < 199 {
+        });
+        let mask = target.mapv(|t| t.is_finite() as u8 as f32);
+        let n_valid = mask.sum() as f64 / outputs as f64;
+        if n_valid < cfg.min_valid_fraction * (p * p) as f64 && attempt < 199 {
             continue;
         }
-        features::normalise(&mut f, &valid, norm);
-        let f = f.slice(s![.., pj..pj + p, pi..pi + p]).to_owned();
+        let target = target.mapv(|t| if t.is_finite() { t } else { 0.0 });
+        features::normalise(&mut prepared.features, &prepared.valid, norm);
+        let f = prepared.features.slice(patch).to_owned();
+        if kind == ModelKind::Wind {
+            // The wind's features and outputs do not depend on the grid's
+            // orientation, so a turned patch is another valid sample.
+            let turns = rng.below(4);
+            return (
+                rotate_patch(f, turns),
+                rotate_patch(target, turns),
+                rotate_patch(mask, turns),
+            );
+        }
         return (f, target, mask);
     }
     (
         Array3::zeros((kind.n_features(), p, p)),
-        Array2::zeros((p, p)),
-        Array2::zeros((p, p)),
+        Array3::zeros((outputs, p, p)),
+        Array3::zeros((outputs, p, p)),
     )
 }
 
-/// A held-out set prepared once: normalised features, baseline, truth and
-/// the scoring mask (valid cells one coarse cell from the edge).
+/// A held-out set prepared once: normalised features, baseline frame, truth
+/// and the scoring mask (valid cells one coarse cell from the edge).
 struct ValidationSet {
     name: String,
     kind: ModelKind,
-    feats: Array3<f32>,
-    frame: features::BaselineFrame,
-    truth: Array2<f32>,
+    prepared: features::Prepared,
+    truth: Vec<Array2<f32>>,
     mask: Array2<bool>,
 }
 
@@ -483,17 +505,15 @@ impl ValidationSet {
         norm: &NormStats,
         coarse_res_deg: f64,
     ) -> ValidationSet {
-        let (t, zc, zf) = (
-            pair.coarse_bilinear.view(),
-            pair.coarse_orog_bilinear.view(),
-            pair.fine_orog.view(),
-        );
-        let features::Prepared {
-            features: mut f,
-            valid,
-            frame,
-        } = features::prepare(kind, baseline, t, zc, zf, pair.dx_m);
-        features::normalise(&mut f, &valid, norm);
+        let (rows, cols) = pair.whole();
+        let mut prepared =
+            features::prepare(kind, baseline, &pair.inputs(rows.clone(), cols.clone()));
+        features::normalise(&mut prepared.features, &prepared.valid, norm);
+        let truth: Vec<Array2<f32>> = pair
+            .truths(rows, cols)
+            .into_iter()
+            .map(|t| t.to_owned())
+            .collect();
         let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
         let (ny, nx) = pair.truth.dim();
         let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
@@ -501,25 +521,28 @@ impl ValidationSet {
                 && j + mj < ny
                 && i >= mi
                 && i + mi < nx
-                && valid[[j, i]]
-                && pair.truth[[j, i]].is_finite()
+                && prepared.valid[[j, i]]
+                && truth.iter().all(|t| t[[j, i]].is_finite())
         });
         ValidationSet {
             name: pair.name.clone(),
             kind,
-            feats: f,
-            frame,
-            truth: pair.truth.clone(),
+            prepared,
+            truth,
             mask,
         }
     }
 
-    fn rmse(&self, pred: &Array2<f32>) -> f64 {
+    /// Root mean square error over the scored cells (of the vector, for
+    /// wind: the square root of the mean squared length of the error).
+    fn rmse(&self, pred: &Array3<f32>) -> f64 {
         let (mut s, mut n) = (0.0f64, 0.0f64);
-        for ((idx, &m), &t) in self.mask.indexed_iter().zip(self.truth.iter()) {
+        for ((j, i), &m) in self.mask.indexed_iter() {
             if m {
-                let d = (pred[idx] - t) as f64;
-                s += d * d;
+                for (c, t) in self.truth.iter().enumerate() {
+                    let d = (pred[[c, j, i]] - t[[j, i]]) as f64;
+                    s += d * d;
+                }
                 n += 1.0;
             }
         }
@@ -536,31 +559,29 @@ impl ValidationSet {
         net: &ResidualNet,
         norm: &NormStats,
         device: &Device,
-    ) -> Result<Array2<f32>, ModelError> {
-        let batch = self.feats.clone().insert_axis(ndarray::Axis(0));
+    ) -> Result<Array3<f32>, ModelError> {
+        let batch = self.prepared.features.clone().insert_axis(ndarray::Axis(0));
         let residual =
             crate::forward_features(net, batch, device)?.index_axis_move(ndarray::Axis(0), 0);
-        let kind = self.kind;
-        let (std, gain) = (norm.residual_std, norm.output_gain);
-        Ok(ndarray::Zip::from(&self.frame.value)
-            .and(&self.frame.scale)
-            .and(&residual)
-            .map_collect(|&v, &s, &r| kind.from_working(v + std * s * r) * gain))
+        Ok(self.prepared.apply(self.kind, residual.view(), norm))
     }
 
     /// RMSE of a prediction and of the baseline.
-    fn score(&self, pred: &Array2<f32>) -> (f64, f64) {
-        let baseline = self.frame.value.mapv(|v| self.kind.from_working(v));
-        (self.rmse(pred), self.rmse(&baseline))
+    fn score(&self, pred: &Array3<f32>) -> (f64, f64) {
+        (
+            self.rmse(pred),
+            self.rmse(&self.prepared.baseline(self.kind)),
+        )
     }
 
-    /// Sums of the truth and of a prediction over the scored cells.
-    fn totals(&self, pred: &Array2<f32>) -> (f64, f64) {
+    /// Sums of the truth and of a prediction over the scored cells (first
+    /// component).
+    fn totals(&self, pred: &Array3<f32>) -> (f64, f64) {
         let (mut truth, mut predicted) = (0.0f64, 0.0f64);
-        for ((idx, &m), &t) in self.mask.indexed_iter().zip(self.truth.iter()) {
+        for ((j, i), &m) in self.mask.indexed_iter() {
             if m {
-                truth += t as f64;
-                predicted += pred[idx] as f64;
+                truth += self.truth[0][[j, i]] as f64;
+                predicted += pred[[0, j, i]] as f64;
             }
         }
         (truth, predicted)
@@ -578,7 +599,7 @@ fn output_gain(
     pairs: &[Pair],
     device: &Device,
 ) -> Result<f32, ModelError> {
-    if kind == ModelKind::Temperature {
+    if kind != ModelKind::Precipitation {
         return Ok(1.0);
     }
     let (mut truth, mut predicted) = (0.0f64, 0.0f64);
@@ -801,14 +822,15 @@ pub fn train_on_pairs(
     };
 
     let (b, p, c) = (cfg.batch, cfg.patch, cfg.kind.n_features());
+    let outputs = cfg.kind.n_outputs();
     progress.start(cfg.steps, first_step);
     let mut epoch_loss = (0.0f64, 0usize);
     let mut step = first_step;
     let mut final_validation = Vec::new();
     while step < cfg.steps {
         let mut xs: Vec<f32> = Vec::with_capacity(b * c * p * p);
-        let mut ys: Vec<f32> = Vec::with_capacity(b * p * p);
-        let mut ms: Vec<f32> = Vec::with_capacity(b * p * p);
+        let mut ys: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
+        let mut ms: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
         for _ in 0..b {
             let (f, t, m) = sample_patch(train_pairs, &cumulative, cfg, &norm, &mut rng);
             xs.extend(f.iter());
@@ -817,8 +839,8 @@ pub fn train_on_pairs(
         }
         let msum: f32 = ms.iter().sum::<f32>().max(1.0);
         let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, p, p]), &device);
-        let y = Tensor::<4>::from_data(TensorData::new(ys, [b, 1, p, p]), &device);
-        let m = Tensor::<4>::from_data(TensorData::new(ms, [b, 1, p, p]), &device);
+        let y = Tensor::<4>::from_data(TensorData::new(ys, [b, outputs, p, p]), &device);
+        let m = Tensor::<4>::from_data(TensorData::new(ms, [b, outputs, p, p]), &device);
         let pred = net.forward(x);
         let diff = (pred - y) * m;
         let loss = (diff.clone() * diff).sum().div_scalar(msum);

@@ -7,15 +7,16 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{InputRef, OutputVar, Provenance, Selection, TimeSel};
-use finecast_methods::{CoarseInput, GradientParams, Positions};
+use finecast_methods::{CoarseInput, Positions};
 use finecast_tiles::{run_tiled, TileSpec};
 use ndarray::s;
 use serde::Serialize;
 
-use crate::method::Method;
+use crate::method::{coarse_input, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::{JobControl, PipelineError};
+use finecast_model::wind::WindComponent;
 
 /// The fine grid to produce.
 #[derive(Debug, Clone)]
@@ -77,6 +78,33 @@ pub struct VariableReport {
     pub units: String,
     pub method: String,
     pub times: usize,
+}
+
+/// The other component of a wind variable, read at the same time, and which
+/// component `coarse` is; `None` where the names do not say or the input
+/// lacks the other component.
+fn read_wind_partner(
+    input: &finecast_io::Dataset,
+    coarse: &finecast_io::FieldData,
+    selection: &Selection,
+) -> Result<Option<(WindComponent, finecast_io::FieldData)>, PipelineError> {
+    let Some((component, partner)) = WindComponent::of(&variable_names(coarse)) else {
+        return Ok(None);
+    };
+    let Ok(name) = input.resolve(partner) else {
+        return Ok(None);
+    };
+    let other = input.read(&name, selection)?;
+    if other.units != "m s-1" {
+        return Err(PipelineError::input(
+            input.path(),
+            format!(
+                "'{name}', the wind partner of '{}', has units '{}', not m s-1",
+                coarse.name, other.units
+            ),
+        ));
+    }
+    Ok(Some((component, other)))
 }
 
 /// The names a variable goes by: its name and CF standard name.
@@ -211,17 +239,36 @@ pub fn run_downscale(
             }
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
-            let method = req.method.for_variable(quantity, &variable_names(&coarse));
+            let mut method = req.method.for_variable(quantity, &variable_names(&coarse));
+            // The wind network downscales a component with the other one.
+            let partner = if method.needs_wind_partner() {
+                let t = Instant::now();
+                let found = read_wind_partner(&input, &coarse, &selection(time))?;
+                timer.add("read input", t);
+                if found.is_none() {
+                    tracing::warn!(
+                        var = %var,
+                        "the wind network needs both wind components and the other one is not in the input: using bilinear"
+                    );
+                    method = Method::Baseline(finecast_methods::Baseline::Bilinear);
+                }
+                found
+            } else {
+                None
+            };
             if let (Method::Model(_), Method::Baseline(b)) = (&req.method, &method) {
                 match quantity {
                     // Networks of this kind exist, but none loaded serves the
-                    // variable (`--weights` named the other kind, or e.g. a
-                    // dew point rather than an air temperature).
-                    Quantity::Temperature | Quantity::Precipitation => tracing::warn!(
-                        var = %var,
-                        "no loaded network serves this {quantity:?} variable: using {b}"
-                    ),
-                    Quantity::Wind | Quantity::Other => {
+                    // variable (`--weights` named another kind, or e.g. a
+                    // dew point rather than an air temperature, or a 100 m
+                    // wind).
+                    Quantity::Temperature | Quantity::Precipitation | Quantity::Wind => {
+                        tracing::warn!(
+                            var = %var,
+                            "no loaded network serves this {quantity:?} variable: using {b}"
+                        )
+                    }
+                    Quantity::Other => {
                         tracing::info!(var = %var, "no network for {quantity:?}: using {b}")
                     }
                 }
@@ -240,17 +287,38 @@ pub fn run_downscale(
             } else {
                 None
             };
-            let input_fields =
-                CoarseInput::new(&coarse.field, z_c.as_ref(), &GradientParams::default()).map_err(
-                    |e| PipelineError::Method {
-                        context: format!("{}: variable '{var}'", req.input.display()),
-                        source: e,
-                    },
-                )?;
+            let input_fields = coarse_input(&coarse.field, z_c.as_ref(), || {
+                format!("{}: variable '{var}'", req.input.display())
+            })?;
+            if let Some((_, other)) = &partner {
+                if other.field.grid != coarse.field.grid {
+                    return Err(PipelineError::input(
+                        &req.input,
+                        format!("'{var}' and '{}' are on different grids", other.name),
+                    ));
+                }
+            }
+            let partner_fields = partner
+                .as_ref()
+                .map(|(_, other)| {
+                    coarse_input(&other.field, z_c.as_ref(), || {
+                        format!("{}: '{}'", req.input.display(), other.name)
+                    })
+                })
+                .transpose()?;
+            let wind_partner =
+                partner
+                    .as_ref()
+                    .zip(partner_fields.as_ref())
+                    .map(|((component, _), other)| WindPartner {
+                        component: *component,
+                        other,
+                    });
             let t = Instant::now();
             let mut field = downscale_tiled(
                 &method,
                 &input_fields,
+                wind_partner.as_ref(),
                 &target,
                 Some(&fine_orography),
                 &req.tiles,
@@ -369,6 +437,7 @@ fn file_name(p: &Path) -> String {
 pub fn downscale_tiled(
     method: &Method,
     coarse: &CoarseInput,
+    partner: Option<&WindPartner>,
     target: &Grid,
     fine_orography: Option<&Field>,
     spec: &TileSpec,
@@ -391,7 +460,7 @@ pub fn downscale_tiled(
         let sub = target.subset(w.j0, w.j1, w.i0, w.i1);
         let pos = Positions::new(coarse.grid(), &sub);
         let z = fine_orography.map(|z| z.data.slice(s![w.j0..w.j1, w.i0..w.i1]));
-        method.predict(coarse, &sub, &pos, z)
+        method.predict(coarse, partner, &sub, &pos, z)
     })
 }
 

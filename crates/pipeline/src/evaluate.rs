@@ -13,17 +13,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
-use finecast_methods::{aligned_latlon_grid, area_mean, CoarseInput, GradientParams};
+use finecast_methods::{aligned_latlon_grid, area_mean};
 use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores, ScoringDomain};
 use finecast_tiles::TileSpec;
 use ndarray::Array2;
 use serde::Serialize;
 
 use crate::downscale::downscale_tiled;
-use crate::method::Method;
+use crate::method::{coarse_input, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::PipelineError;
+use finecast_model::wind::{is_grid_relative, turn_to_earth_relative, WindComponent};
 
 #[derive(Debug, Clone)]
 pub struct EvaluateRequest {
@@ -51,6 +52,10 @@ pub struct EvaluateReport {
     /// SHA-256 of the network's weights when `model` is among the methods.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// How wind components were scored, where they were turned from the
+    /// grid's axes to east/north.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wind_frame: Option<String>,
     /// Truth cells scored (after the edge margin and the common validity mask).
     pub n_scored: usize,
     pub methods: BTreeMap<String, MethodScore>,
@@ -126,9 +131,65 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         bbox: req.region.map(|r| (r.west, r.south, r.east, r.north)),
     };
     let truth_data = ds.read(&var, &sel)?;
+    // A 10 m wind component with its counterpart in the file is scored
+    // earth-relative (grid-relative components are turned first), so every
+    // method, the wind network included, answers for the same field.
+    let names: Vec<&str> = std::iter::once(var.as_str())
+        .chain(truth_data.standard_name.as_deref())
+        .collect();
+    let wind = match WindComponent::of(&names) {
+        Some((component, partner)) => match ds.resolve(partner) {
+            Ok(partner) => Some((component, ds.read(&partner, &sel)?)),
+            Err(_) => None,
+        },
+        None => None,
+    };
     let mut truth = truth_data.field.clone();
-    if let Some(region) = &req.region {
-        truth = truth.crop_to_region(region).ok_or_else(|| {
+    let mut partner_truth = None;
+    let mut frame_note = None;
+    if let Some((component, other)) = &wind {
+        let mut other_field = other.field.clone();
+        if other_field.grid != truth.grid {
+            return Err(PipelineError::input(
+                &req.truth,
+                format!("'{var}' and '{}' are on different grids", other.name),
+            ));
+        }
+        let grid_relative = (
+            is_grid_relative(truth_data.standard_name.as_deref()),
+            is_grid_relative(other.standard_name.as_deref()),
+        );
+        match grid_relative {
+            (true, true) => {
+                let (u, v) = match component {
+                    WindComponent::Eastward => (&mut truth, &mut other_field),
+                    WindComponent::Northward => (&mut other_field, &mut truth),
+                };
+                let grid = u.grid.clone();
+                turn_to_earth_relative(&mut u.data, &mut v.data, &grid);
+                frame_note = Some(format!(
+                    "'{var}' and '{}' are along the grid axes; scored turned to east/north",
+                    other.name
+                ));
+            }
+            (false, false) => {}
+            _ => {
+                return Err(PipelineError::input(
+                    &req.truth,
+                    format!(
+                        "'{var}' and '{}' mix grid-relative and earth-relative components",
+                        other.name
+                    ),
+                ))
+            }
+        }
+        partner_truth = Some((*component, other.name.clone(), other_field));
+    }
+    let crop = |field: Field| -> Result<Field, PipelineError> {
+        let Some(region) = &req.region else {
+            return Ok(field);
+        };
+        field.crop_to_region(region).ok_or_else(|| {
             PipelineError::input(
                 &req.truth,
                 format!(
@@ -136,8 +197,12 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
                     region.south, region.north, region.west, region.east
                 ),
             )
-        })?;
-    }
+        })
+    };
+    truth = crop(truth)?;
+    let partner_truth = partner_truth
+        .map(|(c, name, f)| crop(f).map(|f| (c, name, f)))
+        .transpose()?;
     if truth.valid_count() == 0 {
         return Err(PipelineError::input(
             &req.truth,
@@ -166,6 +231,13 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             "the coarse field has no valid cell".into(),
         ));
     }
+    let partner_coarse = match (&partner_truth, &req.coarse) {
+        (Some((_, _, field)), None) => Some(area_mean(field, &coarse.grid, 0.5)),
+        (Some((_, name, _)), Some(path)) => {
+            Some(read_given_coarse(path, name, &truth.grid, req.time)?)
+        }
+        (None, _) => None,
+    };
 
     // Terrain: DEM on the truth cells, and the same coarse mean of it.
     let needs_terrain = req.methods.iter().any(Method::needs_terrain);
@@ -181,19 +253,26 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let z_c = terrain
         .as_ref()
         .map(|t| area_mean(&t.fine, &coarse.grid, 0.5));
-    let input =
-        CoarseInput::new(&coarse, z_c.as_ref(), &GradientParams::default()).map_err(|e| {
-            PipelineError::Method {
-                context: "coarse input".into(),
-                source: e,
-            }
-        })?;
+    let input = coarse_input(&coarse, z_c.as_ref(), || "coarse input".into())?;
+    let partner_input = partner_coarse
+        .as_ref()
+        .map(|field| {
+            coarse_input(field, z_c.as_ref(), || {
+                "coarse input of the other wind component".into()
+            })
+        })
+        .transpose()?;
+    let partner =
+        partner_truth
+            .as_ref()
+            .zip(partner_input.as_ref())
+            .map(|((component, _, _), other)| WindPartner {
+                component: *component,
+                other,
+            });
     let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
     let mut weights_sha256 = None;
     for requested in &req.methods {
-        let names: Vec<&str> = std::iter::once(var.as_str())
-            .chain(truth_data.standard_name.as_deref())
-            .collect();
         let Some(m) = requested.resolve(quantity, &names) else {
             return Err(PipelineError::Invalid(format!(
                 "method {requested} does not apply to variable '{var}' (units {}): {}",
@@ -205,11 +284,20 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
                 }
             )));
         };
+        if m.needs_wind_partner() && partner.is_none() {
+            return Err(PipelineError::input(
+                &req.truth,
+                format!(
+                    "the wind network needs both components of '{var}' and the file has only one"
+                ),
+            ));
+        }
         weights_sha256 = weights_sha256.or(m.weights_sha256());
         let tiles = TileSpec::new(256, 16, 16)?;
         let pred = downscale_tiled(
             &m,
             &input,
+            partner.as_ref().filter(|_| m.needs_wind_partner()),
             &truth.grid,
             terrain.as_ref().map(|t| &t.fine),
             &tiles,
@@ -295,6 +383,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         coarse: coarse_desc,
         terrain: terrain.map(|t| t.path.display().to_string()),
         weights_sha256,
+        wind_frame: frame_note,
         n_scored,
         methods,
     })

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use downscale::{downscale_tiled, run_downscale, DownscaleReport, DownscaleRequest, Target};
 pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
 pub use maps::{render_file_map, robust_range, MapRequest};
-pub use method::{Method, Networks};
+pub use method::{Method, Networks, WindPartner};
 pub use quantity::Quantity;
 pub use terrain::{load_land_fraction, Terrain};
 

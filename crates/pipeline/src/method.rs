@@ -7,8 +7,9 @@ use std::path::Path;
 
 use finecast_grid::Grid;
 use finecast_methods::{downscale_at, interpolate, Baseline, CoarseInput, Interp, Positions};
+use finecast_model::wind::WindComponent;
 use finecast_model::{ComputeDevice, Downscaler, ModelInputs, ModelKind};
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Axis};
 
 use crate::quantity::Quantity;
 use crate::PipelineError;
@@ -16,8 +17,36 @@ use crate::PipelineError;
 #[derive(Clone, Debug)]
 pub enum Method {
     Baseline(Baseline),
-    /// The terrain-conditioned networks (2 m temperature, precipitation).
+    /// The terrain-conditioned networks (2 m temperature, precipitation,
+    /// 10 m wind).
     Model(Networks),
+}
+
+/// A coarse field (and its orography) as the methods take it; `context`
+/// names it in the error.
+pub(crate) fn coarse_input<'a>(
+    field: &'a finecast_grid::Field,
+    orography: Option<&'a finecast_grid::Field>,
+    context: impl FnOnce() -> String,
+) -> Result<CoarseInput<'a>, PipelineError> {
+    CoarseInput::new(
+        field,
+        orography,
+        &finecast_methods::GradientParams::default(),
+    )
+    .map_err(|e| PipelineError::Method {
+        context: context(),
+        source: e,
+    })
+}
+
+/// The other component of a wind vector, which the wind network needs
+/// alongside the component being downscaled.
+pub struct WindPartner<'a> {
+    /// Which component the variable being downscaled is.
+    pub component: WindComponent,
+    /// The other component's coarse field (on the same grid).
+    pub other: &'a CoarseInput<'a>,
 }
 
 /// The trained networks a `model` method uses, at most one per
@@ -29,11 +58,15 @@ pub struct Networks(Vec<Downscaler>);
 impl Networks {
     /// The shipped networks of every kind (see `Downscaler::default_path_for`).
     pub fn shipped(device: ComputeDevice) -> Result<Networks, PipelineError> {
-        [ModelKind::Temperature, ModelKind::Precipitation]
-            .into_iter()
-            .map(|kind| load(&Downscaler::default_path_for(kind), device))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Networks)
+        [
+            ModelKind::Temperature,
+            ModelKind::Precipitation,
+            ModelKind::Wind,
+        ]
+        .into_iter()
+        .map(|kind| load(&Downscaler::default_path_for(kind), device))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Networks)
     }
 
     pub fn single(model: Downscaler) -> Networks {
@@ -61,7 +94,8 @@ fn kind_of(quantity: Quantity) -> Option<ModelKind> {
     match quantity {
         Quantity::Temperature => Some(ModelKind::Temperature),
         Quantity::Precipitation => Some(ModelKind::Precipitation),
-        Quantity::Wind | Quantity::Other => None,
+        Quantity::Wind => Some(ModelKind::Wind),
+        Quantity::Other => None,
     }
 }
 
@@ -84,7 +118,7 @@ impl Method {
     ];
 
     /// Parse a method name; `model` loads `weights` (default: the shipped
-    /// temperature and precipitation weights) to run on the CPU.
+    /// temperature, precipitation and wind weights) to run on the CPU.
     pub fn parse(name: &str, weights: Option<&Path>) -> Result<Method, PipelineError> {
         Method::parse_on(name, weights, ComputeDevice::Cpu)
     }
@@ -185,10 +219,18 @@ impl Method {
         }
     }
 
+    /// Whether this is the wind network, which downscales a component only
+    /// together with the other one (see [`WindPartner`]).
+    pub fn needs_wind_partner(&self) -> bool {
+        matches!(self, Method::Model(nets) if nets.iter().any(|m| m.kind() == ModelKind::Wind))
+    }
+
     /// Downscale onto `dst`, whose cells are at `pos` in the coarse grid.
+    /// The wind network also needs the other wind component (`partner`).
     pub fn predict(
         &self,
         coarse: &CoarseInput,
+        partner: Option<&WindPartner>,
         dst: &Grid,
         pos: &Positions,
         fine_orography: Option<ArrayView2<f32>>,
@@ -213,16 +255,36 @@ impl Method {
                 let t = interpolate(coarse.field.data.view(), grid, pos, Interp::Bilinear);
                 let zc = interpolate(z_c.data.view(), grid, pos, Interp::Bilinear);
                 let (dx, dy) = dst.spacing_m();
-                let inputs = ModelInputs {
-                    coarse_bilinear: t.view(),
-                    coarse_orog_bilinear: zc.view(),
-                    fine_orog: z_f.view(),
-                    dx_m: (dx * dy).sqrt(),
-                };
-                model.predict(&inputs).map_err(|e| PipelineError::Model {
+                let inputs = ModelInputs::new(t.view(), zc.view(), z_f.view(), (dx * dy).sqrt());
+                let error = |e| PipelineError::Model {
                     path: model.weights_path().to_path_buf(),
                     source: e,
-                })
+                };
+                if model.kind() != ModelKind::Wind {
+                    let out = model.predict(&inputs).map_err(error)?;
+                    return Ok(out.index_axis_move(Axis(0), 0));
+                }
+                let Some(partner) = partner else {
+                    return Err(PipelineError::Invalid(
+                        "the wind network needs both wind components".into(),
+                    ));
+                };
+                if partner.other.grid() != grid {
+                    return Err(PipelineError::Invalid(
+                        "the two wind components are on different grids".into(),
+                    ));
+                }
+                let other =
+                    interpolate(partner.other.field.data.view(), grid, pos, Interp::Bilinear);
+                let (east, north) = match partner.component {
+                    WindComponent::Eastward => (t.view(), other.view()),
+                    WindComponent::Northward => (other.view(), t.view()),
+                };
+                let angle = dst.x_axis_angle();
+                let inputs = ModelInputs::new(east, zc.view(), z_f.view(), (dx * dy).sqrt())
+                    .with_wind(north, Some(angle.view()));
+                let out = model.predict(&inputs).map_err(error)?;
+                Ok(out.index_axis_move(Axis(0), partner.component.index()))
             }
         }
     }
@@ -261,7 +323,15 @@ mod tests {
             )
             .is_none());
         assert_eq!(
-            model.for_variable(Quantity::Wind, &["u10"]).name(),
+            kind(model.resolve(Quantity::Wind, &["u10", "eastward_wind"])),
+            [ModelKind::Wind]
+        );
+        // The wind network is for 10 m winds; the standard name does not
+        // say the height.
+        assert_eq!(
+            model
+                .for_variable(Quantity::Wind, &["u100", "eastward_wind"])
+                .name(),
             "bilinear"
         );
         let lapse = Method::parse("lapse", None).unwrap();

@@ -629,7 +629,7 @@ fn pipeline_target(t: &TargetSpec) -> Result<Target, Failure> {
 /// pipeline's request takes (a baseline, or a method type built from one),
 /// so that this code does not depend on that choice.
 fn downscale_method(name: &str) -> Result<finecast_pipeline::Method, Failure> {
-    // `model` loads the shipped weights (or $FINECAST_WEIGHTS, $FINECAST_PRECIP_WEIGHTS).
+    // `model` loads the shipped weights (or $FINECAST_WEIGHTS, $FINECAST_PRECIP_WEIGHTS, $FINECAST_WIND_WEIGHTS).
     finecast_pipeline::Method::parse(name, None).map_err(|e| Failure::Failed(e.to_string()))
 }
 
