@@ -10,7 +10,7 @@ metadata): stem 3x3 conv -> ReLU -> per dilation d: x + ReLU(conv3x3_d(x))
 -> 1x1 head, zero padding, float32, dynamic batch and tile size.
 
 `bench` times onnxruntime on the tiles the Rust benchmark wrote (tensor
-`features` [N, C, H, W]; tensor `expected` [N, 1, H, W] holds flex's output),
+`features` [N, C, H, W]; tensor `expected` [N, out_channels, H, W] holds flex's output),
 checks that both runtimes agree, and prints one JSON object on stdout:
 pixels per second for one tile at a time on every core (onnxruntime's own
 threading) and for tiles side by side, one per thread.

@@ -307,6 +307,68 @@ fn evaluate_scores_the_wind_network() {
     }
 }
 
+/// A job on WRF winds, which lie along the WRF grid's axes (CF
+/// `x_wind`/`y_wind`), turns them to east/north before interpolating onto
+/// the output grid, whatever the method, and labels them so: the mean wind
+/// over the region is the earth-relative one, not the grid-relative one.
+#[test]
+fn grid_relative_input_winds_are_turned_to_east_north() {
+    let Some(data) = shared_data() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = data.join("fine/wrf_columbia_1980-01-12T17.nc");
+    let (east, north) = finecast_model::data::read_wind_truth(&input, "u10", None, None).unwrap();
+    let raw = finecast_io::open(&input)
+        .and_then(|ds| ds.read("u10", &finecast_io::Selection::default()))
+        .unwrap();
+    let (mut sums, mut n) = ([0.0f64; 3], 0.0f64);
+    for ((j, i), &u) in east.data.indexed_iter() {
+        let (lon, lat) = east.grid.lonlat(j, i);
+        if (44.0..50.0).contains(&lat) && (-122.0..-112.0).contains(&lon) {
+            sums[0] += u as f64;
+            sums[1] += north.data[[j, i]] as f64;
+            sums[2] += raw.field.data[[j, i]] as f64;
+            n += 1.0;
+        }
+    }
+    let (u_earth, v_earth, u_grid) = (sums[0] / n, sums[1] / n, sums[2] / n);
+    assert!((u_earth - u_grid).abs() > 0.2, "the turn matters here");
+    for method in ["bilinear", "model"] {
+        let out = dir.path().join(format!("{method}.nc"));
+        let o = finecast(&[
+            "downscale",
+            "--input",
+            &s(&input),
+            "--terrain",
+            &s(&data.join("static/etopo5_orog.nc")),
+            "--region",
+            "44,50,-122,-112",
+            "--resolution",
+            "6km",
+            "--method",
+            method,
+            "--vars",
+            "u10,v10",
+            "--out",
+            &s(&out),
+        ]);
+        assert!(o.status.success(), "{method}: {}", stderr(&o));
+        let ds = finecast_io::open(&out).unwrap();
+        let read = |var: &str| ds.read(var, &finecast_io::Selection::default()).unwrap();
+        let (u, v) = (read("u10"), read("v10"));
+        assert_eq!(u.standard_name.as_deref(), Some("eastward_wind"));
+        assert_eq!(v.standard_name.as_deref(), Some("northward_wind"));
+        let mean = |f: &finecast_io::FieldData| f.field.data.mean().unwrap() as f64;
+        // The network changes the wind locally; the mean stays near.
+        let tolerance = if method == "model" { 0.6 } else { 0.1 };
+        assert!(
+            (mean(&u) - u_earth).abs() < tolerance && (mean(&v) - v_earth).abs() < tolerance,
+            "{method}: mean ({}, {}) vs earth-relative ({u_earth}, {v_earth}), grid-relative u {u_grid}",
+            mean(&u),
+            mean(&v)
+        );
+    }
+}
+
 #[test]
 fn errors_are_one_line_and_exit_non_zero() {
     let dir = tempfile::tempdir().unwrap();

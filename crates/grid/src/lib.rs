@@ -150,6 +150,11 @@ impl Grid {
         self.ny() > 1 && self.y[1] < self.y[0]
     }
 
+    /// Whether columns run against the x axis (x descending).
+    pub fn is_x_descending(&self) -> bool {
+        self.nx() > 1 && self.x[1] < self.x[0]
+    }
+
     /// For lat/lon grids: does the x axis wrap all the way round the globe?
     pub fn wraps_longitude(&self) -> bool {
         if !self.crs.is_angular() || self.nx() < 2 {

@@ -138,7 +138,32 @@ pub fn effective_spacing(grid: &Grid) -> f64 {
     (dx * dy).sqrt()
 }
 
-/// Build the perfect-model pair of a truth field and the DEM on its cells.
+/// The field with rows and columns in ascending coordinate order (south to
+/// north, west to east on longitude/latitude grids), as the networks learn
+/// and predict: a north-up raster would show them a mirrored world.
+pub fn ascending(field: &Field) -> Result<Field, ModelError> {
+    let (y_desc, x_desc) = (field.grid.is_y_descending(), field.grid.is_x_descending());
+    if !(y_desc || x_desc) {
+        return Ok(field.clone());
+    }
+    let mut data = field.data.view();
+    let (mut x, mut y) = (field.grid.x().to_vec(), field.grid.y().to_vec());
+    if y_desc {
+        data.invert_axis(ndarray::Axis(0));
+        y.reverse();
+    }
+    if x_desc {
+        data.invert_axis(ndarray::Axis(1));
+        x.reverse();
+    }
+    let grid =
+        Grid::new(field.grid.crs().clone(), x, y).map_err(|e| ModelError::Data(e.to_string()))?;
+    Field::new(grid, data.as_standard_layout().into_owned())
+        .map_err(|e| ModelError::Data(e.to_string()))
+}
+
+/// Build the perfect-model pair of a truth field and the DEM on its cells
+/// (both turned to ascending order first, see [`ascending`]).
 pub fn make_pair(
     name: &str,
     truth: &Field,
@@ -150,6 +175,7 @@ pub fn make_pair(
             "{name}: the DEM is not on the truth grid"
         )));
     }
+    let (truth, fine_orog) = (&ascending(truth)?, &ascending(fine_orog)?);
     let coarse_grid = aligned_latlon_grid(&truth.grid, coarse_res_deg)
         .map_err(|e| ModelError::Data(format!("{name}: {e}")))?;
     let coarse = area_mean(truth, &coarse_grid, 0.5);
@@ -381,7 +407,7 @@ pub fn load_pairs(
                     truth: north.truth,
                     coarse_bilinear: north.coarse_bilinear,
                     coarse: north.coarse,
-                    x_axis_angle: truth.grid.x_axis_angle(),
+                    x_axis_angle: pair.grid.x_axis_angle(),
                 });
             }
             dem = Some(fine_orog);

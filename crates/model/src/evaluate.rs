@@ -144,13 +144,15 @@ pub fn evaluate_case(
             truth: north.truth,
             coarse_bilinear: north.coarse_bilinear,
             coarse: north.coarse,
-            x_axis_angle: truth.grid.x_axis_angle(),
+            x_axis_angle: pair.grid.x_axis_angle(),
         });
     }
     let coarse_fields: Vec<&Field> = std::iter::once(&pair.coarse)
         .chain(pair.wind.as_ref().map(|w| &w.coarse))
         .collect();
-    let pos = Positions::new(&pair.coarse.grid, &truth.grid);
+    // The pair is in ascending order (`make_pair`): score on its grid.
+    let grid = pair.grid.clone();
+    let pos = Positions::new(&pair.coarse.grid, &grid);
     // Every method's prediction, one field per component.
     let mut preds: Vec<(String, Vec<Array2<f32>>)> = Vec::new();
     for &m in baselines_for(kind) {
@@ -159,7 +161,7 @@ pub fn evaluate_case(
             let input =
                 CoarseInput::new(coarse, Some(&pair.coarse_orog), &GradientParams::default())
                     .map_err(|e| ModelError::Data(e.to_string()))?;
-            let mut p = downscale_at(m, &input, &pos, Some(zf.data.view()))
+            let mut p = downscale_at(m, &input, &pos, Some(pair.fine_orog.view()))
                 .map_err(|e| ModelError::Data(e.to_string()))?;
             if kind == ModelKind::Precipitation {
                 // As the pipeline: bicubic overshoot is not negative precipitation.
@@ -187,11 +189,11 @@ pub fn evaluate_case(
     let domain = ScoringDomain::new(
         truth_scored.view(),
         preds_scored.iter().map(|p| p.view()),
-        edge_margin(&truth.grid, &pair.coarse.grid),
+        edge_margin(&grid, &pair.coarse.grid),
     )
     .map_err(|e| ModelError::Data(format!("{}: {e}", case.name)))?;
-    let weights = truth.grid.area_weights();
-    let (dx, dy) = truth.grid.spacing_m();
+    let weights = grid.area_weights();
+    let (dx, dy) = grid.spacing_m();
     let truth_interior = domain.interior(truth_scored.view());
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;

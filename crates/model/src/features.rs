@@ -361,9 +361,13 @@ impl Prepared {
     /// NaN where there is none (an input or the truth missing; a dry
     /// precipitation neighbourhood, which the model keeps dry). `truth` holds
     /// the field's components (eastward and northward for wind).
+    /// Fewer truth components than the model has outputs give no targets.
     pub fn targets(&self, kind: ModelKind, truth: &[ArrayView2<f32>]) -> Array3<f32> {
         let (ny, nx) = self.valid.dim();
         let mut out = Array3::from_elem((kind.n_outputs(), ny, nx), f32::NAN);
+        if truth.len() < kind.n_outputs() {
+            return out;
+        }
         match &self.frame {
             Frame::Scalar(frame) => {
                 for ((j, i), &ok) in self.valid.indexed_iter() {

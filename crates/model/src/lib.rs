@@ -127,6 +127,13 @@ pub struct ModelInputs<'a> {
     /// +x axis per cell (`finecast_grid::Grid::x_axis_angle`); `None` means
     /// 0, a longitude/latitude grid.
     pub x_axis_angle: Option<ArrayView2<'a, f32>>,
+    /// Whether rows run against the grid's y axis (north-up rows on a
+    /// longitude/latitude grid) and columns against its x axis. The networks
+    /// learnt on rows south to north and columns west to east: the other
+    /// orders would show them a mirrored world (north- and south-facing
+    /// slopes swapped, winds turning the wrong way), so `predict` turns the
+    /// arrays round first and the result back.
+    pub descending: (bool, bool),
 }
 
 impl<'a> ModelInputs<'a> {
@@ -144,6 +151,39 @@ impl<'a> ModelInputs<'a> {
             fine_orog,
             dx_m,
             x_axis_angle: None,
+            descending: (false, false),
+        }
+    }
+
+    /// The inputs of a grid whose rows (`y`) or columns (`x`) run against
+    /// its axes (`finecast_grid::Grid::is_y_descending`).
+    pub fn with_descending_axes(self, y: bool, x: bool) -> ModelInputs<'a> {
+        ModelInputs {
+            descending: (y, x),
+            ..self
+        }
+    }
+
+    /// The same inputs in ascending order (views, no copies).
+    fn ascending(&self) -> ModelInputs<'a> {
+        let (y, x) = self.descending;
+        let turn = |mut a: ArrayView2<'a, f32>| {
+            if y {
+                a.invert_axis(Axis(0));
+            }
+            if x {
+                a.invert_axis(Axis(1));
+            }
+            a
+        };
+        ModelInputs {
+            coarse_bilinear: turn(self.coarse_bilinear),
+            northward_bilinear: self.northward_bilinear.map(turn),
+            coarse_orog_bilinear: turn(self.coarse_orog_bilinear),
+            fine_orog: turn(self.fine_orog),
+            dx_m: self.dx_m,
+            x_axis_angle: self.x_axis_angle.map(turn),
+            descending: (false, false),
         }
     }
 
@@ -502,6 +542,17 @@ impl Downscaler {
     /// northward for wind), NaN where any input is NaN.
     pub fn predict(&self, inputs: &ModelInputs) -> Result<Array3<f32>, ModelError> {
         check_inputs(self.kind(), inputs)?;
+        if inputs.descending != (false, false) {
+            let mut out = self.predict(&inputs.ascending())?;
+            let (y, x) = inputs.descending;
+            if y {
+                out.invert_axis(Axis(1));
+            }
+            if x {
+                out.invert_axis(Axis(2));
+            }
+            return Ok(out.as_standard_layout().into_owned());
+        }
         let (ny, nx) = inputs.coarse_bilinear.dim();
         if ny == 0 || nx == 0 {
             return Ok(Array3::zeros((self.kind().n_outputs(), ny, nx)));
@@ -525,6 +576,11 @@ impl Downscaler {
         inputs: &ModelInputs,
     ) -> Result<(Array3<f32>, Array2<bool>), ModelError> {
         check_inputs(self.kind(), inputs)?;
+        if inputs.descending != (false, false) {
+            return Err(ModelError::Input(
+                "features are computed on rows south to north and columns west to east: turn the arrays first (predict does)".into(),
+            ));
+        }
         let (mut feats, valid) = features::raw_features(self.kind(), inputs);
         features::normalise(&mut feats, &valid, &self.inner.sidecar.norm);
         Ok((feats, valid))
@@ -593,6 +649,11 @@ fn check_inputs(kind: ModelKind, inputs: &ModelInputs) -> Result<(), ModelError>
             )))
         }
         _ => {}
+    }
+    if kind == ModelKind::Wind && inputs.x_axis_angle.is_none() {
+        return Err(ModelError::Input(
+            "the wind model needs the grid's x-axis angle (0 on a longitude/latitude grid)".into(),
+        ));
     }
     let optional = [
         ("northward_bilinear", inputs.northward_bilinear),

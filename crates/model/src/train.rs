@@ -693,6 +693,19 @@ pub fn train_on_pairs(
     if train_pairs.is_empty() {
         return Err(ModelError::Train("no training pairs".into()));
     }
+    let wind = cfg.kind == ModelKind::Wind;
+    if let Some(p) = train_pairs
+        .iter()
+        .chain(val_pairs)
+        .find(|p| p.wind.is_some() != wind)
+    {
+        return Err(ModelError::Train(format!(
+            "pair '{}' is {}a wind pair, and the model is a {} model",
+            p.name,
+            if wind { "not " } else { "" },
+            cfg.kind
+        )));
+    }
     let run_started = Instant::now();
     std::fs::create_dir_all(&cfg.checkpoint_dir)
         .map_err(|e| ModelError::io(&cfg.checkpoint_dir, e))?;

@@ -11,9 +11,12 @@
 //! [`finecast_grid::Grid::x_axis_angle`] before they meet the earth-relative
 //! wind. This is also what lets training rotate patches by multiples of 90°
 //! (the outputs and features of a rotated world are the rotated outputs and
-//! features), which a single model time badly needs. Near calm (`|w_b| < 1`)
-//! the frame vector shrinks with the speed, so the correction fades out
-//! where the coarse wind has no direction to speak of.
+//! features), which a single model time badly needs. Near calm
+//! (`s = |w_b| < 1 m s-1`) the frame vector has length `s`: the training
+//! targets are the correction projected on it and the prediction adds the
+//! outputs along it again, so a perfect network restores `s²` of the
+//! correction there, fading it out where the coarse wind has no direction to
+//! speak of.
 
 use ndarray::{Array2, Array3, Zip};
 

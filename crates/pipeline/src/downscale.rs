@@ -15,8 +15,9 @@ use serde::Serialize;
 use crate::method::{coarse_input, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
+use crate::wind::{find_partner, to_earth_relative};
 use crate::{JobControl, PipelineError};
-use finecast_model::wind::WindComponent;
+use finecast_model::wind::is_grid_relative;
 
 /// The fine grid to produce.
 #[derive(Debug, Clone)]
@@ -78,33 +79,6 @@ pub struct VariableReport {
     pub units: String,
     pub method: String,
     pub times: usize,
-}
-
-/// The other component of a wind variable, read at the same time, and which
-/// component `coarse` is; `None` where the names do not say or the input
-/// lacks the other component.
-fn read_wind_partner(
-    input: &finecast_io::Dataset,
-    coarse: &finecast_io::FieldData,
-    selection: &Selection,
-) -> Result<Option<(WindComponent, finecast_io::FieldData)>, PipelineError> {
-    let Some((component, partner)) = WindComponent::of(&variable_names(coarse)) else {
-        return Ok(None);
-    };
-    let Ok(name) = input.resolve(partner) else {
-        return Ok(None);
-    };
-    let other = input.read(&name, selection)?;
-    if other.units != "m s-1" {
-        return Err(PipelineError::input(
-            input.path(),
-            format!(
-                "'{name}', the wind partner of '{}', has units '{}', not m s-1",
-                coarse.name, other.units
-            ),
-        ));
-    }
-    Ok(Some((component, other)))
 }
 
 /// The names a variable goes by: its name and CF standard name.
@@ -226,7 +200,7 @@ pub fn run_downscale(
                 ),
             );
             let t = Instant::now();
-            let coarse = match first.take() {
+            let mut coarse = match first.take() {
                 Some(field) => field,
                 None => input.read(var, &selection(time))?,
             };
@@ -240,19 +214,37 @@ pub fn run_downscale(
             check_covers(&coarse.field.grid, &target, &req.input, var)?;
             let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
             let mut method = req.method.for_variable(quantity, &variable_names(&coarse));
-            // The wind network downscales a component with the other one.
-            let partner = if method.needs_wind_partner() {
-                let t = Instant::now();
-                let found = read_wind_partner(&input, &coarse, &selection(time))?;
-                timer.add("read input", t);
-                if found.is_none() {
-                    tracing::warn!(
-                        var = %var,
-                        "the wind network needs both wind components and the other one is not in the input: using bilinear"
-                    );
-                    method = Method::Baseline(finecast_methods::Baseline::Bilinear);
+            // The wind network downscales a component with the other one,
+            // and components along the input grid's axes (WRF, Lambert HRRR)
+            // are turned to east/north with it, whatever the method: the
+            // output grid has other axes.
+            let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
+            let partner = if method.needs_wind_partner() || grid_relative {
+                match find_partner(&input, &variable_names(&coarse))? {
+                    Some((component, name)) => {
+                        let t = Instant::now();
+                        let mut other = input.read(&name, &selection(time))?;
+                        timer.add("read input", t);
+                        to_earth_relative(&req.input, component, &mut coarse, &mut other)?;
+                        Some((component, other))
+                    }
+                    None => {
+                        if grid_relative {
+                            tracing::warn!(
+                                var = %var,
+                                "lies along the input grid's axes and its counterpart is not in the input: it cannot be turned to east/north and is interpolated as it is"
+                            );
+                        }
+                        if method.needs_wind_partner() {
+                            tracing::warn!(
+                                var = %var,
+                                "the wind network needs both wind components and the other one is not in the input: using bilinear"
+                            );
+                            method = Method::Baseline(finecast_methods::Baseline::Bilinear);
+                        }
+                        None
+                    }
                 }
-                found
             } else {
                 None
             };
@@ -290,14 +282,6 @@ pub fn run_downscale(
             let input_fields = coarse_input(&coarse.field, z_c.as_ref(), || {
                 format!("{}: variable '{var}'", req.input.display())
             })?;
-            if let Some((_, other)) = &partner {
-                if other.field.grid != coarse.field.grid {
-                    return Err(PipelineError::input(
-                        &req.input,
-                        format!("'{var}' and '{}' are on different grids", other.name),
-                    ));
-                }
-            }
             let partner_fields = partner
                 .as_ref()
                 .map(|(_, other)| {

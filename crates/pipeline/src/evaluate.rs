@@ -24,7 +24,9 @@ use crate::method::{coarse_input, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::PipelineError;
-use finecast_model::wind::{is_grid_relative, turn_to_earth_relative, WindComponent};
+use finecast_model::wind::{is_grid_relative, WindComponent};
+
+use crate::wind::{find_partner, to_earth_relative};
 
 #[derive(Debug, Clone)]
 pub struct EvaluateRequest {
@@ -130,64 +132,33 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         time: req.time.map(TimeSel::At).unwrap_or(TimeSel::First),
         bbox: req.region.map(|r| (r.west, r.south, r.east, r.north)),
     };
-    let truth_data = ds.read(&var, &sel)?;
-    // A 10 m wind component with its counterpart in the file is scored
-    // earth-relative (grid-relative components are turned first), so every
-    // method, the wind network included, answers for the same field.
-    let names: Vec<&str> = std::iter::once(var.as_str())
-        .chain(truth_data.standard_name.as_deref())
+    let mut truth_data = ds.read(&var, &sel)?;
+    let quantity = Quantity::classify(&truth_data.units, truth_data.standard_name.as_deref());
+    let names: Vec<String> = std::iter::once(var.clone())
+        .chain(truth_data.standard_name.clone())
         .collect();
-    let wind = match WindComponent::of(&names) {
-        Some((component, partner)) => match ds.resolve(partner) {
-            Ok(partner) => Some((component, ds.read(&partner, &sel)?)),
-            Err(_) => None,
-        },
-        None => None,
-    };
-    let mut truth = truth_data.field.clone();
-    let mut partner_truth = None;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let needs_partner = req.methods.iter().any(|m| {
+        m.resolve(quantity, &names)
+            .is_some_and(|m| m.needs_wind_partner())
+    });
+    // A 10 m wind component with its counterpart in the file is scored
+    // earth-relative (components along the grid's axes are turned first), so
+    // every method, the wind network included, answers for the same field.
     let mut frame_note = None;
-    if let Some((component, other)) = &wind {
-        let mut other_field = other.field.clone();
-        if other_field.grid != truth.grid {
-            return Err(PipelineError::input(
-                &req.truth,
-                format!("'{var}' and '{}' are on different grids", other.name),
+    let mut partner_truth = None;
+    if let Some((component, name)) = find_partner(&ds, &names)? {
+        let mut other = ds.read(&name, &sel)?;
+        if to_earth_relative(&req.truth, component, &mut truth_data, &mut other)? {
+            frame_note = Some(format!(
+                "'{var}' and '{name}' are along the grid axes; scored turned to east/north"
             ));
         }
-        let grid_relative = (
-            is_grid_relative(truth_data.standard_name.as_deref()),
-            is_grid_relative(other.standard_name.as_deref()),
-        );
-        match grid_relative {
-            (true, true) => {
-                let (u, v) = match component {
-                    WindComponent::Eastward => (&mut truth, &mut other_field),
-                    WindComponent::Northward => (&mut other_field, &mut truth),
-                };
-                let grid = u.grid.clone();
-                turn_to_earth_relative(&mut u.data, &mut v.data, &grid);
-                frame_note = Some(format!(
-                    "'{var}' and '{}' are along the grid axes; scored turned to east/north",
-                    other.name
-                ));
-            }
-            (false, false) => {}
-            _ => {
-                return Err(PipelineError::input(
-                    &req.truth,
-                    format!(
-                        "'{var}' and '{}' mix grid-relative and earth-relative components",
-                        other.name
-                    ),
-                ))
-            }
-        }
-        partner_truth = Some((*component, other.name.clone(), other_field));
+        partner_truth = Some((component, other));
     }
-    let crop = |field: Field| -> Result<Field, PipelineError> {
+    let crop = |field: &Field| -> Result<Field, PipelineError> {
         let Some(region) = &req.region else {
-            return Ok(field);
+            return Ok(field.clone());
         };
         field.crop_to_region(region).ok_or_else(|| {
             PipelineError::input(
@@ -199,9 +170,9 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             )
         })
     };
-    truth = crop(truth)?;
+    let truth = crop(&truth_data.field)?;
     let partner_truth = partner_truth
-        .map(|(c, name, f)| crop(f).map(|f| (c, name, f)))
+        .map(|(c, other)| crop(&other.field).map(|f| (c, f)))
         .transpose()?;
     if truth.valid_count() == 0 {
         return Err(PipelineError::input(
@@ -209,35 +180,46 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             format!("variable '{var}' is all missing in the evaluated area"),
         ));
     }
-    let quantity = Quantity::classify(&truth_data.units, truth_data.standard_name.as_deref());
 
-    // Coarse field: conservative mean of the truth, or a given coarse file.
-    let (coarse, coarse_desc) = match &req.coarse {
+    // Coarse field: conservative mean of the truth, or a given coarse file
+    // (whose wind components are brought to east/north the same way); the
+    // other wind component too where the wind network needs it.
+    let (coarse, partner_coarse, coarse_desc) = match &req.coarse {
         None => {
             let grid = aligned_latlon_grid(&truth.grid, req.coarse_res_deg)
                 .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+            let partner = partner_truth
+                .as_ref()
+                .filter(|_| needs_partner)
+                .map(|(_, f)| area_mean(f, &grid, 0.5));
             (
                 area_mean(&truth, &grid, 0.5),
+                partner,
                 format!("conservative {}° mean of the truth", req.coarse_res_deg),
             )
         }
-        Some(path) => (
-            read_given_coarse(path, &req.var, &truth.grid, req.time)?,
-            path.display().to_string(),
-        ),
+        Some(path) => {
+            let (coarse, partner) =
+                read_given_coarse(path, &req.var, &truth.grid, req.time, needs_partner)?;
+            if is_grid_relative(coarse.standard_name.as_deref())
+                != is_grid_relative(truth_data.standard_name.as_deref())
+            {
+                return Err(PipelineError::input(
+                    path,
+                    format!(
+                        "'{}' and the truth's '{var}' are wind components in different frames (one along its grid's axes, one east/north), and the other component needed to turn them is missing",
+                        coarse.name
+                    ),
+                ));
+            }
+            (coarse.field, partner, path.display().to_string())
+        }
     };
     if coarse.valid_count() == 0 {
         return Err(PipelineError::Invalid(
             "the coarse field has no valid cell".into(),
         ));
     }
-    let partner_coarse = match (&partner_truth, &req.coarse) {
-        (Some((_, _, field)), None) => Some(area_mean(field, &coarse.grid, 0.5)),
-        (Some((_, name, _)), Some(path)) => {
-            Some(read_given_coarse(path, name, &truth.grid, req.time)?)
-        }
-        (None, _) => None,
-    };
 
     // Terrain: DEM on the truth cells, and the same coarse mean of it.
     let needs_terrain = req.methods.iter().any(Method::needs_terrain);
@@ -262,14 +244,9 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             })
         })
         .transpose()?;
-    let partner =
-        partner_truth
-            .as_ref()
-            .zip(partner_input.as_ref())
-            .map(|((component, _, _), other)| WindPartner {
-                component: *component,
-                other,
-            });
+    let partner = WindComponent::of(&names)
+        .zip(partner_input.as_ref())
+        .map(|((component, _), other)| WindPartner { component, other });
     let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
     let mut weights_sha256 = None;
     for requested in &req.methods {
@@ -404,13 +381,16 @@ fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
     ((cdy / tdy).ceil() as usize, (cdx / tdx).ceil() as usize)
 }
 
-/// A coarse field given by the user, cropped around the truth.
+/// A coarse field given by the user, read around the truth, with its wind
+/// counterpart where the wind network needs it or where both must be turned
+/// from their grid's axes to east/north.
 fn read_given_coarse(
     path: &Path,
     var: &str,
     truth: &Grid,
     time: Option<DateTime<Utc>>,
-) -> Result<Field, PipelineError> {
+    needs_partner: bool,
+) -> Result<(finecast_io::FieldData, Option<Field>), PipelineError> {
     let ds = finecast_io::open(path)?;
     let name = ds.resolve(var)?;
     let (w, s, e, n) = truth.bbox_lonlat();
@@ -418,5 +398,27 @@ fn read_given_coarse(
         time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
         bbox: Some((w - 1.0, s - 1.0, e + 1.0, n + 1.0)),
     };
-    Ok(ds.read(&name, &sel)?.field)
+    let mut coarse = ds.read(&name, &sel)?;
+    let names: Vec<String> = std::iter::once(name.clone())
+        .chain(coarse.standard_name.clone())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
+    if !(needs_partner || grid_relative) {
+        return Ok((coarse, None));
+    }
+    let Some((component, partner)) = find_partner(&ds, &names)? else {
+        if needs_partner {
+            return Err(PipelineError::input(
+                path,
+                format!(
+                    "the wind network needs the other component of '{name}', which this file lacks"
+                ),
+            ));
+        }
+        return Ok((coarse, None));
+    };
+    let mut other = ds.read(&partner, &sel)?;
+    to_earth_relative(path, component, &mut coarse, &mut other)?;
+    Ok((coarse, needs_partner.then_some(other.field)))
 }

@@ -9,6 +9,7 @@ mod maps;
 mod method;
 mod quantity;
 mod terrain;
+mod wind;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

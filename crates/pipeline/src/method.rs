@@ -255,7 +255,8 @@ impl Method {
                 let t = interpolate(coarse.field.data.view(), grid, pos, Interp::Bilinear);
                 let zc = interpolate(z_c.data.view(), grid, pos, Interp::Bilinear);
                 let (dx, dy) = dst.spacing_m();
-                let inputs = ModelInputs::new(t.view(), zc.view(), z_f.view(), (dx * dy).sqrt());
+                let inputs = ModelInputs::new(t.view(), zc.view(), z_f.view(), (dx * dy).sqrt())
+                    .with_descending_axes(dst.is_y_descending(), dst.is_x_descending());
                 let error = |e| PipelineError::Model {
                     path: model.weights_path().to_path_buf(),
                     source: e,
@@ -264,14 +265,17 @@ impl Method {
                     let out = model.predict(&inputs).map_err(error)?;
                     return Ok(out.index_axis_move(Axis(0), 0));
                 }
+                // Checked by the jobs before the tiles run; a library caller
+                // that skips them gets an error, not a wrong field.
                 let Some(partner) = partner else {
                     return Err(PipelineError::Invalid(
-                        "the wind network needs both wind components".into(),
+                        "the wind network needs both wind components and was given one".into(),
                     ));
                 };
                 if partner.other.grid() != grid {
                     return Err(PipelineError::Invalid(
-                        "the two wind components are on different grids".into(),
+                        "the two wind components given to the wind network are on different grids"
+                            .into(),
                     ));
                 }
                 let other =
@@ -281,8 +285,11 @@ impl Method {
                     WindComponent::Northward => (other.view(), t.view()),
                 };
                 let angle = dst.x_axis_angle();
-                let inputs = ModelInputs::new(east, zc.view(), z_f.view(), (dx * dy).sqrt())
-                    .with_wind(north, Some(angle.view()));
+                let inputs = ModelInputs {
+                    coarse_bilinear: east,
+                    ..inputs
+                }
+                .with_wind(north, Some(angle.view()));
                 let out = model.predict(&inputs).map_err(error)?;
                 Ok(out.index_axis_move(Axis(0), partner.component.index()))
             }
