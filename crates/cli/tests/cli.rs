@@ -602,6 +602,12 @@ fn model_method_downscales_temperature_precipitation_and_wind() {
             .any(|(a, b)| (a - b).abs() > 0.01 * b.max(0.1)),
         "the network changes the field"
     );
+    // The job runs the wind network once for both components and keeps v10
+    // for its turn: the same field as a job that asks for v10 alone.
+    let alone = dir.path().join("v10-alone.nc");
+    let o = downscale_sample("45.5,48,5.8,10.6", "model", &["--vars", "v10"], &alone);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read(&alone, "v10"), read(&model, "v10"));
     // The wind network corrects both components, and keeps the mean wind.
     for var in ["u10", "v10"] {
         let (m, b) = (read(&model, var), read(&bilinear, var));

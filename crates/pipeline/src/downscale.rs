@@ -1,6 +1,7 @@
 //! A downscaling job: a coarse forecast file in, a CF-NetCDF file on the fine
 //! target grid out.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -8,11 +9,11 @@ use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{InputRef, OutputVar, Provenance, Selection, TimeSel};
 use finecast_methods::{CoarseInput, Positions};
-use finecast_tiles::{run_tiled, TileSpec};
-use ndarray::s;
+use finecast_tiles::{run_tiled_fields, TileSpec};
+use ndarray::{s, Array2, Axis};
 use serde::Serialize;
 
-use crate::method::{coarse_input, Method, WindPartner};
+use crate::method::{coarse_input, field_of, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::wind::{find_partner, to_earth_relative};
@@ -185,7 +186,11 @@ pub fn run_downscale(
     let mut reports = Vec::new();
     let total_steps: usize = plan.iter().map(|(_, sels)| sels.len()).sum();
     let mut done = 0usize;
-    for ((var, sels), first) in plan.iter().zip(&mut first_fields) {
+    // The wind network computes both components at once; the one of a
+    // variable still to come is kept here, by (variable, time), and used
+    // when its turn comes instead of running the network again.
+    let mut computed: HashMap<(String, Option<DateTime<Utc>>), Array2<f32>> = HashMap::new();
+    for (k, ((var, sels), first)) in plan.iter().zip(&mut first_fields).enumerate() {
         let mut data = Vec::new();
         let mut meta = None;
         for time in sels {
@@ -299,15 +304,28 @@ pub fn run_downscale(
                         other,
                     });
             let t = Instant::now();
-            let mut field = downscale_tiled(
-                &method,
-                &input_fields,
-                wind_partner.as_ref(),
-                &target,
-                Some(&fine_orography),
-                &req.tiles,
-                ctl,
-            )?;
+            let mut field = match computed.remove(&(var.to_string(), *time)) {
+                Some(field) => field,
+                None => {
+                    let fields = downscale_tiled(
+                        &method,
+                        &input_fields,
+                        wind_partner.as_ref(),
+                        &target,
+                        Some(&fine_orography),
+                        &req.tiles,
+                        ctl,
+                    )?;
+                    let own = field_of(fields.dim().0, wind_partner.as_ref());
+                    if let (2, Some((_, other))) = (fields.dim().0, &partner) {
+                        if plan[k + 1..].iter().any(|(v, _)| **v == other.name) {
+                            let theirs = fields.index_axis(Axis(0), 1 - own).to_owned();
+                            computed.insert((other.name.clone(), *time), theirs);
+                        }
+                    }
+                    fields.index_axis_move(Axis(0), own)
+                }
+            };
             if quantity == Quantity::Precipitation {
                 // Bicubic overshoot must not create negative precipitation.
                 field.mapv_inplace(|v| v.max(0.0));
@@ -415,9 +433,10 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Run a method over the target grid tile by tile. The halo is widened when
-/// the method's footprint needs more context than `spec` gives, so tiles
-/// always blend seamlessly.
+/// Run a method over the target grid tile by tile: every field it computes
+/// ([`Method::predict_fields`]; both wind components for the wind network).
+/// The halo is widened when the method's footprint needs more context than
+/// `spec` gives, so tiles always blend seamlessly.
 pub fn downscale_tiled(
     method: &Method,
     coarse: &CoarseInput,
@@ -426,7 +445,7 @@ pub fn downscale_tiled(
     fine_orography: Option<&Field>,
     spec: &TileSpec,
     ctl: &dyn JobControl,
-) -> Result<ndarray::Array2<f32>, PipelineError> {
+) -> Result<ndarray::Array3<f32>, PipelineError> {
     let spec = if spec.context() < method.footprint() {
         let widened = TileSpec::for_footprint(spec.tile, method.footprint(), spec.blend)?;
         tracing::debug!(
@@ -437,14 +456,14 @@ pub fn downscale_tiled(
     } else {
         *spec
     };
-    run_tiled(target.shape(), &spec, |w| {
+    run_tiled_fields(target.shape(), method.n_fields(), &spec, |w| {
         if ctl.is_cancelled() {
             return Err(PipelineError::Cancelled);
         }
         let sub = target.subset(w.j0, w.j1, w.i0, w.i1);
         let pos = Positions::new(coarse.grid(), &sub);
         let z = fine_orography.map(|z| z.data.slice(s![w.j0..w.j1, w.i0..w.i1]));
-        method.predict(coarse, partner, &sub, &pos, z)
+        method.predict_fields(coarse, partner, &sub, &pos, z)
     })
 }
 

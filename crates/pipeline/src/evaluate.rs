@@ -20,7 +20,7 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use crate::downscale::downscale_tiled;
-use crate::method::{coarse_input, Method, WindPartner};
+use crate::method::{coarse_input, field_of, Method, WindPartner};
 use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::PipelineError;
@@ -271,7 +271,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         }
         weights_sha256 = weights_sha256.or(m.weights_sha256());
         let tiles = TileSpec::new(256, 16, 16)?;
-        let pred = downscale_tiled(
+        let fields = downscale_tiled(
             &m,
             &input,
             partner.as_ref().filter(|_| m.needs_wind_partner()),
@@ -280,6 +280,8 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             &tiles,
             &crate::LogControl::default(),
         )?;
+        let k = field_of(fields.dim().0, partner.as_ref());
+        let pred = fields.index_axis_move(ndarray::Axis(0), k);
         predictions.push((m, pred));
     }
 

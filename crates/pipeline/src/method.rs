@@ -9,7 +9,7 @@ use finecast_grid::Grid;
 use finecast_methods::{downscale_at, interpolate, Baseline, CoarseInput, Interp, Positions};
 use finecast_model::wind::WindComponent;
 use finecast_model::{ComputeDevice, Downscaler, ModelInputs, ModelKind};
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array3, ArrayView2, Axis};
 
 use crate::quantity::Quantity;
 use crate::PipelineError;
@@ -225,23 +225,35 @@ impl Method {
         matches!(self, Method::Model(nets) if nets.iter().any(|m| m.kind() == ModelKind::Wind))
     }
 
-    /// Downscale onto `dst`, whose cells are at `pos` in the coarse grid.
-    /// The wind network also needs the other wind component (`partner`).
-    pub fn predict(
+    /// How many fields [`Method::predict_fields`] returns: 2 for the wind
+    /// network (eastward, northward), else 1.
+    pub fn n_fields(&self) -> usize {
+        if self.needs_wind_partner() {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Downscale onto `dst`, whose cells are at `pos` in the coarse grid:
+    /// every field the method computes, `(n_fields, ny, nx)`. The wind
+    /// network needs the other wind component (`partner`) and gives both
+    /// components (eastward, northward); [`field_of`] picks the variable's.
+    pub fn predict_fields(
         &self,
         coarse: &CoarseInput,
         partner: Option<&WindPartner>,
         dst: &Grid,
         pos: &Positions,
         fine_orography: Option<ArrayView2<f32>>,
-    ) -> Result<Array2<f32>, PipelineError> {
+    ) -> Result<Array3<f32>, PipelineError> {
         match self {
-            Method::Baseline(b) => {
-                downscale_at(*b, coarse, pos, fine_orography).map_err(|e| PipelineError::Method {
+            Method::Baseline(b) => downscale_at(*b, coarse, pos, fine_orography)
+                .map(|out| out.insert_axis(Axis(0)))
+                .map_err(|e| PipelineError::Method {
                     context: format!("method {b}"),
                     source: e,
-                })
-            }
+                }),
             Method::Model(nets) => {
                 let [model] = nets.0.as_slice() else {
                     return Err(PipelineError::Invalid(
@@ -262,8 +274,7 @@ impl Method {
                     source: e,
                 };
                 if model.kind() != ModelKind::Wind {
-                    let out = model.predict(&inputs).map_err(error)?;
-                    return Ok(out.index_axis_move(Axis(0), 0));
+                    return model.predict(&inputs).map_err(error);
                 }
                 // Checked by the jobs before the tiles run; a library caller
                 // that skips them gets an error, not a wrong field.
@@ -290,10 +301,17 @@ impl Method {
                     ..inputs
                 }
                 .with_wind(north, Some(angle.view()));
-                let out = model.predict(&inputs).map_err(error)?;
-                Ok(out.index_axis_move(Axis(0), partner.component.index()))
+                model.predict(&inputs).map_err(error)
             }
         }
+    }
+}
+
+/// Which of `n` fields computed together is the variable being downscaled.
+pub(crate) fn field_of(n: usize, partner: Option<&WindPartner>) -> usize {
+    match partner {
+        Some(p) if n == 2 => p.component.index(),
+        _ => 0,
     }
 }
 

@@ -16,7 +16,7 @@
 //! footprints (a neural network near its zero-padded border) are blended
 //! smoothly instead of leaving seams.
 
-use ndarray::{s, Array2, ArrayViewMut2};
+use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,12 @@ pub enum TileError {
         window: Window,
         got: (usize, usize),
         expected: (usize, usize),
+    },
+    #[error("tile {window:?} returned {got} fields, expected {expected}")]
+    Fields {
+        window: Window,
+        got: usize,
+        expected: usize,
     },
 }
 
@@ -162,29 +168,59 @@ where
     F: Fn(&Window) -> Result<Array2<f32>, E> + Sync,
     E: From<TileError> + Send,
 {
+    let out = run_tiled_fields(shape, 1, spec, |w| {
+        f(w).map(|tile| tile.insert_axis(Axis(0)))
+    })?;
+    Ok(out.index_axis_move(Axis(0), 0))
+}
+
+/// [`run_tiled`] for `n` fields computed together (e.g. the two components
+/// of a vector): `f` returns `(n, window rows, window columns)` and every
+/// field is blended the same way.
+pub fn run_tiled_fields<F, E>(
+    shape: (usize, usize),
+    n: usize,
+    spec: &TileSpec,
+    f: F,
+) -> Result<Array3<f32>, E>
+where
+    F: Fn(&Window) -> Result<Array3<f32>, E> + Sync,
+    E: From<TileError> + Send,
+{
     spec.validate()?;
-    let mut out = Array2::<f32>::zeros(shape);
+    let mut out = Array3::<f32>::zeros((n, shape.0, shape.1));
     let windows = plan(shape, spec);
     let per_row = shape.1.div_ceil(spec.tile).max(1);
     for row in windows.chunks(per_row) {
-        let results: Vec<Result<Array2<f32>, E>> = row.par_iter().map(&f).collect();
+        let results: Vec<Result<Array3<f32>, E>> = row.par_iter().map(&f).collect();
         for (w, res) in row.iter().zip(results) {
             let tile = res?;
-            if tile.dim() != w.shape() {
+            let (tn, ty, tx) = tile.dim();
+            if (ty, tx) != w.shape() {
                 return Err(TileError::Shape {
                     window: *w,
-                    got: tile.dim(),
+                    got: (ty, tx),
                     expected: w.shape(),
                 }
                 .into());
             }
-            accumulate(
-                out.slice_mut(s![w.j0..w.j1, w.i0..w.i1]),
-                &tile,
-                w,
-                shape,
-                spec.blend,
-            );
+            if tn != n {
+                return Err(TileError::Fields {
+                    window: *w,
+                    got: tn,
+                    expected: n,
+                }
+                .into());
+            }
+            for (mut field, tile) in out.outer_iter_mut().zip(tile.outer_iter()) {
+                accumulate(
+                    field.slice_mut(s![w.j0..w.j1, w.i0..w.i1]),
+                    tile,
+                    w,
+                    shape,
+                    spec.blend,
+                );
+            }
         }
     }
     Ok(out)
@@ -192,7 +228,7 @@ where
 
 fn accumulate(
     mut dst: ArrayViewMut2<f32>,
-    tile: &Array2<f32>,
+    tile: ArrayView2<f32>,
     w: &Window,
     shape: (usize, usize),
     blend: usize,

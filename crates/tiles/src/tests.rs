@@ -154,3 +154,43 @@ fn plan_cores_partition_the_domain() {
     }
     assert!(count.iter().all(|&c| c == 1));
 }
+
+/// Fields computed together blend exactly as each would alone, and a tile
+/// with the wrong number of fields is an error.
+#[test]
+fn fields_computed_together_blend_like_single_fields() {
+    let spec = TileSpec::new(16, 6, 8).unwrap();
+    // Tile-dependent values, so the blend matters.
+    let value = |w: &Window, k: f32| {
+        Array2::from_shape_fn(w.shape(), |(j, i)| {
+            k * (w.j0 + j) as f32 + (w.i0 + i) as f32 * 0.5 + (w.core_j.0 + w.core_i.0) as f32
+        })
+    };
+    let together = run_tiled_fields::<_, TileError>((45, 50), 2, &spec, |w| {
+        Ok(ndarray::stack(
+            ndarray::Axis(0),
+            &[value(w, 1.0).view(), value(w, -2.0).view()],
+        )
+        .unwrap())
+    })
+    .unwrap();
+    for (c, k) in [1.0, -2.0].into_iter().enumerate() {
+        let alone = run_tiled::<_, TileError>((45, 50), &spec, |w| Ok(value(w, k))).unwrap();
+        assert_eq!(together.index_axis(ndarray::Axis(0), c), alone);
+    }
+    let err = run_tiled_fields::<_, TileError>((20, 20), 2, &spec, |w| {
+        Ok(Array2::zeros(w.shape()).insert_axis(ndarray::Axis(0)))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TileError::Fields {
+                got: 1,
+                expected: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
