@@ -203,6 +203,34 @@ pub fn make_pair(
     })
 }
 
+/// The perfect-model pair of a wind vector: `east` and `north` (earth-
+/// relative) on one grid, both coarsened onto the same coarse grid.
+pub fn make_wind_pair(
+    name: &str,
+    east: &Field,
+    north: &Field,
+    fine_orog: &Field,
+    coarse_res_deg: f64,
+) -> Result<Pair, ModelError> {
+    if north.grid != east.grid {
+        return Err(ModelError::Data(format!(
+            "{name}: the two wind components are on different grids"
+        )));
+    }
+    let mut pair = make_pair(name, east, fine_orog, coarse_res_deg)?;
+    let north = ascending(north)?;
+    let coarse = area_mean(&north, &pair.coarse.grid, 0.5);
+    let pos = Positions::new(&pair.coarse.grid, &pair.grid);
+    let coarse_bilinear = interpolate(coarse.data.view(), &coarse.grid, &pos, Interp::Bilinear);
+    pair.wind = Some(WindPair {
+        truth: north.data,
+        coarse_bilinear,
+        coarse,
+        x_axis_angle: pair.grid.x_axis_angle(),
+    });
+    Ok(pair)
+}
+
 /// The DEM of `path` on `target` (area mean when the DEM is over 2x finer,
 /// else bilinear), as the pipeline's `Terrain::load`.
 pub fn load_terrain(path: &Path, target: &Grid, margin_deg: f64) -> Result<Field, ModelError> {
@@ -266,13 +294,18 @@ pub fn read_truth(
             data.units
         )));
     }
-    let mut field = data.field;
-    if let Some(r) = region {
-        field = field
-            .crop_to_region(r)
-            .ok_or_else(|| err(format!("region {r:?} holds no cells")))?;
-    }
-    Ok((field, data.units))
+    Ok((crop(path, data.field, region)?, data.units))
+}
+
+/// `field` cropped to `region` (when given); a region with no cells of
+/// `path`'s grid is an error.
+fn crop(path: &Path, field: Field, region: Option<&Region>) -> Result<Field, ModelError> {
+    let Some(r) = region else {
+        return Ok(field);
+    };
+    field
+        .crop_to_region(r)
+        .ok_or_else(|| ModelError::Data(format!("{}: region {r:?} holds no cells", path.display())))
 }
 
 /// Read the 10 m wind of a truth file as earth-relative eastward and
@@ -327,14 +360,7 @@ pub fn read_wind_truth(
             )))
         }
     }
-    if let Some(r) = region {
-        let crop = |f: Field| {
-            f.crop_to_region(r)
-                .ok_or_else(|| err(format!("region {r:?} holds no cells")))
-        };
-        (u, v) = (crop(u)?, crop(v)?);
-    }
-    Ok((u, v))
+    Ok((crop(path, u, region)?, crop(path, v, region)?))
 }
 
 /// Set the cells of `field` inside any of `boxes` missing.
@@ -400,16 +426,10 @@ pub fn load_pairs(
                 Some(t) => format!("{}[{t}]", spec.name),
                 None => spec.name.clone(),
             };
-            let mut pair = make_pair(&name, &truth, &fine_orog, coarse_res_deg)?;
-            if let Some(v) = northward {
-                let north = make_pair(&name, &v, &fine_orog, coarse_res_deg)?;
-                pair.wind = Some(WindPair {
-                    truth: north.truth,
-                    coarse_bilinear: north.coarse_bilinear,
-                    coarse: north.coarse,
-                    x_axis_angle: pair.grid.x_axis_angle(),
-                });
-            }
+            let mut pair = match &northward {
+                Some(v) => make_wind_pair(&name, &truth, v, &fine_orog, coarse_res_deg)?,
+                None => make_pair(&name, &truth, &fine_orog, coarse_res_deg)?,
+            };
             dem = Some(fine_orog);
             pair.weight = spec.weight;
             tracing::info!(

@@ -14,7 +14,7 @@ use finecast_tiles::{run_tiled, TileError, TileSpec};
 use ndarray::{Array2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{load_terrain, make_pair, read_truth, read_wind_truth, Pair, WindPair};
+use crate::data::{load_terrain, make_pair, make_wind_pair, read_truth, read_wind_truth, Pair};
 use crate::{Downscaler, ModelError, ModelKind};
 
 /// The physical baselines a model of `kind` is compared with: the terrain
@@ -137,16 +137,10 @@ pub fn evaluate_case(
         (t, None, units)
     };
     let zf = load_terrain(&data_root.join(&case.terrain), &truth.grid, 0.5)?;
-    let mut pair = make_pair(&case.name, &truth, &zf, 0.25)?;
-    if let Some(v) = &northward {
-        let north = make_pair(&case.name, v, &zf, 0.25)?;
-        pair.wind = Some(WindPair {
-            truth: north.truth,
-            coarse_bilinear: north.coarse_bilinear,
-            coarse: north.coarse,
-            x_axis_angle: pair.grid.x_axis_angle(),
-        });
-    }
+    let pair = match &northward {
+        Some(v) => make_wind_pair(&case.name, &truth, v, &zf, 0.25)?,
+        None => make_pair(&case.name, &truth, &zf, 0.25)?,
+    };
     let coarse_fields: Vec<&Field> = std::iter::once(&pair.coarse)
         .chain(pair.wind.as_ref().map(|w| &w.coarse))
         .collect();

@@ -87,15 +87,7 @@ pub(crate) fn synthetic_wind_pair(ny: usize, nx: usize, seed: f32) -> Pair {
     let zf = Field::new(base.grid.clone(), zf).unwrap();
     let east = Field::new(base.grid.clone(), u).unwrap();
     let north = Field::new(base.grid.clone(), v).unwrap();
-    let mut pair = make_pair("synthetic-wind", &east, &zf, 0.25).unwrap();
-    let northward = make_pair("synthetic-wind", &north, &zf, 0.25).unwrap();
-    pair.wind = Some(crate::data::WindPair {
-        truth: northward.truth,
-        coarse_bilinear: northward.coarse_bilinear,
-        coarse: northward.coarse,
-        x_axis_angle: base.grid.x_axis_angle(),
-    });
-    pair
+    crate::data::make_wind_pair("synthetic-wind", &east, &north, &zf, 0.25).unwrap()
 }
 
 fn small_config(dir: &Path) -> TrainConfig {

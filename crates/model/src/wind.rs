@@ -223,6 +223,14 @@ impl WindComponent {
         None
     }
 
+    /// The CF standard name of the earth-relative component.
+    pub fn standard_name(self) -> &'static str {
+        match self {
+            WindComponent::Eastward => "eastward_wind",
+            WindComponent::Northward => "northward_wind",
+        }
+    }
+
     /// Index of the component in the model's output.
     pub fn index(self) -> usize {
         match self {

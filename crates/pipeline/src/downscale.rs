@@ -18,7 +18,7 @@ use crate::quantity::Quantity;
 use crate::terrain::Terrain;
 use crate::wind::{find_partner, to_earth_relative};
 use crate::{JobControl, PipelineError};
-use finecast_model::wind::is_grid_relative;
+use finecast_model::wind::{is_grid_relative, WindComponent};
 
 /// The fine grid to produce.
 #[derive(Debug, Clone)]
@@ -224,7 +224,17 @@ pub fn run_downscale(
             // are turned to east/north with it, whatever the method: the
             // output grid has other axes.
             let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
-            let partner = if method.needs_wind_partner() || grid_relative {
+            // A component the wind network already gave with the other one
+            // needs no second read, only its earth-relative name.
+            let computed_before = computed.remove(&(var.to_string(), *time));
+            if computed_before.is_some() && grid_relative {
+                if let Some((component, _)) = WindComponent::of(&variable_names(&coarse)) {
+                    coarse.standard_name = Some(component.standard_name().into());
+                }
+            }
+            let partner = if computed_before.is_none()
+                && (method.needs_wind_partner() || grid_relative)
+            {
                 match find_partner(&input, &variable_names(&coarse))? {
                     Some((component, name)) => {
                         let t = Instant::now();
@@ -304,7 +314,7 @@ pub fn run_downscale(
                         other,
                     });
             let t = Instant::now();
-            let mut field = match computed.remove(&(var.to_string(), *time)) {
+            let mut field = match computed_before {
                 Some(field) => field,
                 None => {
                     let fields = downscale_tiled(

@@ -142,12 +142,18 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         m.resolve(quantity, &names)
             .is_some_and(|m| m.needs_wind_partner())
     });
-    // A 10 m wind component with its counterpart in the file is scored
-    // earth-relative (components along the grid's axes are turned first), so
+    // A 10 m wind component along the grid's axes is turned to east/north
+    // with its counterpart (read too where the wind network needs it), so
     // every method, the wind network included, answers for the same field.
     let mut frame_note = None;
     let mut partner_truth = None;
-    if let Some((component, name)) = find_partner(&ds, &names)? {
+    let turn = is_grid_relative(truth_data.standard_name.as_deref());
+    let found = if needs_partner || turn {
+        find_partner(&ds, &names)?
+    } else {
+        None
+    };
+    if let Some((component, name)) = found {
         let mut other = ds.read(&name, &sel)?;
         if to_earth_relative(&req.truth, component, &mut truth_data, &mut other)? {
             frame_note = Some(format!(

@@ -78,7 +78,7 @@ pub(crate) fn to_earth_relative(
     };
     let grid = east.field.grid.clone();
     turn_to_earth_relative(&mut east.field.data, &mut north.field.data, &grid);
-    east.standard_name = Some("eastward_wind".into());
-    north.standard_name = Some("northward_wind".into());
+    east.standard_name = Some(WindComponent::Eastward.standard_name().into());
+    north.standard_name = Some(WindComponent::Northward.standard_name().into());
     Ok(true)
 }
