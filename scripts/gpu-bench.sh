@@ -60,7 +60,7 @@ run)
   fi
   export FINECAST_BENCH_DEVICE=gpu FINECAST_SHARED_DATA=$PWD/$pack/shared FINECAST_WORKSPACE=$PWD
   export FINECAST_PYTHON=${FINECAST_PYTHON:-python3}
-  export FINECAST_WEIGHTS=$PWD/weights/finecast-t2m-resnet-v1.bpk
+  export FINECAST_WEIGHTS=$PWD/weights/finecast-t2m-resnet-v2.bpk
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
   "$bin/model_runtime" --bench 2>&1 | tee "$out/model_runtime.txt"
   python3 scripts/torch_model.py --weights "$pack/model.safetensors" \

@@ -14,7 +14,7 @@ difference against FINE.nc's field. The e2e benchmark
 
 Method, as finecast's: coarse orography = area-weighted mean of the DEM
 cells whose centres fall in each coarse cell; t, coarse orography and DEM bilinear to the
-target; the network's 12 features (crates/model/src/features.rs, here for
+target; the network's 14 features (crates/model/src/features.rs, here for
 fully valid inputs); the residual net on tiles with a halo of its receptive
 field plus the feature radius, so no blending is needed; lapse baseline +
 residual × residual_std.
@@ -36,6 +36,8 @@ from onnx_model import build_model, load_weights, session  # noqa: E402
 LAPSE = 0.0065
 RELIEF_RADII = (2, 7, 12)
 REGRESSION_RADII = (8, 20)
+SEA_LEVEL_RADII = (3, 12)
+SHARPNESS_RADIUS, SHARPNESS_FLOOR_M = 7, 10.0
 SLOPE_MIN, SLOPE_MAX, MIN_Z_STD = -0.010, 0.005, 30.0
 
 
@@ -53,7 +55,7 @@ def box_sum(a, r):
 
 def features(t, zc, zf, dx_m):
     ones = np.ones_like(t)
-    f = np.zeros((12,) + t.shape, np.float32)
+    f = np.zeros((14,) + t.shape, np.float32)
     anomaly = zf - zc
     f[0] = anomaly
     for k, r in enumerate(RELIEF_RADII):
@@ -71,7 +73,17 @@ def features(t, zc, zf, dx_m):
         f[6 + 2 * k] = slope * 1000.0
         f[7 + 2 * k] = (slope + LAPSE) * anomaly
     f[10] = box_sum(t, 3) / box_sum(ones, 3) - t
-    f[11] = dx_m / 1000.0
+    sea = (zf <= 0.0).astype(np.float64)
+    for k, r in enumerate(SEA_LEVEL_RADII):
+        f[11 + k] = box_sum(sea, r) / box_sum(ones, r)
+
+    def mean_square_departure(r):
+        return box_sum((zf - box_sum(zf, r) / box_sum(ones, r)) ** 2, SHARPNESS_RADIUS) / box_sum(
+            ones, SHARPNESS_RADIUS
+        )
+
+    fine, broad = mean_square_departure(1), mean_square_departure(SHARPNESS_RADIUS)
+    f[13] = np.sqrt(np.maximum(fine, 0.0)) / (np.sqrt(np.maximum(broad, 0.0)) + SHARPNESS_FLOOR_M)
     return f
 
 

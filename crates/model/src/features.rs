@@ -35,6 +35,21 @@ pub const REGRESSION_RADII: [usize; 2] = [8, 20];
 /// Largest distance (cells) at which an input influences a feature.
 pub const FEATURE_RADIUS: usize = 20;
 
+/// Half-widths (cells) of the temperature model's sea-level fractions.
+const SEA_LEVEL_RADII: [usize; 2] = [3, 12];
+
+/// Half-width (cells) of the broad relief and of the window of the DEM
+/// sharpness feature (which therefore reaches `2 ×` this far).
+const SHARPNESS_RADIUS: usize = 7;
+
+/// Added to the broad relief (m) so flat land has a sharpness near 0, not a
+/// ratio of two tiny numbers.
+const SHARPNESS_FLOOR_M: f32 = 10.0;
+
+// The features must stay within the radius the tiling halo is sized for.
+const _: () =
+    assert!(SEA_LEVEL_RADII[1] <= FEATURE_RADIUS && 2 * SHARPNESS_RADIUS <= FEATURE_RADIUS);
+
 /// Clamp range of the local regression slope (K/m), as gridpp's gradient method.
 const SLOPE_MIN: f32 = -0.010;
 const SLOPE_MAX: f32 = 0.005;
@@ -51,8 +66,10 @@ pub const PRECIP_SCALE_RADIUS: usize = 20;
 /// sidecar so a weights file made for another feature set is refused. There
 /// is deliberately no absolute temperature or elevation: with a handful of
 /// training days they let a network memorise the days instead of learning
-/// terrain effects.
-pub const FEATURE_NAMES: [&str; 12] = [
+/// terrain effects. Nor is there a grid-spacing channel: the training grids
+/// are all 4–5 km, so a 3 km or 1 km job would put it many standard
+/// deviations outside anything the network saw.
+pub const FEATURE_NAMES: [&str; 14] = [
     "z_anomaly",
     "relief_r2",
     "relief_r7",
@@ -64,7 +81,9 @@ pub const FEATURE_NAMES: [&str; 12] = [
     "local_lapse_r20",
     "local_lapse_r20_minus_standard_times_anomaly",
     "t_coarse_laplacian",
-    "grid_spacing",
+    "sea_level_fraction_r3",
+    "sea_level_fraction_r12",
+    "dem_fine_relief_ratio",
 ];
 
 /// Feature channels of the temperature model.
@@ -654,24 +673,27 @@ fn features_and_stats(
         ModelKind::Temperature => {
             let regression = Regression::new(t, zc, &valid);
             lapse_features(&mut f, t, zc, zf, &valid, &regression);
+            surface_features(&mut f, zf, &valid);
             Stats::Regression(Box::new(regression))
         }
         ModelKind::Precipitation => {
             let mean = local_mean_intensity(t, &valid);
             intensity_features(&mut f, t, zc, zf, &valid, &mean);
+            // Only precipitation has a grid-spacing channel: its training
+            // grids span 1–5 km, the temperature network's only 4–5 km.
+            let dx_km = (dx_m / 1000.0) as f32;
+            Zip::from(f.index_axis_mut(Axis(0), n - 1))
+                .and(&valid)
+                .for_each(|v, &ok| {
+                    if ok {
+                        *v = dx_km
+                    }
+                });
             Stats::MeanIntensity(mean)
         }
         // Built by `crate::wind` (`prepare` and `raw_features` dispatch there).
         ModelKind::Wind => Stats::None,
     };
-    let dx_feature = (dx_m / 1000.0) as f32;
-    Zip::from(f.index_axis_mut(Axis(0), n - 1))
-        .and(&valid)
-        .for_each(|v, &ok| {
-            if ok {
-                *v = dx_feature
-            }
-        });
     (f, valid, stats)
 }
 
@@ -749,6 +771,85 @@ fn lapse_features(
             f[[10, j, i]] = (s1 / c1) as f32 - t[[j, i]];
         }
     }
+}
+
+/// Temperature channels 11–13: the fraction of DEM cells at or below sea
+/// level within 3 and 12 cells (coastal cooling and warming; a DEM with sea
+/// at 0 m or below, as ETOPO5, marks it), and how much of the DEM's local
+/// relief is at the finest scales (RMS of `z_f` minus its 3×3 mean over the
+/// RMS of `z_f` minus its 15×15 mean, both over 15×15 cells). The last one
+/// tells a smooth DEM (ETOPO5 on a 4 km grid, where the truth has more relief
+/// than the DEM) from a sharp one (where it has about as much), so the network
+/// can learn how far to trust the terrain anomaly. Every DEM cell with a value
+/// counts, including those where other inputs are missing (sea cells of a
+/// land-only analysis).
+fn surface_features(f: &mut Array3<f32>, zf: ArrayView2<f32>, valid: &Array2<bool>) {
+    let has_dem = zf.mapv(f32::is_finite);
+    let sea = zf.mapv(|z| if z <= 0.0 { 1.0 } else { 0.0 });
+    let isea = Integral::new(sea.view(), &has_dem);
+    let iz = Integral::new(zf, &has_dem);
+    let departure = |r: usize| {
+        Array2::from_shape_fn(zf.dim(), |(j, i)| {
+            if !has_dem[[j, i]] {
+                return 0.0;
+            }
+            let (s, c) = iz.window(j, i, r);
+            (zf[[j, i]] - (s / c) as f32).powi(2)
+        })
+    };
+    let (fine, broad) = (departure(1), departure(SHARPNESS_RADIUS));
+    let (ifine, ibroad) = (
+        Integral::new(fine.view(), &has_dem),
+        Integral::new(broad.view(), &has_dem),
+    );
+    for ((j, i), &ok) in valid.indexed_iter() {
+        if !ok {
+            continue;
+        }
+        for (k, &r) in SEA_LEVEL_RADII.iter().enumerate() {
+            let (s, c) = isea.window(j, i, r);
+            f[[11 + k, j, i]] = (s / c) as f32;
+        }
+        let (sf, c) = ifine.window(j, i, SHARPNESS_RADIUS);
+        let (sb, _) = ibroad.window(j, i, SHARPNESS_RADIUS);
+        let rms = |s: f64| (s / c).max(0.0).sqrt() as f32;
+        f[[13, j, i]] = rms(sf) / (rms(sb) + SHARPNESS_FLOOR_M);
+    }
+}
+
+/// Gaussian smoothing of `z` (standard deviation `sigma` cells) along both
+/// axes, over the cells with a value (missing cells stay missing). Used to
+/// show the temperature network DEMs smoother than the one it trains on.
+pub fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
+    let radius = (3.0 * sigma).ceil().max(1.0) as usize;
+    let weights: Vec<f32> = (0..=radius)
+        .map(|k| (-(k as f32).powi(2) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let pass = |src: &Array2<f32>, axis: Axis| -> Array2<f32> {
+        let n = src.len_of(axis);
+        Array2::from_shape_fn(src.dim(), |(j, i)| {
+            if !src[[j, i]].is_finite() {
+                return f32::NAN;
+            }
+            let at = if axis == Axis(0) { j } else { i };
+            let (mut sum, mut norm) = (0.0f32, 0.0f32);
+            for k in at.saturating_sub(radius)..(at + radius + 1).min(n) {
+                let v = if axis == Axis(0) {
+                    src[[k, i]]
+                } else {
+                    src[[j, k]]
+                };
+                if v.is_finite() {
+                    let w = weights[k.abs_diff(at)];
+                    sum += w * v;
+                    norm += w;
+                }
+            }
+            sum / norm
+        })
+    };
+    let rows = pass(&z.to_owned(), Axis(0));
+    pass(&rows, Axis(1))
 }
 
 /// Precipitation channels 6–9: the square root of the intensity, its
@@ -937,6 +1038,66 @@ mod tests {
             assert!(!valid[[5, 5]]);
             assert!(f.iter().all(|v| v.is_finite()));
             assert!((0..kind.n_features()).all(|c| f[[c, 5, 5]] == 0.0));
+        }
+    }
+
+    #[test]
+    fn sea_level_fractions_count_dem_cells_where_other_inputs_are_missing() {
+        // Sea (DEM 0 m) fills the columns i < 30, where the coarse field is
+        // missing, as in a land-only analysis.
+        let (ny, nx) = (40, 60);
+        let (mut t, zc, mut zf) = inputs(ny, nx);
+        for j in 0..ny {
+            for i in 0..30 {
+                zf[[j, i]] = 0.0;
+                t[[j, i]] = f32::NAN;
+            }
+        }
+        let kind = ModelKind::Temperature;
+        let (f, valid) = raw_features(kind, &tile(t.view(), zc.view(), zf.view(), 4000.0));
+        assert!(!valid[[20, 29]] && valid[[20, 30]]);
+        // On the coast 3 of the 7 columns within 3 cells and 12 of the 25
+        // within 12 cells are sea; far inland none.
+        assert!(
+            (f[[11, 20, 30]] - 3.0 / 7.0).abs() < 1e-6,
+            "{}",
+            f[[11, 20, 30]]
+        );
+        assert!(
+            (f[[12, 20, 30]] - 12.0 / 25.0).abs() < 1e-6,
+            "{}",
+            f[[12, 20, 30]]
+        );
+        assert_eq!((f[[11, 20, 45]], f[[12, 20, 45]]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_smoothed_dem_is_less_sharp() {
+        let (t, zc, zf) = inputs(80, 80);
+        // Relief at 2-3 cell wavelengths on top of the smooth hills.
+        let sharp = Array2::from_shape_fn(zf.dim(), |(j, i)| {
+            zf[[j, i]] + 80.0 * (2.3 * j as f32).sin() * (2.9 * i as f32).cos()
+        });
+        let smooth = gaussian_smooth(sharp.view(), 1.5);
+        let kind = ModelKind::Temperature;
+        let mean_sharpness = |z: &Array2<f32>| {
+            let (f, _) = raw_features(kind, &tile(t.view(), zc.view(), z.view(), 4000.0));
+            f.slice(s![13, 20..60, 20..60]).mean().unwrap()
+        };
+        let (a, b) = (mean_sharpness(&sharp), mean_sharpness(&smooth));
+        assert!(a > 0.3 && b < 0.5 * a, "sharp {a}, smoothed {b}");
+    }
+
+    #[test]
+    fn gaussian_smoothing_keeps_constants_and_gaps() {
+        let mut z = Array2::from_elem((20, 30), 750.0f32);
+        z[[5, 7]] = f32::NAN;
+        let s = gaussian_smooth(z.view(), 2.0);
+        assert!(s[[5, 7]].is_nan());
+        for ((j, i), v) in s.indexed_iter() {
+            if (j, i) != (5, 7) {
+                assert!((v - 750.0).abs() < 1e-3, "{v} at {j},{i}");
+            }
         }
     }
 }

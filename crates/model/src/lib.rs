@@ -46,7 +46,7 @@ pub use train::{train, Progress, TrainConfig, TrainReport};
 pub const SIDECAR_FORMAT: u32 = 1;
 
 /// File stem of the shipped temperature weights under `<workspace>/weights/`.
-pub const DEFAULT_WEIGHTS_NAME: &str = "finecast-t2m-resnet-v1";
+pub const DEFAULT_WEIGHTS_NAME: &str = "finecast-t2m-resnet-v2";
 
 /// File stem of the shipped precipitation weights under `<workspace>/weights/`.
 pub const DEFAULT_PRECIP_WEIGHTS_NAME: &str = "finecast-precip-resnet-v1";

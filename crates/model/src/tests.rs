@@ -354,10 +354,12 @@ fn tiny_training_run_reduces_loss_and_resumes() {
     let out = model.predict(&inputs_of(&val_pairs[0])).unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
 
-    // Over the local-gradient baseline: a fresh run records it, and the
-    // precipitation baseline is refused for temperature.
+    // Over the local-gradient baseline, with every patch's DEM smoothed: a
+    // fresh run records it, and the precipitation baseline is refused for
+    // temperature.
     let mut cfg = small_config(&dir.path().join("gradient"));
     cfg.steps = 4;
+    cfg.augment.dem_smoothing_probability = 1.0;
     cfg.baseline = Some(Baseline::SqrtBilinear);
     let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("does not apply"), "{err}");
@@ -641,6 +643,10 @@ fn precipitation_training_runs() {
     let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("augment"), "{err}");
     cfg.augment.probability = 0.0;
+    cfg.augment.dem_smoothing_probability = 0.3;
+    let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("DEM smoothing"), "{err}");
+    cfg.augment.dem_smoothing_probability = 0.0;
     let report = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
     let model = Downscaler::load(&report.weights).unwrap();
     assert_eq!(model.kind(), ModelKind::Precipitation);

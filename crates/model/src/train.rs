@@ -37,6 +37,18 @@ pub struct Augment {
     /// Constant offset drawn uniformly in `[-max, max]` (K).
     #[serde(default = "default_offset")]
     pub offset_max_k: f32,
+    /// Probability (drawn independently of the lapse-rate shift) that a
+    /// patch's DEM is smoothed before the features are computed, the truth
+    /// kept: a DEM smoother than the truth's real terrain, as ETOPO5 is on a
+    /// 4 km grid, next to the sharp 1′ DEM ones, so the network learns how
+    /// much relief a DEM of a given sharpness misses instead of learning one
+    /// DEM's.
+    #[serde(default)]
+    pub dem_smoothing_probability: f64,
+    /// Largest standard deviation (cells) of that Gaussian smoothing; it is
+    /// drawn uniformly from `[0.5, max]`.
+    #[serde(default = "default_dem_smoothing")]
+    pub dem_smoothing_max_cells: f32,
 }
 
 fn half() -> f64 {
@@ -48,6 +60,9 @@ fn default_lapse_shift() -> f32 {
 fn default_offset() -> f32 {
     8.0
 }
+fn default_dem_smoothing() -> f32 {
+    2.0
+}
 
 impl Default for Augment {
     fn default() -> Self {
@@ -55,6 +70,8 @@ impl Default for Augment {
             probability: half(),
             lapse_shift_max: default_lapse_shift(),
             offset_max_k: default_offset(),
+            dem_smoothing_probability: 0.0,
+            dem_smoothing_max_cells: default_dem_smoothing(),
         }
     }
 }
@@ -212,11 +229,19 @@ impl TrainConfig {
                 self.kind
             )));
         }
-        if self.kind != ModelKind::Temperature && self.augment.probability > 0.0 {
+        if self.kind != ModelKind::Temperature
+            && (self.augment.probability > 0.0 || self.augment.dem_smoothing_probability > 0.0)
+        {
             return Err(ModelError::Train(format!(
-                "[augment] (lapse-rate shift, offset) is for temperature; set probability = 0 for a {} model",
+                "[augment] (lapse-rate shift, offset, DEM smoothing) is for temperature; set probability = 0 and dem_smoothing_probability = 0 for a {} model",
                 self.kind
             )));
+        }
+        let smoothing = &self.augment;
+        let smoothing_ok = (0.0..=1.0).contains(&smoothing.dem_smoothing_probability)
+            && (0.5..=f32::MAX).contains(&smoothing.dem_smoothing_max_cells);
+        if !smoothing_ok {
+            return bad("[augment] dem_smoothing_probability must be in [0, 1] and dem_smoothing_max_cells >= 0.5");
         }
         Ok(())
     }
@@ -448,6 +473,17 @@ fn sample_patch(
         if let Some((t, truth)) = &shifted {
             inputs.coarse_bilinear = t.view();
             truths[0] = truth.view();
+        }
+        // Drawn only where enabled, so configurations without it sample the
+        // same patches as before it existed.
+        let smooth_dem = cfg.augment.dem_smoothing_probability > 0.0
+            && rng.unit() < cfg.augment.dem_smoothing_probability;
+        let smoothed = smooth_dem.then(|| {
+            let sigma = 0.5 + rng.unit() as f32 * (cfg.augment.dem_smoothing_max_cells - 0.5);
+            features::gaussian_smooth(inputs.fine_orog, sigma)
+        });
+        if let Some(z) = &smoothed {
+            inputs.fine_orog = z.view();
         }
         let mut prepared = features::prepare(kind, cfg.baseline(), &inputs);
         let targets = prepared.targets(kind, &truths);
