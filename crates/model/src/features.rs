@@ -818,10 +818,14 @@ fn surface_features(f: &mut Array3<f32>, zf: ArrayView2<f32>, valid: &Array2<boo
 }
 
 /// Gaussian smoothing of `z` (standard deviation `sigma` cells) along both
-/// axes, over the cells with a value (missing cells stay missing). Used to
-/// show the temperature network DEMs smoother than the one it trains on.
-pub fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
-    let radius = (3.0 * sigma).ceil().max(1.0) as usize;
+/// axes, over the cells with a value (missing cells stay missing); `z`
+/// itself where `sigma` is not a positive number. Used to show the
+/// temperature network DEMs smoother than the one it trains on.
+pub(crate) fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
+    if !(sigma > 0.0 && sigma.is_finite()) {
+        return z.to_owned();
+    }
+    let radius = ((3.0 * sigma).ceil() as usize).clamp(1, z.nrows().max(z.ncols()));
     let weights: Vec<f32> = (0..=radius)
         .map(|k| (-(k as f32).powi(2) / (2.0 * sigma * sigma)).exp())
         .collect();
@@ -1092,6 +1096,7 @@ mod tests {
     fn gaussian_smoothing_keeps_constants_and_gaps() {
         let mut z = Array2::from_elem((20, 30), 750.0f32);
         z[[5, 7]] = f32::NAN;
+        assert_eq!(gaussian_smooth(z.view(), 0.0).get((0, 0)), Some(&750.0));
         let s = gaussian_smooth(z.view(), 2.0);
         assert!(s[[5, 7]].is_nan());
         for ((j, i), v) in s.indexed_iter() {

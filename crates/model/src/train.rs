@@ -64,6 +64,10 @@ fn default_dem_smoothing() -> f32 {
     2.0
 }
 
+/// Largest DEM smoothing (cells) a configuration may ask for: a patch and
+/// its feature context are about 100 cells, so more would flatten it.
+const MAX_DEM_SMOOTHING_CELLS: f32 = 10.0;
+
 impl Default for Augment {
     fn default() -> Self {
         Augment {
@@ -239,9 +243,11 @@ impl TrainConfig {
         }
         let smoothing = &self.augment;
         let smoothing_ok = (0.0..=1.0).contains(&smoothing.dem_smoothing_probability)
-            && (0.5..=f32::MAX).contains(&smoothing.dem_smoothing_max_cells);
+            && (0.5..=MAX_DEM_SMOOTHING_CELLS).contains(&smoothing.dem_smoothing_max_cells);
         if !smoothing_ok {
-            return bad("[augment] dem_smoothing_probability must be in [0, 1] and dem_smoothing_max_cells >= 0.5");
+            return Err(ModelError::Train(format!(
+                "[augment] dem_smoothing_probability must be in [0, 1] and dem_smoothing_max_cells in [0.5, {MAX_DEM_SMOOTHING_CELLS}]"
+            )));
         }
         Ok(())
     }
