@@ -35,8 +35,8 @@ pub const REGRESSION_RADII: [usize; 2] = [8, 20];
 /// Largest distance (cells) at which an input influences a feature.
 pub const FEATURE_RADIUS: usize = 20;
 
-/// Half-widths (cells) of the temperature model's sea-level fractions.
-const SEA_LEVEL_RADII: [usize; 2] = [3, 12];
+/// Half-widths (cells) of the sea-level fractions (temperature and wind).
+pub(crate) const SEA_LEVEL_RADII: [usize; 2] = [3, 12];
 
 /// Half-width (cells) of the broad relief and of the window of the DEM
 /// sharpness feature (which therefore reaches `2 ×` this far).
@@ -785,8 +785,7 @@ fn lapse_features(
 /// land-only analysis).
 fn surface_features(f: &mut Array3<f32>, zf: ArrayView2<f32>, valid: &Array2<bool>) {
     let has_dem = zf.mapv(f32::is_finite);
-    let sea = zf.mapv(|z| if z <= 0.0 { 1.0 } else { 0.0 });
-    let isea = Integral::new(sea.view(), &has_dem);
+    let isea = Integral::new(sea_level_mask(zf).view(), &has_dem);
     let iz = Integral::new(zf, &has_dem);
     let departure = |r: usize| {
         Array2::from_shape_fn(zf.dim(), |(j, i)| {
@@ -817,6 +816,12 @@ fn surface_features(f: &mut Array3<f32>, zf: ArrayView2<f32>, valid: &Array2<boo
     }
 }
 
+/// 1 where the DEM is at or below sea level (a DEM that stores the sea at
+/// 0 m or below, as ETOPO5, marks it this way), else 0.
+pub(crate) fn sea_level_mask(zf: ArrayView2<f32>) -> Array2<f32> {
+    zf.mapv(|z| if z <= 0.0 { 1.0 } else { 0.0 })
+}
+
 /// Gaussian smoothing of `z` (standard deviation `sigma` cells) along both
 /// axes, over the cells with a value (missing cells stay missing); `z`
 /// itself where `sigma` is not a positive number. Used to show the
@@ -829,7 +834,7 @@ pub(crate) fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
     let weights: Vec<f32> = (0..=radius)
         .map(|k| (-(k as f32).powi(2) / (2.0 * sigma * sigma)).exp())
         .collect();
-    let pass = |src: &Array2<f32>, axis: Axis| -> Array2<f32> {
+    let pass = |src: ArrayView2<f32>, axis: Axis| -> Array2<f32> {
         let n = src.len_of(axis);
         Array2::from_shape_fn(src.dim(), |(j, i)| {
             if !src[[j, i]].is_finite() {
@@ -852,8 +857,8 @@ pub(crate) fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
             sum / norm
         })
     };
-    let rows = pass(&z.to_owned(), Axis(0));
-    pass(&rows, Axis(1))
+    let rows = pass(z, Axis(0));
+    pass(rows.view(), Axis(1))
 }
 
 /// Precipitation channels 6–9: the square root of the intensity, its

@@ -241,9 +241,9 @@ impl TrainConfig {
                 self.kind
             )));
         }
-        let smoothing = &self.augment;
-        let smoothing_ok = (0.0..=1.0).contains(&smoothing.dem_smoothing_probability)
-            && (0.5..=MAX_DEM_SMOOTHING_CELLS).contains(&smoothing.dem_smoothing_max_cells);
+        let augment = &self.augment;
+        let smoothing_ok = (0.0..=1.0).contains(&augment.dem_smoothing_probability)
+            && (0.5..=MAX_DEM_SMOOTHING_CELLS).contains(&augment.dem_smoothing_max_cells);
         if !smoothing_ok {
             return Err(ModelError::Train(format!(
                 "[augment] dem_smoothing_probability must be in [0, 1] and dem_smoothing_max_cells in [0.5, {MAX_DEM_SMOOTHING_CELLS}]"

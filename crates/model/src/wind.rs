@@ -20,7 +20,9 @@
 
 use ndarray::{Array2, Array3, Zip};
 
-use crate::features::{terrain_features, Frame, Integral, Prepared, FEATURE_RADIUS};
+use crate::features::{
+    sea_level_mask, terrain_features, Frame, Integral, Prepared, FEATURE_RADIUS, SEA_LEVEL_RADII,
+};
 use crate::ModelInputs;
 
 /// Names of the wind model's feature channels, in order.
@@ -51,15 +53,12 @@ pub const WIND_FEATURE_NAMES: [&str; 16] = [
 /// shorter than 1.
 pub const CALM_SPEED: f32 = 1.0;
 
-/// Half-widths (cells) of the open-water fractions.
-const SEA_RADII: [usize; 2] = [3, 12];
-
 /// Half-widths (cells) of the box means whose difference from the coarse
 /// wind is its curvature (what bicubic interpolation uses to sharpen).
 const CURVATURE_RADII: [usize; 2] = [3, 8];
 
 // The features must stay within the radius the tiling halo is sized for.
-const _: () = assert!(SEA_RADII[1] <= FEATURE_RADIUS && CURVATURE_RADII[1] <= FEATURE_RADIUS);
+const _: () = assert!(CURVATURE_RADII[1] <= FEATURE_RADIUS);
 
 /// The bilinear coarse wind of a tile and its along-wind frame vector
 /// `ê = w_b / max(|w_b|, CALM_SPEED)` (earth-relative components).
@@ -130,7 +129,7 @@ pub fn prepare(inputs: &ModelInputs) -> Prepared {
         };
     }
     terrain_features(&mut f, zc, zf, &valid, inputs.dx_m);
-    let sea = zf.mapv(|z| if z <= 0.0 { 1.0 } else { 0.0 });
+    let sea = sea_level_mask(zf);
     let isea = Integral::new(sea.view(), &valid);
     let (iu, iv) = (
         Integral::new(frame.u.view(), &valid),
@@ -151,7 +150,7 @@ pub fn prepare(inputs: &ModelInputs) -> Prepared {
         f[[6, j, i]] = speed;
         f[[7, j, i]] = sea[[j, i]];
         let mut fractions = [0.0f32; 2];
-        for (k, &r) in SEA_RADII.iter().enumerate() {
+        for (k, &r) in SEA_LEVEL_RADII.iter().enumerate() {
             let (s, c) = isea.window(j, i, r);
             fractions[k] = (s / c) as f32;
             f[[8 + k, j, i]] = fractions[k];
