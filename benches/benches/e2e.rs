@@ -130,7 +130,7 @@ fn child(n: usize, shared: &Path) {
         input: dir.join("e2e_input.nc"),
         terrain: shared.join("static/etopo5_orog.nc"),
         land_mask: None,
-        target: Target::Grid(target_grid(n)),
+        target: Target::Grid(Box::new(target_grid(n))),
         method: Method::parse_on(&method_name(), None, device()).expect("method"),
         vars: vec!["t2m".into()],
         times: vec![],

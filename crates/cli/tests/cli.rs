@@ -169,6 +169,130 @@ fn info_describes_every_shared_file() {
     }
 }
 
+/// `finecast info` names the British National Grid files' grid, datum shift
+/// and extent (the shared data README's numbers).
+#[test]
+fn info_names_the_british_national_grid() {
+    let Some(data) = shared_data() else { return };
+    let expect = [
+        (
+            "fine/haduk_cornwall_1km_2018-05.nc",
+            "transverse_mercator 70 x 71 (nx x ny), x 134500.0..203500.0, y 12500.0..82500.0 m",
+            // Outer cell centres on WGS84 (pyproj, EPSG:27700 -> 4326:
+            // -5.7518 W at the north-west corner, 50.6090 N at the north-east).
+            "lon -5.752..-4.742, lat 49.954..50.609 (WGS84, datum shifted by towgs84 446.448,-125.157,542.06,0.15,0.247,0.842,-20.489); spacing ~1.00 x 1.00 km",
+        ),
+        (
+            "static/cornwall_dtm_1km.nc",
+            "transverse_mercator 70 x 60 (nx x ny), x 130500.0..199500.0, y 10500.0..69500.0 m",
+            "spacing ~1.00 x 1.00 km",
+        ),
+        (
+            "static/cornwall_dtm_50m.nc",
+            "transverse_mercator 100 x 120 (nx x ny), x 162025.0..166975.0, y 23025.0..28975.0 m",
+            "spacing ~0.05 x 0.05 km",
+        ),
+    ];
+    for (file, grid, extent) in expect {
+        let path = data.join(file);
+        if !path.exists() {
+            eprintln!("skipping {file}: not in this copy of the shared data");
+            continue;
+        }
+        let o = finecast(&["info", &s(&path)]);
+        assert!(o.status.success(), "{file}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.contains(grid), "{file}: expected '{grid}' in\n{text}");
+        assert!(
+            text.contains(extent),
+            "{file}: expected '{extent}' in\n{text}"
+        );
+    }
+}
+
+/// The CF checker's verdict on `path` (scripts/cfchecks.sh), or `None` with a
+/// message when the checker is not installed.
+fn cf_check(path: &Path) -> Option<String> {
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/cfchecks.sh"))
+        .arg(path)
+        .output()
+        .expect("bash runs");
+    if o.status.code() == Some(3) {
+        eprintln!(
+            "skipping the CF check: {} (scripts/install-cfchecker.sh installs it)",
+            stderr(&o).trim()
+        );
+        return None;
+    }
+    Some(stdout(&o))
+}
+
+/// A job onto the British National Grid of the 1 km DTM (`--grid-like`),
+/// with that DTM as terrain, writes a CF-checker-clean file on the same grid
+/// whose 2-D lat/lon are WGS84.
+#[test]
+fn grid_like_british_national_grid_job_writes_cf_clean_output() {
+    let Some(data) = shared_data() else { return };
+    let dtm = data.join("static/cornwall_dtm_1km.nc");
+    let input = data.join("coarse/era5_cornwall_2018-05.nc");
+    if !dtm.exists() || !input.exists() {
+        eprintln!("skipping: the Cornwall files are not in this copy of the shared data");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cornwall_bng.nc");
+    let o = finecast(&[
+        "downscale",
+        "--input",
+        &s(&input),
+        "--terrain",
+        &s(&dtm),
+        "--grid-like",
+        &s(&dtm),
+        "--vars",
+        "t2m",
+        "--times",
+        "2018-05-01T12:00:00Z,2018-05-01T13:00:00Z",
+        "--method",
+        "lapse",
+        "--out",
+        &s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let info = stdout(&finecast(&["info", &s(&out)]));
+    assert!(
+        info.contains(
+            "transverse_mercator 70 x 60 (nx x ny), x 130500.0..199500.0, y 10500.0..69500.0 m"
+        ),
+        "{info}"
+    );
+    assert!(
+        info.contains("times:  2 from 2018-05-01T12:00:00Z"),
+        "{info}"
+    );
+    // Plausible May afternoon temperatures over land and sea, in kelvin.
+    let nc = netcdf::open(&out).unwrap();
+    let t2m: Vec<f32> = nc.variable("t2m").unwrap().get_values(..).unwrap();
+    let valid: Vec<f32> = t2m
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite() && *v < 1e30)
+        .collect();
+    // Every cell, also where the DTM marks the sea as missing (sea level).
+    assert_eq!(valid.len(), 2 * 70 * 60);
+    assert!(
+        valid.iter().all(|v| (275.0..300.0).contains(v)),
+        "{:?}",
+        valid
+            .iter()
+            .fold((f32::MAX, f32::MIN), |a, v| (a.0.min(*v), a.1.max(*v)))
+    );
+    let Some(report) = cf_check(&out) else { return };
+    assert!(report.contains("ERRORS detected: 0"), "{report}");
+    assert!(report.contains("WARNINGS given: 0"), "{report}");
+}
+
 #[test]
 fn evaluate_writes_the_documented_json() {
     let Some(data) = shared_data() else { return };

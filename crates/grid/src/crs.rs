@@ -3,33 +3,47 @@
 //! Projected systems go through `proj4rs` (a pure-Rust port of PROJ). The
 //! latitude/longitude system of each projection is taken on the *same* figure of
 //! the Earth, with no datum shift, because weather models define their 2-D
-//! latitudes on the sphere or ellipsoid they were run on. Rotated pole is a pure
-//! rotation of the sphere, which proj4rs does not provide (`ob_tran`), so it is
-//! written out here.
+//! latitudes on the sphere or ellipsoid they were run on. A projection whose
+//! [`Earth`] carries a datum shift (`towgs84`, e.g. the British National Grid
+//! on OSGB36) reports WGS84 longitudes and latitudes instead, so that its cells
+//! meet WGS84 terrain, masks and lat/lon grids where they really are; a
+//! `latitude_longitude` grid's own coordinates are always taken as they are.
+//! Rotated pole is a pure rotation of the sphere, which proj4rs does not
+//! provide (`ob_tran`), so it is written out here.
 
 use serde::{Deserialize, Serialize};
 
 use crate::GridError;
 
-/// The figure of the Earth a CRS is defined on.
+/// The figure of the Earth a CRS is defined on and, where known, how its
+/// datum sits relative to WGS84.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Earth {
     /// Semi-major axis in metres.
     pub semi_major_axis: f64,
     /// Inverse flattening; 0 means a sphere.
     pub inverse_flattening: f64,
+    /// Helmert (Bursa-Wolf, position-vector) shift from this datum to WGS84,
+    /// as CF's `towgs84`: dx, dy, dz (m), rx, ry, rz (arc-seconds), scale
+    /// (ppm). With a shift, a grid's geographic coordinates are WGS84; without
+    /// one they are latitudes and longitudes on this figure itself, which is
+    /// what weather models mean (they have no datum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub towgs84: Option<[f64; 7]>,
 }
 
 impl Earth {
     pub const WGS84: Earth = Earth {
         semi_major_axis: 6_378_137.0,
         inverse_flattening: 298.257_223_563,
+        towgs84: None,
     };
 
     pub fn sphere(radius: f64) -> Earth {
         Earth {
             semi_major_axis: radius,
             inverse_flattening: 0.0,
+            towgs84: None,
         }
     }
 
@@ -38,13 +52,27 @@ impl Earth {
     }
 
     fn proj_params(&self) -> String {
-        if self.is_sphere() {
+        let figure = if self.is_sphere() {
             format!("+R={}", self.semi_major_axis)
         } else {
             format!(
                 "+a={} +rf={}",
                 self.semi_major_axis, self.inverse_flattening
             )
+        };
+        match self.towgs84 {
+            Some(p) => format!("{figure} +towgs84={}", p.map(|v| v.to_string()).join(",")),
+            None => figure,
+        }
+    }
+
+    /// The PROJ parameters of the geographic system a grid on this figure
+    /// reports longitudes and latitudes in (see [`Earth::towgs84`]).
+    fn geographic_proj(&self) -> String {
+        if self.towgs84.is_some() {
+            "+proj=longlat +ellps=WGS84 +towgs84=0,0,0 +no_defs".to_string()
+        } else {
+            format!("+proj=longlat {} +no_defs", self.proj_params())
         }
     }
 }
@@ -95,6 +123,16 @@ pub enum Crs {
         false_northing: f64,
         earth: Earth,
     },
+    /// Transverse Mercator: national grids (British National Grid,
+    /// Gauss-Krüger) and UTM zones (see [`Crs::utm`]).
+    TransverseMercator {
+        scale_factor_at_central_meridian: f64,
+        longitude_of_central_meridian: f64,
+        latitude_of_projection_origin: f64,
+        false_easting: f64,
+        false_northing: f64,
+        earth: Earth,
+    },
 }
 
 /// A value of a CF grid-mapping attribute.
@@ -112,6 +150,23 @@ impl Crs {
         }
     }
 
+    /// UTM zone `zone` (1..=60) of the northern or southern hemisphere.
+    pub fn utm(zone: u8, north: bool, earth: Earth) -> Result<Crs, GridError> {
+        if !(1..=60).contains(&zone) {
+            return Err(GridError::Projection(format!(
+                "UTM zone {zone} is not in 1..=60"
+            )));
+        }
+        Ok(Crs::TransverseMercator {
+            scale_factor_at_central_meridian: 0.9996,
+            longitude_of_central_meridian: f64::from(zone) * 6.0 - 183.0,
+            latitude_of_projection_origin: 0.0,
+            false_easting: 500_000.0,
+            false_northing: if north { 0.0 } else { 10_000_000.0 },
+            earth,
+        })
+    }
+
     /// The CF `grid_mapping_name`.
     pub fn grid_mapping_name(&self) -> &'static str {
         match self {
@@ -121,6 +176,7 @@ impl Crs {
             Crs::PolarStereographic { .. } => "polar_stereographic",
             Crs::LambertAzimuthalEqualArea { .. } => "lambert_azimuthal_equal_area",
             Crs::Mercator { .. } => "mercator",
+            Crs::TransverseMercator { .. } => "transverse_mercator",
         }
     }
 
@@ -129,13 +185,15 @@ impl Crs {
         matches!(self, Crs::LatLon { .. } | Crs::RotatedPole { .. })
     }
 
-    fn earth(&self) -> Earth {
+    /// The figure of the Earth (and datum shift) the CRS is defined on.
+    pub fn earth(&self) -> Earth {
         match self {
             Crs::LatLon { earth }
             | Crs::LambertConformalConic { earth, .. }
             | Crs::PolarStereographic { earth, .. }
             | Crs::LambertAzimuthalEqualArea { earth, .. }
-            | Crs::Mercator { earth, .. } => *earth,
+            | Crs::Mercator { earth, .. }
+            | Crs::TransverseMercator { earth, .. } => *earth,
             Crs::RotatedPole { .. } => Earth::sphere(6_371_229.0),
         }
     }
@@ -198,6 +256,16 @@ impl Crs {
                 ..
             } => format!(
                 "+proj=merc +lon_0={longitude_of_projection_origin} +lat_ts={standard_parallel} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
+            ),
+            Crs::TransverseMercator {
+                scale_factor_at_central_meridian,
+                longitude_of_central_meridian,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => format!(
+                "+proj=tmerc +lat_0={latitude_of_projection_origin} +lon_0={longitude_of_central_meridian} +k_0={scale_factor_at_central_meridian} +x_0={false_easting} +y_0={false_northing} {e} +units=m +no_defs"
             ),
         }
     }
@@ -298,6 +366,29 @@ impl Crs {
                 ("false_easting", N(*false_easting)),
                 ("false_northing", N(*false_northing)),
             ],
+            Crs::TransverseMercator {
+                scale_factor_at_central_meridian,
+                longitude_of_central_meridian,
+                latitude_of_projection_origin,
+                false_easting,
+                false_northing,
+                ..
+            } => vec![
+                (
+                    "scale_factor_at_central_meridian",
+                    N(*scale_factor_at_central_meridian),
+                ),
+                (
+                    "longitude_of_central_meridian",
+                    N(*longitude_of_central_meridian),
+                ),
+                (
+                    "latitude_of_projection_origin",
+                    N(*latitude_of_projection_origin),
+                ),
+                ("false_easting", N(*false_easting)),
+                ("false_northing", N(*false_northing)),
+            ],
         };
         let earth = self.earth();
         if earth.is_sphere() {
@@ -305,6 +396,9 @@ impl Crs {
         } else {
             out.push(("semi_major_axis", N(earth.semi_major_axis)));
             out.push(("inverse_flattening", N(earth.inverse_flattening)));
+        }
+        if let Some(shift) = earth.towgs84 {
+            out.push(("towgs84", Numbers(shift.to_vec())));
         }
         out.push(("proj4_params", AttrValue::Text(self.proj4())));
         out
@@ -349,11 +443,8 @@ impl Transformer {
                     GridError::Projection(format!("{}: {e}", crs.proj4()))
                 };
                 let native = proj4rs::Proj::from_proj_string(&crs.proj4()).map_err(bad)?;
-                let geo = proj4rs::Proj::from_proj_string(&format!(
-                    "+proj=longlat {} +no_defs",
-                    crs.earth().proj_params()
-                ))
-                .map_err(bad)?;
+                let geo =
+                    proj4rs::Proj::from_proj_string(&crs.earth().geographic_proj()).map_err(bad)?;
                 Ok(Transformer::Proj {
                     geo: Box::new(geo),
                     native: Box::new(native),

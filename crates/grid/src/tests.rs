@@ -55,6 +55,77 @@ fn polar_stereographic_hrap_round_trip_and_scale() {
 }
 
 #[test]
+fn utm_zones_match_pyproj_in_both_hemispheres() {
+    // Reference values: pyproj 3 (PROJ 9), EPSG:4326 -> EPSG:32633 / 32756.
+    for (zone, north, lon, lat, x_ref, y_ref) in [
+        (
+            33,
+            true,
+            16.3738,
+            48.2082,
+            602_065.207_411,
+            5_340_353.594_304,
+        ),
+        (
+            56,
+            false,
+            151.2093,
+            -33.8688,
+            334_368.633_648,
+            6_250_948.345_385,
+        ),
+    ] {
+        let crs = Crs::utm(zone, north, Earth::WGS84).unwrap();
+        let t = crs::Transformer::new(&crs).unwrap();
+        let (x, y) = t.forward(lon, lat).unwrap();
+        assert_abs_diff_eq!(x, x_ref, epsilon = 1e-3);
+        assert_abs_diff_eq!(y, y_ref, epsilon = 1e-3);
+        let (lo, la) = t.inverse(x, y).unwrap();
+        assert_abs_diff_eq!(lo, lon, epsilon = 1e-9);
+        assert_abs_diff_eq!(la, lat, epsilon = 1e-9);
+    }
+    assert!(Crs::utm(0, true, Earth::WGS84).is_err());
+    assert!(Crs::utm(61, true, Earth::WGS84).is_err());
+}
+
+fn british_national_grid(towgs84: Option<[f64; 7]>) -> Crs {
+    Crs::TransverseMercator {
+        scale_factor_at_central_meridian: 0.999_601_271_7,
+        longitude_of_central_meridian: -2.0,
+        latitude_of_projection_origin: 49.0,
+        false_easting: 400_000.0,
+        false_northing: -100_000.0,
+        earth: Earth {
+            semi_major_axis: 6_377_563.396,
+            inverse_flattening: 299.324_964_6,
+            towgs84,
+        },
+    }
+}
+
+#[test]
+fn british_national_grid_with_and_without_the_osgb36_shift() {
+    // pyproj: EPSG:27700 -> EPSG:4277 (OSGB36 itself) and -> EPSG:4326
+    // (WGS84 through EPSG:1314), at the HadUK-Grid Cornwall file's first cell.
+    let (x, y) = (134_500.0, 12_500.0);
+    let own = crs::Transformer::new(&british_national_grid(None)).unwrap();
+    let (lon, lat) = own.inverse(x, y).unwrap();
+    assert_abs_diff_eq!(lon, -5.701_812_174, epsilon = 1e-8);
+    assert_abs_diff_eq!(lat, 49.952_909_087, epsilon = 1e-8);
+    let osgb36 = [446.448, -125.157, 542.06, 0.15, 0.247, 0.842, -20.489];
+    let shifted = british_national_grid(Some(osgb36));
+    assert!(shifted.proj4().contains("+towgs84=446.448,-125.157"));
+    let wgs84 = crs::Transformer::new(&shifted).unwrap();
+    let (lon, lat) = wgs84.inverse(x, y).unwrap();
+    assert_abs_diff_eq!(lon, -5.702_736_538, epsilon = 1e-7);
+    assert_abs_diff_eq!(lat, 49.953_526_211, epsilon = 1e-7);
+    // And back: forward of WGS84 coordinates lands on the same cell.
+    let (x2, y2) = wgs84.forward(lon, lat).unwrap();
+    assert_abs_diff_eq!(x2, x, epsilon = 0.01);
+    assert_abs_diff_eq!(y2, y, epsilon = 0.01);
+}
+
+#[test]
 fn rotated_pole_puts_ukv_centre_on_rotated_origin() {
     let crs = Crs::RotatedPole {
         grid_north_pole_latitude: 37.5,

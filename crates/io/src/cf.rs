@@ -68,6 +68,7 @@ pub(crate) fn earth_from_attrs(attrs: &Attrs) -> Result<Option<Earth>, String> {
         return Ok(Some(Earth {
             semi_major_axis: a,
             inverse_flattening: rf,
+            towgs84: None,
         }));
     }
     if let Some(b) = number(attrs, "semi_minor_axis") {
@@ -89,6 +90,7 @@ pub(crate) fn earth_from_axes(a: f64, b: f64) -> Result<Earth, String> {
     Ok(Earth {
         semi_major_axis: a,
         inverse_flattening: a / (a - b),
+        towgs84: None,
     })
 }
 
@@ -109,13 +111,17 @@ pub(crate) fn crs_from_grid_mapping(attrs: &Attrs) -> Result<Crs, String> {
         .map(|s| s.trim().to_string())
         .ok_or("the grid-mapping variable has no text attribute 'grid_mapping_name'")?;
     let earth = earth_from_attrs(attrs)?;
-    let earth_or_wgs84 = || {
-        earth.unwrap_or_else(|| {
+    // Projections only: a latitude_longitude grid's coordinates are taken as
+    // they are (see `finecast_grid::Earth::towgs84`).
+    let earth_or_wgs84 = || -> Result<Earth, String> {
+        let mut earth = earth.unwrap_or_else(|| {
             tracing::warn!(
                 "grid mapping '{mapping}' does not give the figure of the Earth; assuming WGS84"
             );
             Earth::WGS84
-        })
+        });
+        earth.towgs84 = datum_shift(attrs, &earth)?;
+        Ok(earth)
     };
     let fe = number(attrs, "false_easting").unwrap_or(0.0);
     let fn_ = number(attrs, "false_northing").unwrap_or(0.0);
@@ -150,7 +156,7 @@ pub(crate) fn crs_from_grid_mapping(attrs: &Attrs) -> Result<Crs, String> {
                 latitude_of_projection_origin: required(attrs, m, "latitude_of_projection_origin")?,
                 false_easting: fe,
                 false_northing: fn_,
-                earth: earth_or_wgs84(),
+                earth: earth_or_wgs84()?,
             }
         }
         "polar_stereographic" => {
@@ -183,7 +189,7 @@ pub(crate) fn crs_from_grid_mapping(attrs: &Attrs) -> Result<Crs, String> {
                 },
                 false_easting: fe,
                 false_northing: fn_,
-                earth: earth_or_wgs84(),
+                earth: earth_or_wgs84()?,
             }
         }
         "lambert_azimuthal_equal_area" => Crs::LambertAzimuthalEqualArea {
@@ -191,7 +197,7 @@ pub(crate) fn crs_from_grid_mapping(attrs: &Attrs) -> Result<Crs, String> {
             latitude_of_projection_origin: required(attrs, m, "latitude_of_projection_origin")?,
             false_easting: fe,
             false_northing: fn_,
-            earth: earth_or_wgs84(),
+            earth: earth_or_wgs84()?,
         },
         "mercator" => {
             let standard_parallel = match (
@@ -217,12 +223,147 @@ pub(crate) fn crs_from_grid_mapping(attrs: &Attrs) -> Result<Crs, String> {
                 standard_parallel,
                 false_easting: fe,
                 false_northing: fn_,
-                earth: earth_or_wgs84(),
+                earth: earth_or_wgs84()?,
+            }
+        }
+        "transverse_mercator" => {
+            let scale = required(attrs, m, "scale_factor_at_central_meridian")?;
+            if !(scale.is_finite() && scale > 0.0 && scale <= 1.1) {
+                return Err(format!(
+                    "transverse_mercator scale_factor_at_central_meridian {scale} is not a scale factor near 1"
+                ));
+            }
+            Crs::TransverseMercator {
+                scale_factor_at_central_meridian: scale,
+                longitude_of_central_meridian: required(attrs, m, "longitude_of_central_meridian")?,
+                latitude_of_projection_origin: required(attrs, m, "latitude_of_projection_origin")?,
+                false_easting: fe,
+                false_northing: fn_,
+                earth: earth_or_wgs84()?,
             }
         }
         other => return Err(format!("grid_mapping_name '{other}' is not supported")),
     };
     Ok(crs)
+}
+
+/// A national datum finecast can shift to WGS84 when a file names it but
+/// gives no parameters.
+struct KnownDatum {
+    /// Lower-case fragments of the names files use for it (WKT `DATUM`, CF
+    /// `horizontal_datum_name`).
+    names: &'static [&'static str],
+    /// Semi-major axis of its ellipsoid: the name alone is not trusted.
+    semi_major_axis: f64,
+    towgs84: [f64; 7],
+}
+
+/// OSGB36 -> WGS84, EPSG:1314 ("OSGB36 to WGS 84 (6)", position vector,
+/// about 2 m), as PROJ applies it without the OSTN15 grid.
+const KNOWN_DATUMS: [KnownDatum; 1] = [KnownDatum {
+    names: &[
+        "ordnance survey of great britain 1936",
+        "osgb 1936",
+        "osgb_1936",
+        "osgb36",
+    ],
+    semi_major_axis: 6_377_563.396,
+    towgs84: [446.448, -125.157, 542.06, 0.15, 0.247, 0.842, -20.489],
+}];
+
+/// Datums whose difference from WGS84 (under 2 m) is below what a 1 km grid
+/// resolves, so naming them without a shift is no cause for a warning.
+const NEAR_WGS84: [&str; 7] = [
+    "wgs",
+    "world geodetic system",
+    "etrs",
+    "european terrestrial reference",
+    "nad83",
+    "north american datum 1983",
+    "grs",
+];
+
+/// The shift of a grid mapping's datum to WGS84: CF `towgs84`, else a WKT1
+/// `TOWGS84[...]` in `crs_wkt`, else the published parameters of a datum the
+/// WKT or `horizontal_datum_name` names (OSGB36). `None` (with a warning when a
+/// datum other than a WGS84 realisation is named) means the grid's
+/// latitudes and longitudes are taken as WGS84.
+fn datum_shift(attrs: &Attrs, earth: &Earth) -> Result<Option<[f64; 7]>, String> {
+    if let Some(attr) = attrs.get("towgs84") {
+        let values = attr
+            .numbers()
+            .ok_or("towgs84 must be 3 or 7 numbers, not text")?;
+        return helmert(values).map(Some);
+    }
+    let wkt = attrs.get("crs_wkt").and_then(Attr::text).unwrap_or("");
+    if let Some(values) = wkt_towgs84(wkt)? {
+        return helmert(&values).map(Some);
+    }
+    let name = attrs
+        .get("horizontal_datum_name")
+        .and_then(Attr::text)
+        .map(str::to_string)
+        .or_else(|| wkt_datum_name(wkt));
+    let Some(name) = name else { return Ok(None) };
+    let lower = name.to_ascii_lowercase();
+    let known = KNOWN_DATUMS.iter().find(|d| {
+        d.names.iter().any(|n| lower.contains(n))
+            && (earth.semi_major_axis - d.semi_major_axis).abs() < 0.01
+    });
+    if let Some(datum) = known {
+        return Ok(Some(datum.towgs84));
+    }
+    if !NEAR_WGS84.iter().any(|n| lower.contains(n)) {
+        tracing::warn!(
+            "datum '{name}' comes with no shift to WGS84 (towgs84); its latitudes and longitudes are used as WGS84, which can be off by up to a few hundred metres"
+        );
+    }
+    Ok(None)
+}
+
+/// A Helmert shift from 3 (translation only) or 7 CF `towgs84` values.
+fn helmert(values: &[f64]) -> Result<[f64; 7], String> {
+    if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!("towgs84 has a non-finite value {bad}"));
+    }
+    match values {
+        [dx, dy, dz] => Ok([*dx, *dy, *dz, 0.0, 0.0, 0.0, 0.0]),
+        [_, _, _, _, _, _, _] => {
+            let mut out = [0.0; 7];
+            out.copy_from_slice(values);
+            Ok(out)
+        }
+        other => Err(format!(
+            "towgs84 must have 3 or 7 values, not {}",
+            other.len()
+        )),
+    }
+}
+
+/// The numbers of a WKT1 `TOWGS84[...]` clause, if there is one.
+fn wkt_towgs84(wkt: &str) -> Result<Option<Vec<f64>>, String> {
+    let upper = wkt.to_ascii_uppercase();
+    let Some(start) = upper.find("TOWGS84[") else {
+        return Ok(None);
+    };
+    let body = &wkt[start + "TOWGS84[".len()..];
+    let body = &body[..body.find(']').ok_or("crs_wkt has an unclosed TOWGS84[")?];
+    body.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("crs_wkt TOWGS84 value '{}' is not a number", v.trim()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The name in the first `DATUM["..."` of a WKT (1 or 2).
+fn wkt_datum_name(wkt: &str) -> Option<String> {
+    let upper = wkt.to_ascii_uppercase();
+    let start = upper.find("DATUM[\"")? + "DATUM[\"".len();
+    let rest = &wkt[start..];
+    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// Scale from the units of a projection coordinate to metres.
@@ -356,10 +497,18 @@ mod tests {
 
     #[test]
     fn rejects_unknown_or_incomplete_mappings() {
-        let a = attrs(&[("grid_mapping_name", text("transverse_mercator"))]);
+        let a = attrs(&[("grid_mapping_name", text("sinusoidal"))]);
         assert!(crs_from_grid_mapping(&a)
             .unwrap_err()
-            .contains("transverse_mercator"));
+            .contains("sinusoidal"));
+        let a = attrs(&[
+            ("grid_mapping_name", text("transverse_mercator")),
+            ("longitude_of_central_meridian", num(-2.0)),
+            ("latitude_of_projection_origin", num(49.0)),
+        ]);
+        assert!(crs_from_grid_mapping(&a)
+            .unwrap_err()
+            .contains("scale_factor_at_central_meridian"));
         let a = attrs(&[
             ("grid_mapping_name", text("lambert_conformal_conic")),
             ("standard_parallel", num(25.0)),
@@ -372,6 +521,92 @@ mod tests {
             ("earth_radius", num(6371.0)),
         ]);
         assert!(crs_from_grid_mapping(&a).is_err());
+    }
+
+    /// The British National Grid's attributes as HadUK-Grid files carry them.
+    fn british_national_grid(extra: &[(&str, Attr)]) -> Attrs {
+        let mut a = attrs(&[
+            ("grid_mapping_name", text("transverse_mercator")),
+            ("semi_major_axis", num(6_377_563.396)),
+            ("inverse_flattening", num(299.324_964_6)),
+            ("latitude_of_projection_origin", num(49.0)),
+            ("longitude_of_central_meridian", num(-2.0)),
+            ("false_easting", num(400_000.0)),
+            ("false_northing", num(-100_000.0)),
+            ("scale_factor_at_central_meridian", num(0.999_601_271_7)),
+        ]);
+        a.extend(attrs(extra));
+        a
+    }
+
+    fn shift_of(a: &Attrs) -> Option<[f64; 7]> {
+        crs_from_grid_mapping(a).expect("tm").earth().towgs84
+    }
+
+    #[test]
+    fn transverse_mercator_and_its_datum_shift() {
+        let osgb36 = [446.448, -125.157, 542.06, 0.15, 0.247, 0.842, -20.489];
+        let Crs::TransverseMercator {
+            scale_factor_at_central_meridian,
+            longitude_of_central_meridian,
+            false_northing,
+            earth,
+            ..
+        } = crs_from_grid_mapping(&british_national_grid(&[])).expect("bng")
+        else {
+            panic!("wrong variant")
+        };
+        assert_eq!(scale_factor_at_central_meridian, 0.999_601_271_7);
+        assert_eq!(longitude_of_central_meridian, -2.0);
+        assert_eq!(false_northing, -100_000.0);
+        // Nothing names the datum: no shift.
+        assert_eq!(earth.towgs84, None);
+        // The WKT names OSGB36 (as the HadUK-Grid files do): EPSG:1314.
+        let wkt = r#"PROJCRS["OSGB36 / British National Grid",BASEGEOGCRS["OSGB36",DATUM["Ordnance Survey of Great Britain 1936",ELLIPSOID["Airy 1830",6377563.396,299.3249646]]]]"#;
+        assert_eq!(
+            shift_of(&british_national_grid(&[("crs_wkt", text(wkt))])),
+            Some(osgb36)
+        );
+        assert_eq!(
+            shift_of(&british_national_grid(&[(
+                "horizontal_datum_name",
+                text("OSGB_1936")
+            )])),
+            Some(osgb36)
+        );
+        // The name alone on another ellipsoid is not trusted.
+        let mut wrong_ellipsoid = british_national_grid(&[("crs_wkt", text(wkt))]);
+        wrong_ellipsoid.insert("semi_major_axis".into(), num(6_378_137.0));
+        wrong_ellipsoid.insert("inverse_flattening".into(), num(298.257_223_563));
+        assert_eq!(shift_of(&wrong_ellipsoid), None);
+        // A CF towgs84 attribute wins, 3 values are a translation.
+        let given = Attr::Numbers {
+            values: vec![375.0, -111.0, 431.0],
+            float: true,
+        };
+        assert_eq!(
+            shift_of(&british_national_grid(&[
+                ("crs_wkt", text(wkt)),
+                ("towgs84", given)
+            ])),
+            Some([375.0, -111.0, 431.0, 0.0, 0.0, 0.0, 0.0])
+        );
+        // A WKT1 TOWGS84 clause.
+        let wkt1 = r#"PROJCS["x",GEOGCS["y",DATUM["Some_Datum",SPHEROID["Airy 1830",6377563.396,299.3249646],TOWGS84[1,2,3,0.1,0.2,0.3,4]]]]"#;
+        assert_eq!(
+            shift_of(&british_national_grid(&[("crs_wkt", text(wkt1))])),
+            Some([1.0, 2.0, 3.0, 0.1, 0.2, 0.3, 4.0])
+        );
+        // Bad shifts are errors that name the attribute.
+        let four = Attr::Numbers {
+            values: vec![1.0, 2.0, 3.0, 4.0],
+            float: true,
+        };
+        assert!(
+            crs_from_grid_mapping(&british_national_grid(&[("towgs84", four)]))
+                .unwrap_err()
+                .contains("towgs84")
+        );
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct GridSummary {
     /// Approximate `(dx, dy)` in metres at the grid centre.
     pub spacing_m: (f64, f64),
     pub proj4: String,
+    /// The Helmert shift that puts `bbox_lonlat` on WGS84, where the grid's
+    /// datum has one (CF `towgs84`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub towgs84: Option<[f64; 7]>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +139,7 @@ fn summarise_grid(grid: &Grid) -> GridSummary {
         bbox_lonlat: grid.bbox_lonlat(),
         spacing_m: grid.spacing_m(),
         proj4: grid.crs().proj4(),
+        towgs84: grid.crs().earth().towgs84,
     }
 }
 
@@ -248,9 +253,16 @@ impl fmt::Display for VariableSummary {
                 p = precision
             )?;
             let (w, s, e, n) = g.bbox_lonlat;
+            let datum = match g.towgs84 {
+                Some(p) => format!(
+                    " (WGS84, datum shifted by towgs84 {})",
+                    p.map(|v| v.to_string()).join(",")
+                ),
+                None => String::new(),
+            };
             writeln!(
                 f,
-                "            lon {w:.3}..{e:.3}, lat {s:.3}..{n:.3}; spacing ~{:.2} x {:.2} km",
+                "            lon {w:.3}..{e:.3}, lat {s:.3}..{n:.3}{datum}; spacing ~{:.2} x {:.2} km",
                 g.spacing_m.0 / 1000.0,
                 g.spacing_m.1 / 1000.0
             )?;

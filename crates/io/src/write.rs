@@ -405,6 +405,12 @@ fn write_horizontal_coordinates(file: &mut netcdf::FileMut, grid: &Grid) -> netc
             v.put_attribute("standard_name", standard_name)?;
             v.put_attribute("long_name", standard_name)?;
             v.put_attribute("units", units)?;
+            if grid.crs().earth().towgs84.is_some() {
+                v.put_attribute(
+                    "comment",
+                    "WGS84: the grid mapping's datum shifted with its towgs84 parameters",
+                )?;
+            }
         }
         // One inverse projection per cell for both variables, rows in
         // parallel: on big grids this was most of the write time.

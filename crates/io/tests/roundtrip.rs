@@ -223,6 +223,48 @@ fn mercator_round_trip() {
 }
 
 #[test]
+fn utm_zone_round_trip() {
+    // UTM 32 S, the zone and hemisphere written as a CF transverse_mercator.
+    let crs = Crs::utm(32, false, Earth::WGS84).expect("utm");
+    let x: Vec<f64> = (0..20).map(|i| 400_000.0 + 1000.0 * i as f64).collect();
+    let y: Vec<f64> = (0..15).map(|j| 7_000_000.0 + 1000.0 * j as f64).collect();
+    round_trip(Grid::new(crs, x, y).expect("grid"));
+}
+
+#[test]
+fn british_national_grid_keeps_its_datum_shift() {
+    let crs = Crs::TransverseMercator {
+        scale_factor_at_central_meridian: 0.9996012717,
+        longitude_of_central_meridian: -2.0,
+        latitude_of_projection_origin: 49.0,
+        false_easting: 400_000.0,
+        false_northing: -100_000.0,
+        earth: Earth {
+            semi_major_axis: 6_377_563.396,
+            inverse_flattening: 299.3249646,
+            towgs84: Some([446.448, -125.157, 542.06, 0.15, 0.247, 0.842, -20.489]),
+        },
+    };
+    let x: Vec<f64> = (0..20).map(|i| 134_500.0 + 1000.0 * i as f64).collect();
+    let y: Vec<f64> = (0..15).map(|j| 12_500.0 + 1000.0 * j as f64).collect();
+    let grid = Grid::new(crs, x, y).expect("grid");
+    round_trip(grid.clone());
+    // The 2-D lat/lon written are the grid's WGS84 coordinates and say so.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bng.nc");
+    write_netcdf(&path, &[t2m(&grid, &[])], &provenance()).expect("write");
+    let nc = netcdf::open(&path).expect("open");
+    let lon = nc.variable("lon").expect("lon");
+    let comment = match lon.attribute_value("comment") {
+        Some(Ok(netcdf::AttributeValue::Str(s))) => s,
+        other => panic!("lon comment: {other:?}"),
+    };
+    assert!(comment.contains("WGS84"), "{comment}");
+    let stored: Vec<f32> = lon.get_values(..).expect("lon values");
+    assert!((f64::from(stored[0]) - grid.lonlat(0, 0).0).abs() < 1e-5);
+}
+
+#[test]
 fn datasets_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<finecast_io::Dataset>();

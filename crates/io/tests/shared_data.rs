@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{shared_data, utc};
-use finecast_grid::{wrap180, Crs};
+use finecast_grid::{wrap180, Crs, Earth, Grid};
 use finecast_io::{open, IoError, Selection, TimeSel, MAX_FIELD_CELLS};
 
 fn nc_files(root: &Path) -> Vec<PathBuf> {
@@ -66,7 +66,7 @@ fn every_file_opens_with_grids_and_times() {
 }
 
 /// Projected and rotated files: (file, variable, grid mapping).
-const PROJECTED: [(&str, &str, &str); 12] = [
+const PROJECTED: [(&str, &str, &str); 14] = [
     (
         "fine/hrrr_conus_tp_2020-12-14T12.nc",
         "tp",
@@ -118,6 +118,16 @@ const PROJECTED: [(&str, &str, &str); 12] = [
         "polar_stereographic",
     ),
     (
+        "fine/radolan_rw_germany_2022-10-18.nc",
+        "tp",
+        "polar_stereographic",
+    ),
+    (
+        "fine/efas_alps_5km_1951-01.nc",
+        "t2m",
+        "lambert_azimuthal_equal_area",
+    ),
+    (
         "static/ukv_orog_1p5km.nc",
         "orog",
         "rotated_latitude_longitude",
@@ -128,6 +138,18 @@ const PROJECTED: [(&str, &str, &str); 12] = [
         "rotated_latitude_longitude",
     ),
 ];
+
+/// The 2-D auxiliary `lat` and `lon` a file stores, row-major.
+fn stored_lat_lon(path: &Path) -> (Vec<f64>, Vec<f64>) {
+    let nc = netcdf::open(path).expect("netcdf");
+    let read_2d = |name: &str| -> Vec<f64> {
+        nc.variable(name)
+            .unwrap_or_else(|| panic!("{}: no {name}", path.display()))
+            .get_values::<f64, _>(..)
+            .expect("values")
+    };
+    (read_2d("lat"), read_2d("lon"))
+}
 
 /// For every projected or rotated file, the grid's longitude/latitude of a
 /// sample of cells matches the stored 2-D auxiliary coordinates.
@@ -141,14 +163,7 @@ fn projected_grids_match_stored_lat_lon() {
         let ds = open(&path).unwrap_or_else(|e| panic!("{e}"));
         let grid = ds.grid(var).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(grid.crs().grid_mapping_name(), mapping, "{file}");
-        let nc = netcdf::open(&path).expect("netcdf");
-        let read_2d = |name: &str| -> Vec<f64> {
-            nc.variable(name)
-                .unwrap_or_else(|| panic!("{file}: no {name}"))
-                .get_values::<f64, _>(..)
-                .expect("values")
-        };
-        let (lat, lon) = (read_2d("lat"), read_2d("lon"));
+        let (lat, lon) = stored_lat_lon(&path);
         let (ny, nx) = grid.shape();
         assert_eq!(lat.len(), ny * nx, "{file}");
         let mut worst: f64 = 0.0;
@@ -167,6 +182,131 @@ fn projected_grids_match_stored_lat_lon() {
             }
         }
         eprintln!("{file}: worst lon/lat difference {worst:.2e} degrees");
+    }
+}
+
+/// The British National Grid files: (file, variable, first x, first y, nx, ny).
+const BRITISH_NATIONAL_GRID: [(&str, &str, f64, f64, usize, usize); 3] = [
+    (
+        "fine/haduk_cornwall_1km_2018-05.nc",
+        "tmax",
+        134_500.0,
+        12_500.0,
+        70,
+        71,
+    ),
+    (
+        "static/cornwall_dtm_1km.nc",
+        "orog",
+        130_500.0,
+        10_500.0,
+        70,
+        60,
+    ),
+    (
+        "static/cornwall_dtm_50m.nc",
+        "orog",
+        162_025.0,
+        23_025.0,
+        100,
+        120,
+    ),
+];
+
+/// The British National Grid (transverse Mercator on OSGB36) reads with its
+/// datum shift. The files store 2-D lat/lon on OSGB36 itself: they match the
+/// projection on the grid mapping's own datum to 1e-4 degree, and finecast's
+/// WGS84 coordinates sit the OSGB36 -> WGS84 shift (~100 m) away from them.
+#[test]
+fn british_national_grid_files_read_with_the_osgb36_shift() {
+    let Some(root) = shared_data() else { return };
+    let osgb36 = [446.448, -125.157, 542.06, 0.15, 0.247, 0.842, -20.489];
+    for (file, var, x0, y0, nx, ny) in BRITISH_NATIONAL_GRID {
+        let path = root.join(file);
+        if !path.exists() {
+            // Added to shared/data on 2026-12-03; older copies lack it.
+            eprintln!("skipping {file}: not in this copy of ../shared/data");
+            continue;
+        }
+        let ds = open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let grid = ds.grid(var).unwrap_or_else(|e| panic!("{e}"));
+        let crs = grid.crs().clone();
+        let Crs::TransverseMercator {
+            scale_factor_at_central_meridian,
+            longitude_of_central_meridian,
+            false_easting,
+            false_northing,
+            earth,
+            ..
+        } = crs.clone()
+        else {
+            panic!("{file}: read as {}", crs.grid_mapping_name())
+        };
+        assert_eq!(scale_factor_at_central_meridian, 0.9996012717, "{file}");
+        assert_eq!(longitude_of_central_meridian, -2.0, "{file}");
+        assert_eq!((false_easting, false_northing), (400_000.0, -100_000.0));
+        assert_eq!(earth.semi_major_axis, 6_377_563.396, "{file}");
+        assert_eq!(earth.towgs84, Some(osgb36), "{file}");
+        assert_eq!(grid.shape(), (ny, nx), "{file}");
+        assert_eq!((grid.x()[0], grid.y()[0]), (x0, y0), "{file}");
+
+        let own_datum = Grid::new(
+            with_earth(
+                &crs,
+                Earth {
+                    towgs84: None,
+                    ..earth
+                },
+            ),
+            grid.x().to_vec(),
+            grid.y().to_vec(),
+        )
+        .expect("grid");
+        let (lat, lon) = stored_lat_lon(&path);
+        let (mut worst_own, mut worst_wgs84, mut least_shift) = (0f64, 0f64, f64::MAX);
+        for j in 0..ny {
+            for i in 0..nx {
+                let (slon, slat) = (lon[j * nx + i], lat[j * nx + i]);
+                let (olon, olat) = own_datum.lonlat(j, i);
+                worst_own = worst_own.max((olon - slon).abs().max((olat - slat).abs()));
+                let (wlon, wlat) = grid.lonlat(j, i);
+                let shift = (wlon - slon).abs().max((wlat - slat).abs());
+                worst_wgs84 = worst_wgs84.max(shift);
+                least_shift = least_shift.min(shift);
+            }
+        }
+        eprintln!(
+            "{file}: stored vs OSGB36 {worst_own:.1e} deg; WGS84 shift {least_shift:.1e}..{worst_wgs84:.1e} deg"
+        );
+        assert!(worst_own < 1e-4, "{file}: {worst_own}");
+        assert!(worst_wgs84 < 2e-3, "{file}: {worst_wgs84}");
+        // About 100 m: more than 5e-4 degree of longitude at 50 N everywhere.
+        assert!(
+            least_shift > 5e-4,
+            "{file}: the datum shift was not applied"
+        );
+    }
+}
+
+/// `crs` with another figure of the Earth (transverse Mercator only).
+fn with_earth(crs: &Crs, earth: Earth) -> Crs {
+    match crs.clone() {
+        Crs::TransverseMercator {
+            scale_factor_at_central_meridian,
+            longitude_of_central_meridian,
+            latitude_of_projection_origin,
+            false_easting,
+            false_northing,
+            ..
+        } => Crs::TransverseMercator {
+            scale_factor_at_central_meridian,
+            longitude_of_central_meridian,
+            latitude_of_projection_origin,
+            false_easting,
+            false_northing,
+            earth,
+        },
+        other => panic!("not transverse Mercator: {other:?}"),
     }
 }
 

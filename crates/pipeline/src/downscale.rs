@@ -27,8 +27,9 @@ pub enum Target {
     Region { region: Region, resolution_m: f64 },
     /// The grid of a variable in an existing file.
     GridLike(PathBuf),
-    /// An explicit grid (library callers, benchmarks).
-    Grid(Grid),
+    /// An explicit grid (library callers, benchmarks); boxed, as a grid with
+    /// its CRS is several times the size of the other targets.
+    Grid(Box<Grid>),
 }
 
 #[derive(Debug, Clone)]
@@ -518,7 +519,7 @@ fn target_grid(target: &Target) -> Result<Grid, PipelineError> {
             })?;
             Ok(ds.grid(&first.name)?)
         }
-        Target::Grid(grid) => Ok(grid.clone()),
+        Target::Grid(grid) => Ok(grid.as_ref().clone()),
     }
 }
 

@@ -31,13 +31,17 @@ impl Terrain {
     /// Read the DEM in `path` around `target` and bring it onto the target.
     /// `margin_deg` widens the read so coarse cells around the target are
     /// covered too.
+    ///
+    /// Missing DEM cells are sea level (0 m): national terrain models mark the
+    /// sea as missing (the Cornwall DTMs, OS Terrain 50), and leaving it
+    /// missing would blank every coarse cell that touches the coast.
     pub fn load(path: &Path, target: &Grid, margin_deg: f64) -> Result<Terrain, PipelineError> {
-        let (dem, fine, how) = load_static(
+        let mut dem = finecast_io::read_static(
             path,
-            target,
-            margin_deg,
             &finecast_io::OROGRAPHY_NAMES,
             "orography",
+            target,
+            margin_deg,
         )?;
         if dem.units != "m" {
             return Err(PipelineError::input(
@@ -48,6 +52,23 @@ impl Terrain {
                 ),
             ));
         }
+        let mut sea = 0usize;
+        dem.field.data.mapv_inplace(|z| {
+            if z.is_finite() {
+                z
+            } else {
+                sea += 1;
+                0.0
+            }
+        });
+        if sea > 0 {
+            tracing::info!(
+                "{}: {sea} missing DEM cells of {} taken as sea level (0 m)",
+                path.display(),
+                dem.field.data.len()
+            );
+        }
+        let (fine, how) = regrid_static(path, &dem, target)?;
         Ok(Terrain {
             path: path.to_path_buf(),
             dem: dem.field,
@@ -75,7 +96,8 @@ impl Terrain {
 /// Land area fraction (0..1) on `target` from a land mask or fraction file:
 /// the area mean of a binary mask is the fraction of land in each cell.
 pub fn load_land_fraction(path: &Path, target: &Grid) -> Result<Field, PipelineError> {
-    let (mask, mut fine, _) = load_static(path, target, 0.1, &LAND_NAMES, "land mask")?;
+    let mask = finecast_io::read_static(path, &LAND_NAMES, "land mask", target, 0.1)?;
+    let (mut fine, _) = regrid_static(path, &mask, target)?;
     // Percentages become fractions.
     let percent = mask.units == "%" || mask.field.range().is_some_and(|(_, hi)| hi > 1.5);
     if percent {
@@ -85,17 +107,14 @@ pub fn load_land_fraction(path: &Path, target: &Grid) -> Result<Field, PipelineE
     Ok(fine)
 }
 
-/// Read a static field (first match of `names`) around `target` and regrid it
-/// onto the target; an error names the file and variable when it falls short.
-fn load_static(
+/// A static field brought onto `target`; an error names the file and variable
+/// when it falls short.
+fn regrid_static(
     path: &Path,
+    data: &finecast_io::FieldData,
     target: &Grid,
-    margin_deg: f64,
-    names: &[&str],
-    what: &str,
-) -> Result<(finecast_io::FieldData, Field, TerrainRegrid), PipelineError> {
-    let data = finecast_io::read_static(path, names, what, target, margin_deg)?;
-    let (fine, how) = regrid_terrain(&data.field, target).map_err(|e| {
+) -> Result<(Field, TerrainRegrid), PipelineError> {
+    regrid_terrain(&data.field, target).map_err(|e| {
         PipelineError::input(
             path,
             format!(
@@ -103,6 +122,5 @@ fn load_static(
                 data.name
             ),
         )
-    })?;
-    Ok((data, fine, how))
+    })
 }
