@@ -339,7 +339,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve(a) => finecast_server::serve(a)?,
         Command::Train(a) => {
-            let mut cfg = finecast_model::TrainConfig::from_toml_file(&a.config)?;
+            let mut cfg = finecast_train::TrainConfig::from_toml_file(&a.config)?;
             cfg.resume |= a.resume;
             if let Some(steps) = a.steps {
                 cfg.steps = steps;
@@ -347,7 +347,7 @@ fn run(cli: Cli) -> Result<()> {
             if a.time_limit.is_some() {
                 cfg.time_limit_s = a.time_limit;
             }
-            let report = finecast_model::train(&cfg, &finecast_model::train::BarProgress::new())
+            let report = finecast_train::train(&cfg, &finecast_train::train::BarProgress::new())
                 .with_context(|| format!("training with {}", a.config.display()))?;
             outln!(out, "{}", serde_json::to_string_pretty(&report)?);
         }

@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../../io/tests/common/shared_data.rs"]
+mod shared_data;
+use shared_data::shared_data;
+
 fn finecast(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_finecast"))
         .args(args)
@@ -24,21 +28,6 @@ fn repo() -> PathBuf {
 
 fn sample(name: &str) -> String {
     repo().join("data/sample").join(name).display().to_string()
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("FINECAST_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/data"));
-    if dir.join("README.md").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: shared data not found at {} (set FINECAST_SHARED_DATA)",
-            dir.display()
-        );
-        None
-    }
 }
 
 fn s(p: &Path) -> String {
@@ -440,7 +429,7 @@ fn grid_relative_input_winds_are_turned_to_east_north() {
     let Some(data) = shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();
     let input = data.join("fine/wrf_columbia_1980-01-12T17.nc");
-    let (east, north) = finecast_model::data::read_wind_truth(&input, "u10", None, None).unwrap();
+    let (east, north) = finecast_train::data::read_wind_truth(&input, "u10", None, None).unwrap();
     let raw = finecast_io::open(&input)
         .and_then(|ds| ds.read("u10", &finecast_io::Selection::default()))
         .unwrap();

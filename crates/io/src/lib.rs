@@ -20,6 +20,7 @@ mod hdf5_quiet;
 mod isotime;
 mod nc;
 pub mod units;
+pub mod wind;
 mod window;
 mod write;
 

@@ -826,7 +826,7 @@ pub(crate) fn sea_level_mask(zf: ArrayView2<f32>) -> Array2<f32> {
 /// axes, over the cells with a value (missing cells stay missing); `z`
 /// itself where `sigma` is not a positive number. Used to show the
 /// temperature network DEMs smoother than the one it trains on.
-pub(crate) fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
+pub fn gaussian_smooth(z: ArrayView2<f32>, sigma: f32) -> Array2<f32> {
     if !(sigma > 0.0 && sigma.is_finite()) {
         return z.to_owned();
     }

@@ -11,17 +11,16 @@
 //!   [`Downscaler::receptive_radius`] cells, so tiles run through
 //!   `finecast_tiles::run_tiled` with `halo >= receptive_radius + ceil(blend/2)`
 //!   give the same field as one big tile.
-//! * [`train`]: training on perfect-model pairs (fine fields coarsened
-//!   conservatively to 0.25°), see [`TrainConfig`].
+//! * [`save_model`]: writes weights and their sidecar; training itself, on
+//!   perfect-model pairs, is `finecast-train`'s.
+//!
+//! This crate only infers: it links Burn without autodiff or optimisers.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
-pub mod data;
 pub mod device;
-pub mod evaluate;
 pub mod features;
 pub mod net;
-pub mod train;
 pub mod wind;
 
 use std::path::{Path, PathBuf};
@@ -40,7 +39,6 @@ pub use features::{
     PRECIP_FEATURE_NAMES,
 };
 pub use net::{ResidualNet, ResidualNetConfig};
-pub use train::{train, Progress, TrainConfig, TrainReport};
 
 /// Version of the sidecar layout.
 pub const SIDECAR_FORMAT: u32 = 1;
@@ -78,7 +76,7 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> ModelError {
+    pub fn io(path: &Path, source: std::io::Error) -> ModelError {
         ModelError::Io {
             path: path.to_path_buf(),
             source,
@@ -685,7 +683,7 @@ fn check_inputs(kind: ModelKind, inputs: &ModelInputs) -> Result<(), ModelError>
 
 /// Run the network on normalised features `(N, C, ny, nx)` →
 /// `(N, outputs, ny, nx)`.
-pub(crate) fn forward_features(
+pub fn forward_features(
     net: &ResidualNet,
     feats: ndarray::Array4<f32>,
     device: &Device,
@@ -755,6 +753,3 @@ pub fn save_model(
         .map_err(|e| ModelError::io(&sidecar_path, e))?;
     Ok(sha)
 }
-
-#[cfg(test)]
-mod tests;

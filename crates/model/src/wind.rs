@@ -172,73 +172,6 @@ pub fn prepare(inputs: &ModelInputs) -> Prepared {
     }
 }
 
-/// Turn wind components along a grid's axes (CF `x_wind`/`y_wind`, as WRF
-/// writes them) into eastward and northward components, in place, with the
-/// grid's [`finecast_grid::Grid::x_axis_angle`]. Both fields must be on the
-/// same grid (checked by the caller).
-pub fn turn_to_earth_relative(
-    u: &mut Array2<f32>,
-    v: &mut Array2<f32>,
-    grid: &finecast_grid::Grid,
-) {
-    let angle = grid.x_axis_angle();
-    Zip::from(u).and(v).and(&angle).for_each(|u, v, &a| {
-        let (sin, cos) = a.sin_cos();
-        (*u, *v) = (*u * cos - *v * sin, *u * sin + *v * cos);
-    });
-}
-
-/// Whether a CF standard name marks a wind component along the grid axes.
-pub fn is_grid_relative(standard_name: Option<&str>) -> bool {
-    matches!(standard_name, Some("x_wind" | "y_wind"))
-}
-
-/// Which component of the wind vector a variable is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindComponent {
-    Eastward,
-    Northward,
-}
-
-/// The 10 m wind components the model serves, by variable name
-/// (case-insensitive), with their counterpart. CF standard names
-/// (`eastward_wind`) do not say the height, so they do not count.
-const COMPONENT_PAIRS: [(&str, &str); 3] = [("u10", "v10"), ("uas", "vas"), ("10u", "10v")];
-
-impl WindComponent {
-    /// The component a variable known by `names` is, and the name of its
-    /// counterpart.
-    pub fn of(names: &[&str]) -> Option<(WindComponent, &'static str)> {
-        for name in names {
-            for (east, north) in COMPONENT_PAIRS {
-                if name.eq_ignore_ascii_case(east) {
-                    return Some((WindComponent::Eastward, north));
-                }
-                if name.eq_ignore_ascii_case(north) {
-                    return Some((WindComponent::Northward, east));
-                }
-            }
-        }
-        None
-    }
-
-    /// The CF standard name of the earth-relative component.
-    pub fn standard_name(self) -> &'static str {
-        match self {
-            WindComponent::Eastward => "eastward_wind",
-            WindComponent::Northward => "northward_wind",
-        }
-    }
-
-    /// Index of the component in the model's output.
-    pub fn index(self) -> usize {
-        match self {
-            WindComponent::Eastward => 0,
-            WindComponent::Northward => 1,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,20 +246,5 @@ mod tests {
         // a pure along-wind correction.
         let [a, c] = frame.residual(0, 0, 8.0, -4.0);
         assert!(a > 0.0 && c.abs() < 1e-5, "{a} {c}");
-    }
-
-    #[test]
-    fn components_pair_up() {
-        assert_eq!(
-            WindComponent::of(&["u10", "eastward_wind"]),
-            Some((WindComponent::Eastward, "v10"))
-        );
-        assert_eq!(
-            WindComponent::of(&["VAS"]),
-            Some((WindComponent::Northward, "uas"))
-        );
-        // Another height, or a standard name that does not say the height.
-        assert_eq!(WindComponent::of(&["u100", "eastward_wind"]), None);
-        assert_eq!(WindComponent::of(&["x_wind"]), None);
     }
 }

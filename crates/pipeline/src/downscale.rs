@@ -14,11 +14,10 @@ use ndarray::{s, Array2, Axis};
 use serde::Serialize;
 
 use crate::method::{coarse_input, field_of, Method, WindPartner};
-use crate::quantity::Quantity;
-use crate::terrain::Terrain;
-use crate::wind::{find_partner, to_earth_relative};
 use crate::{JobControl, PipelineError};
-use finecast_model::wind::{is_grid_relative, WindComponent};
+use finecast_io::wind::{find_partner, is_grid_relative, to_earth_relative, WindComponent};
+use finecast_protocol::Quantity;
+use finecast_protocol::{load_land_fraction, Terrain};
 
 /// The fine grid to produce.
 #[derive(Debug, Clone)]
@@ -337,10 +336,7 @@ pub fn run_downscale(
                     fields.index_axis_move(Axis(0), own)
                 }
             };
-            if quantity == Quantity::Precipitation {
-                // Bicubic overshoot must not create negative precipitation.
-                field.mapv_inplace(|v| v.max(0.0));
-            }
+            quantity.bound(&mut field);
             timer.add("downscale", t);
             meta.get_or_insert((coarse.clone(), method.clone()));
             data.push(field);
@@ -378,7 +374,7 @@ pub fn run_downscale(
     });
     if let Some(mask) = &req.land_mask {
         ctl.progress(95.0, "regridding land mask");
-        let sftlf = crate::terrain::load_land_fraction(mask, &target)?;
+        let sftlf = load_land_fraction(mask, &target)?;
         outputs.push(OutputVar {
             name: "sftlf".into(),
             standard_name: Some("land_area_fraction".into()),

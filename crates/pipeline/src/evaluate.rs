@@ -13,20 +13,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
-use finecast_methods::{aligned_latlon_grid, area_mean};
-use finecast_metrics::{default_bands, fss, scores, spectral_ratio, Scores, ScoringDomain};
+use finecast_metrics::fss;
+use finecast_protocol::{coarse_grid, coarsen, MethodScore, Scorer, Terrain};
 use finecast_tiles::TileSpec;
 use ndarray::Array2;
 use serde::Serialize;
 
 use crate::downscale::downscale_tiled;
 use crate::method::{coarse_input, field_of, Method, WindPartner};
-use crate::quantity::Quantity;
-use crate::terrain::Terrain;
 use crate::PipelineError;
-use finecast_model::wind::{is_grid_relative, WindComponent};
+use finecast_protocol::Quantity;
 
-use crate::wind::{find_partner, to_earth_relative};
+use finecast_io::wind::{find_partner, is_grid_relative, to_earth_relative, WindComponent};
 
 #[derive(Debug, Clone)]
 pub struct EvaluateRequest {
@@ -61,56 +59,6 @@ pub struct EvaluateReport {
     /// Truth cells scored (after the edge margin and the common validity mask).
     pub n_scored: usize,
     pub methods: BTreeMap<String, MethodScore>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodScore {
-    pub rmse: f64,
-    pub mae: f64,
-    pub bias: f64,
-    pub pearson: Option<f64>,
-    /// Power of the prediction over the truth per wavelength band; null where
-    /// the band is finer than twice the grid spacing.
-    pub spectral_ratio: Labelled,
-    /// Fractions skill score by "threshold@scale_km", for precipitation.
-    #[serde(skip_serializing_if = "Labelled::is_empty")]
-    pub fss: Labelled,
-}
-
-/// Values by label, kept in insertion order (bands from fine to coarse) and
-/// serialised as a JSON object.
-#[derive(Debug, Clone, Default)]
-pub struct Labelled(pub Vec<(String, Option<f64>)>);
-
-impl Labelled {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub fn get(&self, label: &str) -> Option<f64> {
-        self.0
-            .iter()
-            .find(|(l, _)| l == label)
-            .and_then(|(_, v)| *v)
-    }
-}
-
-impl Serialize for Labelled {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-impl From<&Scores> for MethodScore {
-    fn from(s: &Scores) -> MethodScore {
-        MethodScore {
-            rmse: s.rmse,
-            mae: s.mae,
-            bias: s.bias,
-            pearson: s.pearson,
-            spectral_ratio: Labelled::default(),
-            fss: Labelled::default(),
-        }
-    }
 }
 
 /// Neighbourhood sizes (km) at which FSS is reported for precipitation.
@@ -192,14 +140,13 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     // other wind component too where the wind network needs it.
     let (coarse, partner_coarse, coarse_desc) = match &req.coarse {
         None => {
-            let grid = aligned_latlon_grid(&truth.grid, req.coarse_res_deg)
-                .map_err(|e| PipelineError::Invalid(e.to_string()))?;
+            let grid = coarse_grid(&truth.grid, req.coarse_res_deg)?;
             let partner = partner_truth
                 .as_ref()
                 .filter(|_| needs_partner)
-                .map(|(_, f)| area_mean(f, &grid, 0.5));
+                .map(|(_, f)| coarsen(f, &grid));
             (
-                area_mean(&truth, &grid, 0.5),
+                coarsen(&truth, &grid),
                 partner,
                 format!("conservative {}° mean of the truth", req.coarse_res_deg),
             )
@@ -238,9 +185,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         }
         None => None,
     };
-    let z_c = terrain
-        .as_ref()
-        .map(|t| area_mean(&t.fine, &coarse.grid, 0.5));
+    let z_c = terrain.as_ref().map(|t| coarsen(&t.fine, &coarse.grid));
     let input = coarse_input(&coarse, z_c.as_ref(), || "coarse input".into())?;
     let partner_input = partner_coarse
         .as_ref()
@@ -287,47 +232,31 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             &crate::LogControl::default(),
         )?;
         let k = field_of(fields.dim().0, partner.as_ref());
-        let pred = fields.index_axis_move(ndarray::Axis(0), k);
+        let mut pred = fields.index_axis_move(ndarray::Axis(0), k);
+        quantity.bound(&mut pred);
         predictions.push((m, pred));
     }
 
     // Score on a common mask, one coarse cell in from the edge.
-    let domain = ScoringDomain::new(
-        truth.data.view(),
-        predictions.iter().map(|(_, p)| p.view()),
-        edge_margin(&truth.grid, &coarse.grid),
-    )
-    .map_err(|e| PipelineError::Invalid(e.to_string()))?;
-    let weights = truth.grid.area_weights();
-    let (dx, dy) = truth.grid.spacing_m();
-    let (dx_km, dy_km) = (dx / 1000.0, dy / 1000.0);
-    let interior = |a: &Array2<f32>| domain.interior(a.view());
-    let truth_interior = interior(&truth.data);
     let metric_err = |context: String| move |e| PipelineError::Metrics { context, source: e };
+    let scorer = Scorer::new(
+        truth.data.view(),
+        &truth.grid,
+        &coarse.grid,
+        predictions.iter().map(|(_, p)| p.view()),
+    )
+    .map_err(metric_err("the scoring domain".into()))?;
+    let (dx_km, dy_km) = scorer.spacing_km();
+    let interior = |a: &Array2<f32>| scorer.interior(a.view());
+    let truth_interior = scorer.truth_interior();
 
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
     for (m, pred) in &predictions {
-        let sc = scores(
-            pred.view(),
-            truth.data.view(),
-            weights.view(),
-            Some(domain.mask()),
-        )
-        .map_err(metric_err(format!("method {m}")))?;
-        n_scored = sc.n;
-        let mut entry = MethodScore::from(&sc);
-        let ratios = spectral_ratio(
-            interior(pred).view(),
-            truth_interior.view(),
-            dx_km,
-            dy_km,
-            &default_bands(),
-        )
-        .map_err(metric_err(format!("spectra of method {m}")))?;
-        for r in ratios {
-            entry.spectral_ratio.0.push((r.label.clone(), r.ratio));
-        }
+        let (mut entry, n) = scorer
+            .score(pred.view())
+            .map_err(metric_err(format!("method {m}")))?;
+        n_scored = n;
         if quantity == Quantity::Precipitation {
             for thr in quantity.fss_thresholds(&truth_data.units) {
                 for km in FSS_SCALES_KM {
@@ -351,7 +280,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             &truth_data.units,
             &truth,
             &predictions,
-            &truth_interior,
+            truth_interior,
             interior,
             (dx_km, dy_km),
             terrain.as_ref().map(|t| &t.fine),
@@ -380,13 +309,6 @@ fn format_threshold(thr: f32, units: &str) -> String {
     } else {
         format!("{thr}mm")
     }
-}
-
-/// One coarse cell expressed in truth cells, along (y, x).
-fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
-    let (tdx, tdy) = truth.spacing_m();
-    let (cdx, cdy) = coarse.spacing_m();
-    ((cdy / tdy).ceil() as usize, (cdx / tdx).ceil() as usize)
 }
 
 /// A coarse field given by the user, read around the truth, with its wind

@@ -7,19 +7,15 @@ mod evaluate;
 mod evaluate_plots;
 mod maps;
 mod method;
-mod quantity;
-mod terrain;
-mod wind;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use downscale::{downscale_tiled, run_downscale, DownscaleReport, DownscaleRequest, Target};
-pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, Labelled, MethodScore};
+pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest};
+pub use finecast_protocol::{load_land_fraction, Labelled, MethodScore, Quantity, Terrain};
 pub use maps::{render_file_map, robust_range, MapRequest};
 pub use method::{Method, Networks, WindPartner};
-pub use quantity::Quantity;
-pub use terrain::{load_land_fraction, Terrain};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -58,6 +54,17 @@ pub enum PipelineError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<finecast_protocol::ProtocolError> for PipelineError {
+    fn from(e: finecast_protocol::ProtocolError) -> PipelineError {
+        use finecast_protocol::ProtocolError as P;
+        match e {
+            P::Io(e) => PipelineError::Io(e),
+            P::Input { path, what } => PipelineError::Input { path, what },
+            P::Grid(e) => PipelineError::Invalid(e.to_string()),
+        }
+    }
 }
 
 impl PipelineError {

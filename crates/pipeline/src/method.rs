@@ -6,13 +6,13 @@ use std::fmt;
 use std::path::Path;
 
 use finecast_grid::Grid;
+use finecast_io::wind::WindComponent;
 use finecast_methods::{downscale_at, interpolate, Baseline, CoarseInput, Interp, Positions};
-use finecast_model::wind::WindComponent;
 use finecast_model::{ComputeDevice, Downscaler, ModelInputs, ModelKind};
 use ndarray::{Array3, ArrayView2, Axis};
 
-use crate::quantity::Quantity;
 use crate::PipelineError;
+use finecast_protocol::Quantity;
 
 #[derive(Clone, Debug)]
 pub enum Method {

@@ -3,20 +3,10 @@
 
 use std::path::PathBuf;
 
-/// The shared data folder (`$FINECAST_SHARED_DATA`, else `../shared/data`
-/// beside the repository), or `None` with a message when it is absent.
-pub fn shared_data() -> Option<PathBuf> {
-    let dir = match std::env::var_os("FINECAST_SHARED_DATA") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
-    };
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: ../shared/data not found");
-        None
-    }
-}
+mod shared_data;
+// Not every test binary that includes this module reads the shared data.
+#[allow(unused_imports)]
+pub use shared_data::shared_data;
 
 /// A committed test fixture.
 pub fn fixture(name: &str) -> PathBuf {

@@ -1,12 +1,17 @@
+//! The networks end to end: inference (`finecast-model`) on pairs and with
+//! weights that training (`finecast-train`) makes.
+
 use std::path::Path;
 
 use finecast_grid::{Field, Grid};
 use finecast_tiles::TileSpec;
 use ndarray::{s, Array2, Array3};
 
-use crate::data::{make_pair, Pair};
-use crate::train::{compute_norm_stats, train_on_pairs, ModelSection, NoProgress, TrainConfig};
-use crate::*;
+use finecast_model::*;
+use finecast_train::data::{make_pair, Pair};
+use finecast_train::train::{
+    compute_norm_stats, train_on_pairs, ModelSection, NoProgress, TrainConfig,
+};
 
 /// A synthetic perfect-model pair on a 0.04° grid: hills, a lapse-rate
 /// temperature and cold-air pools in the valleys.
@@ -87,7 +92,7 @@ pub(crate) fn synthetic_wind_pair(ny: usize, nx: usize, seed: f32) -> Pair {
     let zf = Field::new(base.grid.clone(), zf).unwrap();
     let east = Field::new(base.grid.clone(), u).unwrap();
     let north = Field::new(base.grid.clone(), v).unwrap();
-    crate::data::make_wind_pair("synthetic-wind", &east, &north, &zf, 0.25).unwrap()
+    finecast_train::data::make_wind_pair("synthetic-wind", &east, &north, &zf, 0.25).unwrap()
 }
 
 fn small_config(dir: &Path) -> TrainConfig {
@@ -287,7 +292,7 @@ fn load_errors_are_clear() {
 
 /// The model over a whole pair in tiles of `tile` cells, as a job runs it.
 fn tiled_prediction(model: &Downscaler, pair: &Pair, tile: usize, blend: usize) -> Array3<f32> {
-    let components = crate::evaluate::predict_tiled(model, pair, tile, blend).unwrap();
+    let components = finecast_train::evaluate::predict_tiled(model, pair, tile, blend).unwrap();
     let views: Vec<_> = components.iter().map(|c| c.view()).collect();
     ndarray::stack(ndarray::Axis(0), &views).unwrap()
 }
@@ -423,15 +428,15 @@ fn shipped_weights_load() {
 /// The skill of the shipped network of `kind` on its first standard case,
 /// which must be held out from its training; `None` (skipped, with a message)
 /// without the shared data.
-fn held_out_skill(kind: ModelKind) -> Option<crate::evaluate::CaseSkill> {
-    let Some(root) = crate::data::shared_data_dir() else {
-        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)");
+fn held_out_skill(kind: ModelKind) -> Option<finecast_train::evaluate::CaseSkill> {
+    let Some(root) = finecast_train::data::shared_data_dir() else {
+        skip_without_shared_data();
         return None;
     };
     let model = Downscaler::load(&Downscaler::default_path_for(kind)).expect("shipped weights");
-    let case = &crate::evaluate::standard_cases(kind)[0];
+    let case = &finecast_train::evaluate::standard_cases(kind)[0];
     assert!(case.status.contains("held out"), "{}", case.status);
-    Some(crate::evaluate::evaluate_case(case, &model, &root).unwrap())
+    Some(finecast_train::evaluate::evaluate_case(case, &model, &root).unwrap())
 }
 
 /// On real data (skipped without the shared data): the shipped precipitation
@@ -442,7 +447,7 @@ fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
     let Some(skill) = held_out_skill(ModelKind::Precipitation) else {
         return;
     };
-    let root = crate::data::shared_data_dir().unwrap();
+    let root = finecast_train::data::shared_data_dir().unwrap();
     let case = &skill.case;
     let rmse = |m: &str| skill.methods[m].rmse;
     for m in ["bilinear", "bicubic"] {
@@ -453,7 +458,7 @@ fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
             rmse(m)
         );
     }
-    let (truth, _) = crate::data::read_truth(
+    let (truth, _) = finecast_train::data::read_truth(
         &root.join(&case.truth),
         ModelKind::Precipitation,
         &case.var,
@@ -478,8 +483,8 @@ fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
 /// ETOPO5 terrain (it loses with the 1' DEM: see docs/model-card.md).
 #[test]
 fn real_data_pairs_match_reference_protocol() {
-    let Some(root) = crate::data::shared_data_dir() else {
-        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)");
+    let Some(root) = finecast_train::data::shared_data_dir() else {
+        skip_without_shared_data();
         return;
     };
     let model = match Downscaler::load(&Downscaler::default_path()) {
@@ -496,7 +501,7 @@ fn real_data_pairs_match_reference_protocol() {
             .unwrap()
         }
     };
-    let cases = crate::evaluate::standard_cases(ModelKind::Temperature);
+    let cases = finecast_train::evaluate::standard_cases(ModelKind::Temperature);
     // Reference (downscaling-notes.md), PRISM 1981-09-29 tmax, Colorado box.
     let references = [
         (
@@ -519,7 +524,7 @@ fn real_data_pairs_match_reference_protocol() {
         ),
     ];
     for (k, refs) in references {
-        let skill = crate::evaluate::evaluate_case(&cases[k], &model, &root).unwrap();
+        let skill = finecast_train::evaluate::evaluate_case(&cases[k], &model, &root).unwrap();
         let rmse = |m: &str| skill.methods[m].rmse;
         for (m, reference) in refs {
             let r = rmse(m);
@@ -761,12 +766,12 @@ fn wind_training_runs() {
 /// `a = sin 45° (lon + 120°)`); the turn comes from the grid's projection.
 #[test]
 fn wrf_winds_are_turned_to_earth_relative() {
-    let Some(root) = crate::data::shared_data_dir() else {
-        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)");
+    let Some(root) = finecast_train::data::shared_data_dir() else {
+        skip_without_shared_data();
         return;
     };
     let path = root.join("fine/wrf_columbia_1980-01-12T17.nc");
-    let (u, v) = crate::data::read_wind_truth(&path, "u10", None, None).unwrap();
+    let (u, v) = finecast_train::data::read_wind_truth(&path, "u10", None, None).unwrap();
     let ds = finecast_io::open(&path).unwrap();
     let sel = finecast_io::Selection {
         time: finecast_io::TimeSel::First,
@@ -866,10 +871,24 @@ fn predictions_do_not_depend_on_the_row_order() {
                 ..inputs
             })
             .unwrap();
+        // Beyond the tolerance the turned world is held to above. (A random
+        // 8-wide network moves the field by ~1e-3 here; its weights depend on
+        // what other tests draw from the shared seed meanwhile.)
         let differs = mirrored
             .iter()
             .zip(descending.iter())
-            .any(|(x, y)| (x - y).abs() > 1e-3);
+            .any(|(x, y)| (x - y).abs() > 1e-4);
         assert!(differs, "{kind}: the row order made no difference to check");
     }
+}
+
+/// Without the shared data a test skips with a message, except under
+/// `CI=true`, where CI must run it: there its absence is a failure.
+fn skip_without_shared_data() {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the shared data is missing (set FINECAST_SHARED_DATA or place it at ../shared/data): the tests that need it must run");
+    }
+    eprintln!(
+        "skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)"
+    );
 }

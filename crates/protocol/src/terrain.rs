@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use finecast_grid::{Field, Grid};
-use finecast_methods::{area_mean, interpolate, regrid_terrain, Interp, Positions, TerrainRegrid};
+use finecast_methods::{interpolate, regrid_terrain, Interp, Positions, TerrainRegrid};
 
-use crate::PipelineError;
+use crate::{coarsen, ProtocolError};
 
 /// Names tried, in order, for a land mask or land area fraction.
 const LAND_NAMES: [&str; 5] = [
@@ -35,7 +35,7 @@ impl Terrain {
     /// Missing DEM cells are sea level (0 m): national terrain models mark the
     /// sea as missing (the Cornwall DTMs, OS Terrain 50), and leaving it
     /// missing would blank every coarse cell that touches the coast.
-    pub fn load(path: &Path, target: &Grid, margin_deg: f64) -> Result<Terrain, PipelineError> {
+    pub fn load(path: &Path, target: &Grid, margin_deg: f64) -> Result<Terrain, ProtocolError> {
         let mut dem = finecast_io::read_static(
             path,
             &finecast_io::OROGRAPHY_NAMES,
@@ -44,7 +44,7 @@ impl Terrain {
             margin_deg,
         )?;
         if dem.units != "m" {
-            return Err(PipelineError::input(
+            return Err(ProtocolError::input(
                 path,
                 format!(
                     "variable '{}' has units '{}', expected an elevation in m",
@@ -81,7 +81,7 @@ impl Terrain {
     /// DEM in each coarse cell, bilinear where the DEM is too sparse. Cells the
     /// DEM does not reach stay missing.
     pub fn coarse(&self, coarse: &Grid) -> Field {
-        let mut z = area_mean(&self.dem, coarse, 0.5);
+        let mut z = coarsen(&self.dem, coarse);
         let pos = Positions::new(&self.dem.grid, coarse);
         let bil = interpolate(self.dem.data.view(), &self.dem.grid, &pos, Interp::Bilinear);
         z.data.zip_mut_with(&bil, |m, &b| {
@@ -95,7 +95,7 @@ impl Terrain {
 
 /// Land area fraction (0..1) on `target` from a land mask or fraction file:
 /// the area mean of a binary mask is the fraction of land in each cell.
-pub fn load_land_fraction(path: &Path, target: &Grid) -> Result<Field, PipelineError> {
+pub fn load_land_fraction(path: &Path, target: &Grid) -> Result<Field, ProtocolError> {
     let mask = finecast_io::read_static(path, &LAND_NAMES, "land mask", target, 0.1)?;
     let (mut fine, _) = regrid_static(path, &mask, target)?;
     // Percentages become fractions.
@@ -113,9 +113,9 @@ fn regrid_static(
     path: &Path,
     data: &finecast_io::FieldData,
     target: &Grid,
-) -> Result<(Field, TerrainRegrid), PipelineError> {
+) -> Result<(Field, TerrainRegrid), ProtocolError> {
     regrid_terrain(&data.field, target).map_err(|e| {
-        PipelineError::input(
+        ProtocolError::input(
             path,
             format!(
                 "variable '{}' does not cover the target grid: {e}",

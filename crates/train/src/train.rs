@@ -14,9 +14,9 @@ use ndarray::{s, Array2, Array3, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
-use crate::features::{self, Baseline, ModelKind, NormStats};
-use crate::net::{ResidualNet, ResidualNetConfig};
-use crate::{save_model, ModelError};
+use finecast_model::features::{self, Baseline, ModelKind, NormStats};
+use finecast_model::net::{ResidualNet, ResidualNetConfig};
+use finecast_model::{save_model, ModelError};
 
 /// Physically based augmentation applied to temperature training patches
 /// (a precipitation model needs none: its features and target do not change
@@ -545,7 +545,7 @@ impl ValidationSet {
         baseline: Baseline,
         pair: &Pair,
         norm: &NormStats,
-        coarse_res_deg: f64,
+        margin: (usize, usize),
     ) -> ValidationSet {
         let (rows, cols) = pair.whole();
         let mut prepared =
@@ -556,7 +556,7 @@ impl ValidationSet {
             .into_iter()
             .map(|t| t.to_owned())
             .collect();
-        let (mj, mi) = edge_margin(&pair.grid, coarse_res_deg);
+        let (mj, mi) = margin;
         let (ny, nx) = pair.truth.dim();
         let mask = Array2::from_shape_fn((ny, nx), |(j, i)| {
             j >= mj
@@ -603,8 +603,8 @@ impl ValidationSet {
         device: &Device,
     ) -> Result<Array3<f32>, ModelError> {
         let batch = self.prepared.features.clone().insert_axis(ndarray::Axis(0));
-        let residual =
-            crate::forward_features(net, batch, device)?.index_axis_move(ndarray::Axis(0), 0);
+        let residual = finecast_model::forward_features(net, batch, device)?
+            .index_axis_move(ndarray::Axis(0), 0);
         Ok(self.prepared.apply(self.kind, residual.view(), norm))
     }
 
@@ -647,7 +647,7 @@ fn output_gain(
     let (mut truth, mut predicted) = (0.0f64, 0.0f64);
     for pair in pairs {
         // No edge margin: every training cell counts.
-        let set = ValidationSet::new(kind, baseline, pair, norm, 0.0);
+        let set = ValidationSet::new(kind, baseline, pair, norm, (0, 0));
         let (t, p) = set.totals(&set.predict(net, norm, device)?);
         truth += pair.weight * t;
         predicted += pair.weight * p;
@@ -658,20 +658,6 @@ fn output_gain(
         )));
     }
     Ok((truth / predicted) as f32)
-}
-
-/// One coarse cell in truth cells along (y, x), as the evaluation protocol.
-pub fn edge_margin(grid: &finecast_grid::Grid, coarse_res_deg: f64) -> (usize, usize) {
-    let (tdx, tdy) = grid.spacing_m();
-    let deg = finecast_grid::EARTH_RADIUS_M * std::f64::consts::PI / 180.0 * coarse_res_deg;
-    let (w, s, e, n) = grid.bbox_lonlat();
-    let _ = (w, e);
-    let lat = ((s + n) / 2.0).to_radians();
-    let cdx = deg * lat.cos();
-    (
-        (deg / tdy.max(1.0)).ceil() as usize,
-        (cdx / tdx.max(1.0)).ceil() as usize,
-    )
 }
 
 /// Training state saved with each checkpoint.
@@ -753,8 +739,8 @@ pub fn train_on_pairs(
         .map_err(|e| ModelError::io(&cfg.checkpoint_dir, e))?;
     let (ck_model, ck_optim, ck_state) = checkpoint_paths(&cfg.checkpoint_dir);
     let net_cfg = cfg.net_config();
-    let device = crate::device::cpu().autodiff();
-    let plain = crate::device::cpu();
+    let device = finecast_model::device::cpu().autodiff();
+    let plain = finecast_model::device::cpu();
 
     // Sampling weights: each source's weight spread over its pairs by valid cells.
     let counts: Vec<usize> = train_pairs.iter().map(Pair::valid_count).collect();
@@ -824,7 +810,10 @@ pub fn train_on_pairs(
 
     let validation: Vec<ValidationSet> = val_pairs
         .iter()
-        .map(|p| ValidationSet::new(cfg.kind, cfg.baseline(), p, &norm, cfg.coarse_res_deg))
+        .map(|p| {
+            let margin = finecast_protocol::edge_margin(&p.grid, &p.coarse.grid);
+            ValidationSet::new(cfg.kind, cfg.baseline(), p, &norm, margin)
+        })
         .collect();
     let csv_path = cfg.checkpoint_dir.join("loss.csv");
     if !resume && csv_path.exists() {
@@ -1006,7 +995,7 @@ pub fn train_on_pairs(
         &norm,
         training,
     )?;
-    let (weights, _) = crate::weights_and_sidecar(&cfg.output);
+    let (weights, _) = finecast_model::weights_and_sidecar(&cfg.output);
     Ok(TrainReport {
         weights,
         sha256: sha,

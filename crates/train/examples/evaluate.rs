@@ -1,14 +1,14 @@
 //! Skill table of the model against the baselines on real fields.
 //!
-//! `cargo run --profile test -p finecast-model --example evaluate -- [WEIGHTS] [--json OUT.json]`
+//! `cargo run --profile test -p finecast-train --example evaluate -- [WEIGHTS] [--json OUT.json]`
 //!
 //! The cases depend on the model's kind (temperature or precipitation).
 
 use std::path::PathBuf;
 
-use finecast_model::data::shared_data_dir;
-use finecast_model::evaluate::{evaluate_case, markdown_table, standard_cases};
 use finecast_model::Downscaler;
+use finecast_train::data::shared_data_dir;
+use finecast_train::evaluate::{evaluate_case, markdown_table, standard_cases};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()

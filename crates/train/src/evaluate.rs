@@ -1,21 +1,21 @@
 //! Skill of the model against the physical baselines on real fields, with
-//! the perfect-model protocol of `finecast-pipeline`'s `evaluate` (truth →
-//! conservative 0.25° mean → downscale back → score cells at least one coarse
-//! cell from the edge, on the common validity mask; cos(lat) weights on
-//! lat/lon grids; spectral ratios on the native grid).
+//! the perfect-model protocol of `finecast-protocol` that `finecast evaluate`
+//! uses too (truth → conservative 0.25° mean → downscale back → score cells at
+//! least one coarse cell from the edge, on the common validity mask; cos(lat)
+//! weights on lat/lon grids; spectral ratios on the native grid).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use finecast_grid::{Field, Grid, Region};
+use finecast_grid::{Field, Region};
 use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
-use finecast_metrics::{default_bands, scores, spectral_ratio, ScoringDomain};
+use finecast_model::{Downscaler, ModelError, ModelKind};
+use finecast_protocol::{MethodScore, Quantity, Scorer};
 use finecast_tiles::{run_tiled, TileError, TileSpec};
 use ndarray::{Array2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_terrain, make_pair, make_wind_pair, read_truth, read_wind_truth, Pair};
-use crate::{Downscaler, ModelError, ModelKind};
 
 /// The physical baselines a model of `kind` is compared with: the terrain
 /// methods only apply to temperature.
@@ -47,36 +47,14 @@ pub struct EvalCase {
     pub status: String,
 }
 
-/// Scores of one method on one case. For wind, RMSE, MAE, bias, r and the
-/// spectra are those of the wind speed, and `vector_rmse` is the RMSE of the
-/// wind vector (square root of the mean squared length of the error).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MethodSkill {
-    pub rmse: f64,
-    pub mae: f64,
-    pub bias: f64,
-    pub pearson: Option<f64>,
-    /// Prediction/truth power per wavelength band ("6-12km", ...).
-    pub spectral_ratio: BTreeMap<String, Option<f64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector_rmse: Option<f64>,
-}
-
-impl MethodSkill {
-    /// The RMSE methods are ranked by: of the vector for wind.
-    pub fn headline_rmse(&self) -> f64 {
-        self.vector_rmse.unwrap_or(self.rmse)
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CaseSkill {
     pub case: EvalCase,
     /// Units of the scores (those of the truth field).
     pub units: String,
     pub n_scored: usize,
     /// Keyed by method: bilinear, bicubic, lapse, gradient, model.
-    pub methods: BTreeMap<String, MethodSkill>,
+    pub methods: BTreeMap<String, MethodScore>,
 }
 
 #[derive(Debug)]
@@ -110,12 +88,6 @@ pub fn predict_tiled(
         .collect()
 }
 
-fn edge_margin(truth: &Grid, coarse: &Grid) -> (usize, usize) {
-    let (tdx, tdy) = truth.spacing_m();
-    let (cdx, cdy) = coarse.spacing_m();
-    ((cdy / tdy).ceil() as usize, (cdx / tdx).ceil() as usize)
-}
-
 /// Score the baselines and the model on one case.
 pub fn evaluate_case(
     case: &EvalCase,
@@ -141,6 +113,11 @@ pub fn evaluate_case(
         Some(v) => make_wind_pair(&case.name, &truth, v, &zf, 0.25)?,
         None => make_pair(&case.name, &truth, &zf, 0.25)?,
     };
+    let quantity = match kind {
+        ModelKind::Temperature => Quantity::Temperature,
+        ModelKind::Precipitation => Quantity::Precipitation,
+        ModelKind::Wind => Quantity::Wind,
+    };
     let coarse_fields: Vec<&Field> = std::iter::once(&pair.coarse)
         .chain(pair.wind.as_ref().map(|w| &w.coarse))
         .collect();
@@ -157,15 +134,14 @@ pub fn evaluate_case(
                     .map_err(|e| ModelError::Data(e.to_string()))?;
             let mut p = downscale_at(m, &input, &pos, Some(pair.fine_orog.view()))
                 .map_err(|e| ModelError::Data(e.to_string()))?;
-            if kind == ModelKind::Precipitation {
-                // As the pipeline: bicubic overshoot is not negative precipitation.
-                p.mapv_inplace(|v| v.max(0.0));
-            }
+            quantity.bound(&mut p);
             components.push(p);
         }
         preds.push((m.name().to_string(), components));
     }
-    preds.push(("model".to_string(), predict_tiled(model, &pair, 256, 16)?));
+    let mut model_fields = predict_tiled(model, &pair, 256, 16)?;
+    model_fields.iter_mut().for_each(|f| quantity.bound(f));
+    preds.push(("model".to_string(), model_fields));
 
     // Scalars are scored as they are, wind by its speed.
     let (rows, cols) = pair.whole();
@@ -180,61 +156,23 @@ pub fn evaluate_case(
     };
     let truth_scored = scored(&truth_components);
     let preds_scored: Vec<Array2<f32>> = preds.iter().map(|(_, p)| scored(p)).collect();
-    let domain = ScoringDomain::new(
+    let scorer = Scorer::new(
         truth_scored.view(),
+        &grid,
+        &pair.coarse.grid,
         preds_scored.iter().map(|p| p.view()),
-        edge_margin(&grid, &pair.coarse.grid),
     )
     .map_err(|e| ModelError::Data(format!("{}: {e}", case.name)))?;
-    let weights = grid.area_weights();
-    let (dx, dy) = grid.spacing_m();
-    let truth_interior = domain.interior(truth_scored.view());
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
     for ((name, components), p) in preds.iter().zip(&preds_scored) {
-        let sc = scores(
-            p.view(),
-            truth_scored.view(),
-            weights.view(),
-            Some(domain.mask()),
-        )
-        .map_err(|e| ModelError::Data(format!("{}: {name}: {e}", case.name)))?;
-        n_scored = sc.n;
-        let ratios = spectral_ratio(
-            domain.interior(p.view()).view(),
-            truth_interior.view(),
-            dx / 1000.0,
-            dy / 1000.0,
-            &default_bands(),
-        )
-        .map_err(|e| ModelError::Data(format!("{}: spectra of {name}: {e}", case.name)))?;
-        let vector_rmse = (components.len() == 2).then(|| {
-            let (mut sum, mut total) = (0.0f64, 0.0f64);
-            for ((j, i), &ok) in domain.mask().indexed_iter() {
-                if ok {
-                    let w = weights[[j, i]];
-                    let e2: f64 = components
-                        .iter()
-                        .zip(&truth_components)
-                        .map(|(p, t)| ((p[[j, i]] - t[[j, i]]) as f64).powi(2))
-                        .sum();
-                    sum += w * e2;
-                    total += w;
-                }
-            }
-            (sum / total).sqrt()
-        });
-        methods.insert(
-            name.clone(),
-            MethodSkill {
-                rmse: sc.rmse,
-                mae: sc.mae,
-                bias: sc.bias,
-                pearson: sc.pearson,
-                spectral_ratio: ratios.into_iter().map(|r| (r.label, r.ratio)).collect(),
-                vector_rmse,
-            },
-        );
+        let (mut score, n) = scorer
+            .score(p.view())
+            .map_err(|e| ModelError::Data(format!("{}: {name}: {e}", case.name)))?;
+        n_scored = n;
+        score.vector_rmse =
+            (components.len() == 2).then(|| scorer.vector_rmse(components, &truth_components));
+        methods.insert(name.clone(), score);
     }
     Ok(CaseSkill {
         case: case.clone(),
@@ -430,12 +368,13 @@ pub fn markdown_table(skills: &[CaseSkill]) -> String {
     for s in skills {
         let best_baseline = ["bilinear", "bicubic", "lapse", "gradient"]
             .iter()
-            .filter_map(|m| s.methods.get(*m).map(MethodSkill::headline_rmse))
+            .filter_map(|m| s.methods.get(*m).map(MethodScore::headline_rmse))
             .fold(f64::INFINITY, f64::min);
         for m in ["bilinear", "bicubic", "lapse", "gradient", "model"] {
             let Some(x) = s.methods.get(m) else { continue };
             let ratio = |band: &str| {
                 x.spectral_ratio
+                    .0
                     .iter()
                     .find(|(k, _)| k.starts_with(band))
                     .and_then(|(_, v)| *v)

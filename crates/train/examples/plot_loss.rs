@@ -4,6 +4,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [csv, png] = args.as_slice() else {
         return Err("usage: plot_loss LOSS.csv OUT.png".into());
     };
-    finecast_model::train::plot_loss_csv(csv.as_ref(), png.as_ref())?;
+    finecast_train::train::plot_loss_csv(csv.as_ref(), png.as_ref())?;
     Ok(())
 }

@@ -1,25 +1,22 @@
-//! Perfect-model training and evaluation pairs, made exactly as the
-//! evaluation protocol of `finecast-pipeline` makes them: the fine truth is
-//! averaged conservatively onto a 0.25° lat/lon grid whose cell edges lie on
+//! Perfect-model training pairs, made with `finecast-protocol` exactly as
+//! `finecast evaluate` makes its cases: the fine truth is averaged
+//! conservatively onto a 0.25° lat/lon grid whose cell edges lie on
 //! multiples of 0.25°, the DEM is brought onto the truth cells (area mean when
 //! over 2x finer, else bilinear), the coarse orography is the same coarse mean
 //! of that fine DEM, and both coarse fields are interpolated bilinearly back
 //! onto the truth cells.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use finecast_grid::{Field, Grid, Region};
+use finecast_io::wind::{to_earth_relative, WindComponent};
 use finecast_io::{Selection, TimeSel};
-use finecast_methods::{
-    aligned_latlon_grid, area_mean, interpolate, regrid_terrain, Interp, Positions,
-};
-use std::ops::Range;
-
+use finecast_methods::{interpolate, Interp, Positions};
+use finecast_model::{ModelError, ModelInputs, ModelKind};
+use finecast_protocol::{ascending, coarse_grid, coarsen, Terrain};
 use ndarray::{s, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
-
-use crate::wind::{is_grid_relative, turn_to_earth_relative, WindComponent};
-use crate::{ModelError, ModelInputs, ModelKind};
 
 /// One truth dataset: a variable of a fine file, some of its times, a DEM, an
 /// optional crop region and boxes to blank out (held-out regions).
@@ -138,30 +135,6 @@ pub fn effective_spacing(grid: &Grid) -> f64 {
     (dx * dy).sqrt()
 }
 
-/// The field with rows and columns in ascending coordinate order (south to
-/// north, west to east on longitude/latitude grids), as the networks learn
-/// and predict: a north-up raster would show them a mirrored world.
-pub fn ascending(field: &Field) -> Result<Field, ModelError> {
-    let (y_desc, x_desc) = (field.grid.is_y_descending(), field.grid.is_x_descending());
-    if !(y_desc || x_desc) {
-        return Ok(field.clone());
-    }
-    let mut data = field.data.view();
-    let (mut x, mut y) = (field.grid.x().to_vec(), field.grid.y().to_vec());
-    if y_desc {
-        data.invert_axis(ndarray::Axis(0));
-        y.reverse();
-    }
-    if x_desc {
-        data.invert_axis(ndarray::Axis(1));
-        x.reverse();
-    }
-    let grid =
-        Grid::new(field.grid.crs().clone(), x, y).map_err(|e| ModelError::Data(e.to_string()))?;
-    Field::new(grid, data.as_standard_layout().into_owned())
-        .map_err(|e| ModelError::Data(e.to_string()))
-}
-
 /// Build the perfect-model pair of a truth field and the DEM on its cells
 /// (both turned to ascending order first, see [`ascending`]).
 pub fn make_pair(
@@ -175,11 +148,14 @@ pub fn make_pair(
             "{name}: the DEM is not on the truth grid"
         )));
     }
-    let (truth, fine_orog) = (&ascending(truth)?, &ascending(fine_orog)?);
-    let coarse_grid = aligned_latlon_grid(&truth.grid, coarse_res_deg)
-        .map_err(|e| ModelError::Data(format!("{name}: {e}")))?;
-    let coarse = area_mean(truth, &coarse_grid, 0.5);
-    let coarse_orog = area_mean(fine_orog, &coarse_grid, 0.5);
+    let protocol = |e: finecast_protocol::ProtocolError| ModelError::Data(format!("{name}: {e}"));
+    let (truth, fine_orog) = (
+        &ascending(truth).map_err(protocol)?,
+        &ascending(fine_orog).map_err(protocol)?,
+    );
+    let coarse_grid = coarse_grid(&truth.grid, coarse_res_deg).map_err(protocol)?;
+    let coarse = coarsen(truth, &coarse_grid);
+    let coarse_orog = coarsen(fine_orog, &coarse_grid);
     let pos = Positions::new(&coarse_grid, &truth.grid);
     let coarse_bilinear = interpolate(coarse.data.view(), &coarse_grid, &pos, Interp::Bilinear);
     let coarse_orog_bilinear = interpolate(
@@ -218,8 +194,8 @@ pub fn make_wind_pair(
         )));
     }
     let mut pair = make_pair(name, east, fine_orog, coarse_res_deg)?;
-    let north = ascending(north)?;
-    let coarse = area_mean(&north, &pair.coarse.grid, 0.5);
+    let north = ascending(north).map_err(|e| ModelError::Data(format!("{name}: {e}")))?;
+    let coarse = coarsen(&north, &pair.coarse.grid);
     let pos = Positions::new(&pair.coarse.grid, &pair.grid);
     let coarse_bilinear = interpolate(coarse.data.view(), &coarse.grid, &pos, Interp::Bilinear);
     pair.wind = Some(WindPair {
@@ -232,26 +208,12 @@ pub fn make_wind_pair(
 }
 
 /// The DEM of `path` on `target` (area mean when the DEM is over 2x finer,
-/// else bilinear), as the pipeline's `Terrain::load`.
+/// else bilinear; missing cells are sea level), as jobs and `finecast
+/// evaluate` load it.
 pub fn load_terrain(path: &Path, target: &Grid, margin_deg: f64) -> Result<Field, ModelError> {
-    let err = |what: String| ModelError::Data(format!("{}: {what}", path.display()));
-    let dem = finecast_io::read_static(
-        path,
-        &finecast_io::OROGRAPHY_NAMES,
-        "orography",
-        target,
-        margin_deg,
-    )
-    .map_err(|e| ModelError::Data(e.to_string()))?;
-    if dem.units != "m" {
-        return Err(err(format!(
-            "'{}' has units '{}', expected m",
-            dem.name, dem.units
-        )));
-    }
-    let (fine, _) = regrid_terrain(&dem.field, target)
-        .map_err(|e| err(format!("does not cover the target grid: {e}")))?;
-    Ok(fine)
+    Terrain::load(path, target, margin_deg)
+        .map(|t| t.fine)
+        .map_err(|e| ModelError::Data(e.to_string()))
 }
 
 fn region_of(b: &[f64; 4]) -> Result<Region, ModelError> {
@@ -331,35 +293,17 @@ pub fn read_wind_truth(
             "no northward counterpart '{partner}' of '{east_name}'"
         ))
     })?;
-    let mut parts = Vec::with_capacity(2);
-    for name in [&east_name, &north_name] {
-        let data = ds.read(name, &sel).map_err(|e| err(e.to_string()))?;
-        if data.units != "m s-1" {
-            return Err(err(format!(
-                "'{name}' has units '{}', not m s-1",
-                data.units
-            )));
-        }
-        parts.push(data);
-    }
-    let (mut u, mut v) = (parts[0].field.clone(), parts[1].field.clone());
-    if u.grid != v.grid {
+    let read = |name: &str| ds.read(name, &sel).map_err(|e| err(e.to_string()));
+    let (mut east, mut north) = (read(&east_name)?, read(&north_name)?);
+    if east.units != "m s-1" {
         return Err(err(format!(
-            "'{east_name}' and '{north_name}' are on different grids"
+            "'{east_name}' has units '{}', not m s-1",
+            east.units
         )));
     }
-    match (
-        is_grid_relative(parts[0].standard_name.as_deref()),
-        is_grid_relative(parts[1].standard_name.as_deref()),
-    ) {
-        (true, true) => turn_to_earth_relative(&mut u.data, &mut v.data, &u.grid),
-        (false, false) => {}
-        _ => {
-            return Err(err(format!(
-                "'{east_name}' and '{north_name}' mix grid-relative and earth-relative components"
-            )))
-        }
-    }
+    to_earth_relative(path, WindComponent::Eastward, &mut east, &mut north)
+        .map_err(|e| ModelError::Data(e.to_string()))?;
+    let (u, v) = (east.field, north.field);
     Ok((crop(path, u, region)?, crop(path, v, region)?))
 }
 

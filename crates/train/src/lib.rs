@@ -1,0 +1,17 @@
+//! Training finecast's networks and scoring them for the model card.
+//!
+//! * [`data`]: perfect-model training pairs built with `finecast-protocol`
+//!   (the same coarsening, DEM loading and wind pairing as `finecast
+//!   evaluate`), from the sources a [`TrainConfig`] names.
+//! * [`train()`]: the training loop (Burn autodiff + Adam), checkpoints,
+//!   resume, loss curves; [`finecast_model::save_model`] writes the weights.
+//! * [`evaluate`]: the model card's skill tables.
+//!
+//! Kept apart from `finecast-model` so that inference (jobs, the server)
+//! links no autodiff or optimiser.
+
+pub mod data;
+pub mod evaluate;
+pub mod train;
+
+pub use train::{train, Progress, TrainConfig, TrainReport};
