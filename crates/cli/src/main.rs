@@ -191,7 +191,8 @@ struct EvaluateArgs {
     /// Crop the truth to S,N,W,E first.
     #[arg(long, allow_hyphen_values = true)]
     region: Option<String>,
-    /// Valid time of the truth (ISO 8601; default: the first).
+    /// Score only this valid time of the truth (ISO 8601; default: every
+    /// time, pooled, with a table per time).
     #[arg(long)]
     time: Option<String>,
     /// Coarse grid resolution in degrees.
@@ -392,6 +393,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let report = run_evaluate(&req)?;
             print_table(&mut out, &report);
+            print_per_time(&mut out, &report);
             if let Some(path) = a.json {
                 write_json(&path, &report)?;
                 outln!(out, "scores written to {}", path.display());
@@ -454,13 +456,25 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>> {
 }
 
 fn print_table(out: &mut String, r: &EvaluateReport) {
+    let when = match (r.time, r.n_times, r.per_time.first(), r.per_time.last()) {
+        (Some(t), _, _, _) => format!(" at {t}"),
+        (None, n, Some(a), Some(b)) if n > 1 => format!(
+            ", {n} times pooled ({} to {})",
+            a.time
+                .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+                .unwrap_or_default(),
+            b.time
+                .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+                .unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
     outln!(
         out,
-        "{} [{}] from {}{}; coarse: {}; {} cells scored",
+        "{} [{}] from {}{when}; coarse: {}; {} cells scored",
         r.var,
         r.units,
         r.truth,
-        r.time.map(|t| format!(" at {t}")).unwrap_or_default(),
         r.coarse,
         r.n_scored
     );
@@ -514,6 +528,31 @@ fn print_table(out: &mut String, r: &EvaluateReport) {
                 v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
             );
         }
+    }
+}
+
+/// RMSE of every method at each time, when several times were pooled.
+fn print_per_time(out: &mut String, r: &EvaluateReport) {
+    if r.per_time.len() < 2 {
+        return;
+    }
+    let names: Vec<&String> = r.methods.keys().collect();
+    outln!(out);
+    out!(out, "{:<22} {:>8}", "RMSE by time", "cells");
+    for name in &names {
+        out!(out, " {:>9}", name);
+    }
+    outln!(out);
+    for t in &r.per_time {
+        let when = t
+            .time
+            .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+            .unwrap_or_else(|| "-".into());
+        out!(out, "{:<22} {:>8}", when, t.n_scored);
+        for name in &names {
+            out!(out, " {:>9.3}", t.methods[*name].rmse);
+        }
+        outln!(out);
     }
 }
 

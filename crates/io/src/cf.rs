@@ -285,9 +285,9 @@ const NEAR_WGS84: [&str; 7] = [
 
 /// The shift of a grid mapping's datum to WGS84: CF `towgs84`, else a WKT1
 /// `TOWGS84[...]` in `crs_wkt`, else the published parameters of a datum the
-/// WKT or `horizontal_datum_name` names (OSGB36). `None` (with a warning when a
-/// datum other than a WGS84 realisation is named) means the grid's
-/// latitudes and longitudes are taken as WGS84.
+/// WKT or `horizontal_datum_name` names (OSGB36). `None` (with a warning when
+/// an ellipsoid's datum other than a WGS84 realisation is named) means the
+/// grid's latitudes and longitudes are taken as WGS84.
 fn datum_shift(attrs: &Attrs, earth: &Earth) -> Result<Option<[f64; 7]>, String> {
     if let Some(attr) = attrs.get("towgs84") {
         let values = attr
@@ -313,7 +313,9 @@ fn datum_shift(attrs: &Attrs, earth: &Earth) -> Result<Option<[f64; 7]>, String>
     if let Some(datum) = known {
         return Ok(Some(datum.towgs84));
     }
-    if !NEAR_WGS84.iter().any(|n| lower.contains(n)) {
+    // A sphere is a weather model's figure, not a geodetic datum: nothing to
+    // warn about (the RADOLAN grid names its sphere's datum "unknown").
+    if !earth.is_sphere() && !NEAR_WGS84.iter().any(|n| lower.contains(n)) {
         tracing::warn!(
             "datum '{name}' comes with no shift to WGS84 (towgs84); its latitudes and longitudes are used as WGS84, which can be off by up to a few hundred metres"
         );

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use finecast_grid::{Field, Grid, Region};
 use finecast_io::{Selection, TimeSel};
 use finecast_metrics::fss;
-use finecast_protocol::{coarse_grid, coarsen, MethodScore, Scorer, Terrain};
+use finecast_protocol::{coarse_grid, coarsen, MethodScore, Moments, Scorer, Terrain};
 use finecast_tiles::TileSpec;
 use ndarray::Array2;
 use serde::Serialize;
@@ -44,7 +44,10 @@ pub struct EvaluateReport {
     pub var: String,
     pub units: String,
     pub truth: String,
+    /// The time scored, when only one was.
     pub time: Option<DateTime<Utc>>,
+    /// How many times were scored (pooled in `methods`).
+    pub n_times: usize,
     pub region: Option<[f64; 4]>,
     pub coarse_res_deg: f64,
     pub coarse: String,
@@ -56,7 +59,20 @@ pub struct EvaluateReport {
     /// grid's axes to east/north.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wind_frame: Option<String>,
-    /// Truth cells scored (after the edge margin and the common validity mask).
+    /// Truth cells scored over all times (after the edge margin and the
+    /// common validity mask).
+    pub n_scored: usize,
+    /// Scores pooled over every time: RMSE, MAE, bias and r over all scored
+    /// cells of all times; spectral ratios and FSS as the mean over times.
+    pub methods: BTreeMap<String, MethodScore>,
+    /// The scores of each time on its own.
+    pub per_time: Vec<TimeScores>,
+}
+
+/// The scores of one time of the truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeScores {
+    pub time: Option<DateTime<Utc>>,
     pub n_scored: usize,
     pub methods: BTreeMap<String, MethodScore>,
 }
@@ -64,6 +80,8 @@ pub struct EvaluateReport {
 /// Neighbourhood sizes (km) at which FSS is reported for precipitation.
 const FSS_SCALES_KM: [f64; 3] = [10.0, 25.0, 50.0];
 
+/// Score every method against the truth at every time of the truth file (or
+/// at `req.time`), pooled over the times and time by time.
 pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineError> {
     if !(req.coarse_res_deg > 0.0 && req.coarse_res_deg <= 5.0) {
         return Err(PipelineError::Invalid(format!(
@@ -76,8 +94,85 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     }
     let ds = finecast_io::open(&req.truth)?;
     let var = ds.resolve(&req.var)?;
+    let times: Vec<Option<DateTime<Utc>>> = match req.time {
+        Some(t) => vec![Some(t)],
+        None => {
+            let all = ds.times(&var)?;
+            if all.is_empty() {
+                vec![None]
+            } else {
+                all.into_iter().map(Some).collect()
+            }
+        }
+    };
+    let mut terrain: Option<Terrain> = None;
+    let mut per_time = Vec::with_capacity(times.len());
+    let mut moments: BTreeMap<String, Moments> = BTreeMap::new();
+    let mut first: Option<TimeCase> = None;
+    for (k, time) in times.iter().enumerate() {
+        let case = score_time(req, &ds, &var, *time, &mut terrain, k == 0)?;
+        for (name, m) in &case.moments {
+            moments.entry(name.clone()).or_default().merge(m);
+        }
+        per_time.push(case.scores.clone());
+        first.get_or_insert(case);
+    }
+    let first = first.expect("at least one time");
+    let methods = if per_time.len() == 1 {
+        per_time[0].methods.clone()
+    } else {
+        moments
+            .iter()
+            .map(|(name, m)| {
+                let each: Vec<&MethodScore> = per_time.iter().map(|t| &t.methods[name]).collect();
+                (name.clone(), MethodScore::pooled(&each, m))
+            })
+            .collect()
+    };
+    Ok(EvaluateReport {
+        var,
+        units: first.units,
+        truth: req.truth.display().to_string(),
+        time: (per_time.len() == 1).then_some(per_time[0].time).flatten(),
+        n_times: per_time.len(),
+        region: req.region.map(|r| [r.south, r.north, r.west, r.east]),
+        coarse_res_deg: req.coarse_res_deg,
+        coarse: first.coarse_desc,
+        terrain: terrain.map(|t| t.path.display().to_string()),
+        weights_sha256: first.weights_sha256,
+        wind_frame: first.frame_note,
+        n_scored: per_time.iter().map(|t| t.n_scored).sum(),
+        methods,
+        per_time,
+    })
+}
+
+/// One time of the truth scored, with what the report says once.
+struct TimeCase {
+    scores: TimeScores,
+    /// Sums for pooling, by method name.
+    moments: BTreeMap<String, Moments>,
+    units: String,
+    coarse_desc: String,
+    weights_sha256: Option<String>,
+    frame_note: Option<String>,
+}
+
+/// Read the truth at `time`, coarsen it (or read the given coarse field),
+/// run every method back onto the truth grid and score it. The DEM is loaded
+/// into `terrain` once and kept while the truth grid stays the same. Plots
+/// are written for the first time only (`plot`).
+fn score_time(
+    req: &EvaluateRequest,
+    ds: &finecast_io::Dataset,
+    var: &str,
+    time: Option<DateTime<Utc>>,
+    terrain: &mut Option<Terrain>,
+    plot: bool,
+) -> Result<TimeCase, PipelineError> {
+    let var = var.to_string();
     let sel = Selection {
-        time: req.time.map(TimeSel::At).unwrap_or(TimeSel::First),
+        time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
         bbox: req.region.map(|r| (r.west, r.south, r.east, r.north)),
     };
     let mut truth_data = ds.read(&var, &sel)?;
@@ -97,7 +192,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let mut partner_truth = None;
     let turn = is_grid_relative(truth_data.standard_name.as_deref());
     let found = if needs_partner || turn {
-        find_partner(&ds, &names)?
+        find_partner(ds, &names)?
     } else {
         None
     };
@@ -153,7 +248,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         }
         Some(path) => {
             let (coarse, partner) =
-                read_given_coarse(path, &req.var, &truth.grid, req.time, needs_partner)?;
+                read_given_coarse(path, &req.var, &truth.grid, time, needs_partner)?;
             if is_grid_relative(coarse.standard_name.as_deref())
                 != is_grid_relative(truth_data.standard_name.as_deref())
             {
@@ -176,16 +271,20 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
 
     // Terrain: DEM on the truth cells, and the same coarse mean of it.
     let needs_terrain = req.methods.iter().any(Method::needs_terrain);
-    let terrain = match &req.terrain {
-        Some(path) => Some(Terrain::load(path, &truth.grid, 0.5)?),
+    match &req.terrain {
+        Some(path) if terrain.as_ref().is_none_or(|t| t.fine.grid != truth.grid) => {
+            *terrain = Some(Terrain::load(path, &truth.grid, 0.5)?);
+        }
+        Some(_) => {}
         None if needs_terrain => {
             return Err(PipelineError::Invalid(
                 "methods lapse, gradient and model need --terrain DEM.nc".into(),
             ))
         }
-        None => None,
-    };
-    let z_c = terrain.as_ref().map(|t| coarsen(&t.fine, &coarse.grid));
+        None => {}
+    }
+    let terrain = terrain.as_ref();
+    let z_c = terrain.map(|t| coarsen(&t.fine, &coarse.grid));
     let input = coarse_input(&coarse, z_c.as_ref(), || "coarse input".into())?;
     let partner_input = partner_coarse
         .as_ref()
@@ -227,7 +326,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             &input,
             partner.as_ref().filter(|_| m.needs_wind_partner()),
             &truth.grid,
-            terrain.as_ref().map(|t| &t.fine),
+            terrain.map(|t| &t.fine),
             &tiles,
             &crate::LogControl::default(),
         )?;
@@ -251,12 +350,14 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let truth_interior = scorer.truth_interior();
 
     let mut methods = BTreeMap::new();
+    let mut moments = BTreeMap::new();
     let mut n_scored = 0;
     for (m, pred) in &predictions {
         let (mut entry, n) = scorer
             .score(pred.view())
             .map_err(metric_err(format!("method {m}")))?;
         n_scored = n;
+        moments.insert(m.name().to_string(), scorer.moments(pred.view()));
         if quantity == Quantity::Precipitation {
             for thr in quantity.fss_thresholds(&truth_data.units) {
                 for km in FSS_SCALES_KM {
@@ -273,7 +374,7 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
         methods.insert(m.name().to_string(), entry);
     }
 
-    if let Some(dir) = &req.plots {
+    if let Some(dir) = req.plots.as_ref().filter(|_| plot) {
         crate::evaluate_plots::write(
             dir,
             &var,
@@ -283,23 +384,21 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
             truth_interior,
             interior,
             (dx_km, dy_km),
-            terrain.as_ref().map(|t| &t.fine),
+            terrain.map(|t| &t.fine),
         )?;
     }
 
-    Ok(EvaluateReport {
-        var: var.clone(),
-        units: truth_data.units.clone(),
-        truth: req.truth.display().to_string(),
-        time: truth_data.time,
-        region: req.region.map(|r| [r.south, r.north, r.west, r.east]),
-        coarse_res_deg: req.coarse_res_deg,
-        coarse: coarse_desc,
-        terrain: terrain.map(|t| t.path.display().to_string()),
+    Ok(TimeCase {
+        scores: TimeScores {
+            time: truth_data.time,
+            n_scored,
+            methods,
+        },
+        moments,
+        units: truth_data.units,
+        coarse_desc,
         weights_sha256,
-        wind_frame: frame_note,
-        n_scored,
-        methods,
+        frame_note,
     })
 }
 

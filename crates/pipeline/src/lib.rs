@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use downscale::{downscale_tiled, run_downscale, DownscaleReport, DownscaleRequest, Target};
-pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest};
+pub use evaluate::{run_evaluate, EvaluateReport, EvaluateRequest, TimeScores};
 pub use finecast_protocol::{load_land_fraction, Labelled, MethodScore, Quantity, Terrain};
 pub use maps::{render_file_map, robust_range, MapRequest};
 pub use method::{Method, Networks, WindPartner};

@@ -178,3 +178,59 @@ fn plots_are_written() {
         assert!(bytes.starts_with(b"\x89PNG"), "{}", p.display());
     }
 }
+
+/// `evaluate` scores every time of a multi-time truth by default: the
+/// pooled RMSE is the root of the mean squared error over all scored cells of
+/// all times (on the British National Grid every cell weighs the same, so it
+/// is the cell-weighted mean of the per-time MSEs), and `time` picks one.
+#[test]
+fn evaluate_pools_every_time_and_time_picks_one() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let truth = data.join("fine/haduk_cornwall_1km_2018-05.nc");
+    if !truth.exists() {
+        eprintln!("skipping: the HadUK-Grid Cornwall file is not in this copy of the shared data");
+        return;
+    }
+    let mut req = EvaluateRequest {
+        truth,
+        var: "tmax".into(),
+        // The 1 km DTM stops 13 km short of the HadUK grid's north edge.
+        terrain: Some(data.join("static/etopo5_orog.nc")),
+        methods: [Baseline::Bilinear, Baseline::Lapse]
+            .map(Into::into)
+            .to_vec(),
+        region: None,
+        time: None,
+        coarse_res_deg: 0.25,
+        coarse: None,
+        plots: None,
+    };
+    let pooled = run_evaluate(&req).unwrap();
+    assert_eq!(pooled.n_times, 31);
+    assert_eq!(pooled.per_time.len(), 31);
+    assert_eq!(pooled.time, None);
+    assert_eq!(
+        pooled.n_scored,
+        pooled.per_time.iter().map(|t| t.n_scored).sum::<usize>()
+    );
+    for name in ["bilinear", "lapse"] {
+        let (sum, n) = pooled.per_time.iter().fold((0.0, 0.0), |(s, n), t| {
+            let k = t.n_scored as f64;
+            (s + k * t.methods[name].rmse.powi(2), n + k)
+        });
+        let want = (sum / n).sqrt();
+        let got = pooled.methods[name].rmse;
+        assert!((got - want).abs() < 1e-6 * want, "{name}: {got} vs {want}");
+    }
+    // One time alone scores exactly as that time within the pooled run.
+    let day = pooled.per_time[9].clone();
+    req.time = day.time;
+    let one = run_evaluate(&req).unwrap();
+    assert_eq!((one.n_times, one.time), (1, day.time));
+    assert_eq!(one.n_scored, day.n_scored);
+    for name in ["bilinear", "lapse"] {
+        assert_eq!(one.methods[name].rmse, day.methods[name].rmse);
+    }
+}

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use coarsen::{ascending, coarse_grid, coarsen, edge_margin, MIN_COVERAGE};
 pub use quantity::Quantity;
-pub use score::{Labelled, MethodScore, Scorer};
+pub use score::{Labelled, MethodScore, Moments, Scorer};
 pub use terrain::{load_land_fraction, Terrain};
 
 #[derive(Debug, thiserror::Error)]

@@ -120,6 +120,19 @@ impl Scorer {
         Ok((score, sc.n))
     }
 
+    /// The weighted sums behind the scores of `pred`, for pooling a method's
+    /// scores over several times ([`Moments::merge`]).
+    pub fn moments(&self, pred: ArrayView2<f32>) -> Moments {
+        let mut m = Moments::default();
+        for ((j, i), &ok) in self.domain.mask().indexed_iter() {
+            if ok {
+                let (p, t) = (f64::from(pred[[j, i]]), f64::from(self.truth[[j, i]]));
+                m.add(self.weights[[j, i]], p, t);
+            }
+        }
+        m
+    }
+
     /// RMSE of a vector (components in the same order in both) on the
     /// scoring domain, area-weighted.
     pub fn vector_rmse(&self, pred: &[Array2<f32>], truth: &[Array2<f32>]) -> f64 {
@@ -152,5 +165,172 @@ impl Scorer {
     /// Grid spacing (dx, dy) in km.
     pub fn spacing_km(&self) -> (f64, f64) {
         self.spacing_km
+    }
+}
+
+/// Area-weighted sums over scored cells of one method: what RMSE, MAE,
+/// bias and Pearson's r of several times pooled together need (RMSE pooled
+/// is the root of the mean squared error over all scored cells of all
+/// times, each cell with its area weight).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Moments {
+    n: usize,
+    w: f64,
+    we: f64,
+    w_abs_e: f64,
+    we2: f64,
+    wp: f64,
+    wt: f64,
+    wpp: f64,
+    wtt: f64,
+    wpt: f64,
+}
+
+impl Moments {
+    fn add(&mut self, w: f64, p: f64, t: f64) {
+        let e = p - t;
+        self.n += 1;
+        self.w += w;
+        self.we += w * e;
+        self.w_abs_e += w * e.abs();
+        self.we2 += w * e * e;
+        self.wp += w * p;
+        self.wt += w * t;
+        self.wpp += w * p * p;
+        self.wtt += w * t * t;
+        self.wpt += w * p * t;
+    }
+
+    /// Add another time's sums.
+    pub fn merge(&mut self, o: &Moments) {
+        self.n += o.n;
+        self.w += o.w;
+        self.we += o.we;
+        self.w_abs_e += o.w_abs_e;
+        self.we2 += o.we2;
+        self.wp += o.wp;
+        self.wt += o.wt;
+        self.wpp += o.wpp;
+        self.wtt += o.wtt;
+        self.wpt += o.wpt;
+    }
+
+    /// Cells the sums hold.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// RMSE, MAE, bias and Pearson's r (`None` where either side is
+    /// constant) of the pooled cells.
+    pub fn scores(&self) -> (f64, f64, f64, Option<f64>) {
+        let w = self.w;
+        let (mp, mt) = (self.wp / w, self.wt / w);
+        let vp = self.wpp / w - mp * mp;
+        let vt = self.wtt / w - mt * mt;
+        let cov = self.wpt / w - mp * mt;
+        let pearson = (vp > 0.0 && vt > 0.0).then(|| (cov / (vp * vt).sqrt()).clamp(-1.0, 1.0));
+        (
+            (self.we2 / w).sqrt(),
+            self.w_abs_e / w,
+            self.we / w,
+            pearson,
+        )
+    }
+}
+
+impl MethodScore {
+    /// One method's scores over several times: RMSE, MAE, bias and r from
+    /// the pooled `moments`; spectral ratios and FSS as the mean over the
+    /// times that have a value for the band or threshold.
+    pub fn pooled(per_time: &[&MethodScore], moments: &Moments) -> MethodScore {
+        let (rmse, mae, bias, pearson) = moments.scores();
+        let mean_by_label = |pick: fn(&MethodScore) -> &Labelled| {
+            let labels: Vec<String> = per_time
+                .first()
+                .map(|s| pick(s).0.iter().map(|(l, _)| l.clone()).collect())
+                .unwrap_or_default();
+            Labelled(
+                labels
+                    .into_iter()
+                    .map(|label| {
+                        let values: Vec<f64> = per_time
+                            .iter()
+                            .filter_map(|s| pick(s).get(&label))
+                            .collect();
+                        let mean = (!values.is_empty())
+                            .then(|| values.iter().sum::<f64>() / values.len() as f64);
+                        (label, mean)
+                    })
+                    .collect(),
+            )
+        };
+        MethodScore {
+            rmse,
+            mae,
+            bias,
+            pearson,
+            spectral_ratio: mean_by_label(|s| &s.spectral_ratio),
+            fss: mean_by_label(|s| &s.fss),
+            vector_rmse: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    /// Pooling two times' sums gives the scores of both times' cells
+    /// scored at once.
+    #[test]
+    fn pooled_moments_equal_scores_of_all_cells() {
+        let grid = Grid::regular_latlon(5.0, 0.04, 40, 45.0, 0.04, 30).unwrap();
+        let coarse = Grid::regular_latlon(5.125, 0.25, 7, 45.125, 0.25, 5).unwrap();
+        let truth_a = Array2::from_shape_fn((30, 40), |(j, i)| 280.0 + 0.1 * (j * i) as f32 % 7.0);
+        let pred_a =
+            truth_a.mapv(|v| v + 0.3) + Array2::from_shape_fn((30, 40), |(j, _)| j as f32 * 0.01);
+        let truth_b = truth_a.mapv(|v| v - 4.0);
+        let pred_b =
+            truth_b.mapv(|v| v - 0.5) + Array2::from_shape_fn((30, 40), |(_, i)| i as f32 * 0.02);
+        let a = Scorer::new(truth_a.view(), &grid, &coarse, [pred_a.view()]).unwrap();
+        let b = Scorer::new(truth_b.view(), &grid, &coarse, [pred_b.view()]).unwrap();
+        // One time alone: the moments give the scorer's own numbers.
+        let (sa, n) = a.score(pred_a.view()).unwrap();
+        let ma = a.moments(pred_a.view());
+        assert_eq!(ma.n(), n);
+        let (rmse, mae, bias, r) = ma.scores();
+        assert!((rmse - sa.rmse).abs() < 1e-9 && (mae - sa.mae).abs() < 1e-9);
+        assert!((bias - sa.bias).abs() < 1e-9);
+        assert!((r.unwrap() - sa.pearson.unwrap()).abs() < 1e-6);
+        // Both times: the two fields side by side scored at once.
+        let mut pooled = ma;
+        pooled.merge(&b.moments(pred_b.view()));
+        let wide = |x: &Array2<f32>, y: &Array2<f32>| {
+            ndarray::concatenate(ndarray::Axis(1), &[x.view(), y.view()]).unwrap()
+        };
+        let (truth_ab, pred_ab) = (wide(&truth_a, &truth_b), wide(&pred_a, &pred_b));
+        let mut mask = Array2::from_elem((30, 80), false);
+        let (my, mx) = edge_margin(&grid, &coarse);
+        for j in my..30 - my {
+            for i in mx..40 - mx {
+                mask[[j, i]] = true;
+                mask[[j, i + 40]] = true;
+            }
+        }
+        let w = grid.area_weights();
+        let weights = ndarray::concatenate(ndarray::Axis(1), &[w.view(), w.view()]).unwrap();
+        let all = scores(
+            pred_ab.view(),
+            truth_ab.view(),
+            weights.view(),
+            Some(mask.view()),
+        )
+        .unwrap();
+        let (rmse, mae, bias, r) = pooled.scores();
+        assert_eq!(pooled.n(), all.n);
+        assert!((rmse - all.rmse).abs() < 1e-6, "{rmse} {}", all.rmse);
+        assert!((mae - all.mae).abs() < 1e-6 && (bias - all.bias).abs() < 1e-6);
+        assert!((r.unwrap() - all.pearson.unwrap()).abs() < 1e-6);
     }
 }
