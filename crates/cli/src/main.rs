@@ -198,9 +198,20 @@ struct EvaluateArgs {
     /// Coarse grid resolution in degrees.
     #[arg(long, default_value_t = 0.25)]
     coarse_res: f64,
-    /// Use this coarse file instead of coarsening the truth.
+    /// Use this coarse file instead of coarsening the truth: its field at
+    /// each truth time, or aggregated over the truth's period (daily
+    /// maximum, minimum, sum, mean) where the coarse file is finer in time.
     #[arg(long)]
     coarse: Option<PathBuf>,
+    /// The variable of --coarse (default: the truth's name, then its
+    /// standard name), e.g. t2m for a daily tmax truth.
+    #[arg(long)]
+    coarse_var: Option<String>,
+    /// Also score another downscaler's output, NAME=FILE (repeatable): the
+    /// truth's variable in FILE at each truth time, regridded bilinearly to
+    /// the truth grid if it is on another grid.
+    #[arg(long, value_name = "NAME=FILE")]
+    prediction: Vec<String>,
     /// Write the scores as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -389,6 +400,8 @@ fn run(cli: Cli) -> Result<()> {
                 time: a.time.as_deref().map(parse_time).transpose()?,
                 coarse_res_deg: a.coarse_res,
                 coarse: a.coarse,
+                coarse_var: a.coarse_var,
+                predictions: parse_predictions(&a.prediction)?,
                 plots: a.plots.clone(),
             };
             let report = run_evaluate(&req)?;
@@ -417,6 +430,19 @@ fn emit(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// `NAME=FILE` pairs of `--prediction`.
+fn parse_predictions(items: &[String]) -> Result<Vec<(String, PathBuf)>> {
+    items
+        .iter()
+        .map(|item| {
+            let (name, file) = item
+                .split_once('=')
+                .with_context(|| format!("--prediction '{item}' must be NAME=FILE"))?;
+            Ok((name.trim().to_string(), PathBuf::from(file.trim())))
+        })
+        .collect()
 }
 
 /// "LO,HI" with LO < HI.

@@ -110,6 +110,9 @@ pub struct FieldData {
     pub cell_methods: Option<String>,
 }
 
+/// The (start, end) of the period a value stands for.
+pub type TimeBounds = (DateTime<Utc>, DateTime<Utc>);
+
 /// An open input file.
 pub struct Dataset {
     path: PathBuf,
@@ -310,6 +313,17 @@ impl Dataset {
         match &self.backend {
             Backend::NetCdf(f) => f.times(&name),
             Backend::Grib(f) => f.times(&name),
+        }
+    }
+
+    /// The period each time of a variable stands for, from the CF `bounds`
+    /// of its time coordinate: `None` where the file gives none (GRIB2 files
+    /// state periods in their own way and give none here).
+    pub fn time_bounds(&self, var: &str) -> Result<Option<Vec<TimeBounds>>, IoError> {
+        let name = self.resolve(var)?;
+        match &self.backend {
+            Backend::NetCdf(f) => f.time_bounds(&name),
+            Backend::Grib(_) => Ok(None),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::describe::StatsAccumulator;
 use crate::error::catch_decoder_panic;
 use crate::hdf5_quiet;
 use crate::window::{self, Window};
+use crate::TimeBounds;
 use crate::{
     check_no_time_selection, select_time_index, Catalogued, IoError, RawField, Selection,
     ValueStats, VarInfo, MAX_FIELD_CELLS,
@@ -104,6 +105,66 @@ impl NcFile {
             let var = self.variable(name)?;
             let layout = self.layout(&var, name)?;
             self.times_of(&layout, name)
+        })
+    }
+
+    /// The CF `bounds` of the variable's time axis, one (start, end) per time;
+    /// `None` where the time coordinate names no bounds.
+    pub(crate) fn time_bounds(&self, name: &str) -> Result<Option<Vec<TimeBounds>>, IoError> {
+        hdf5_quiet::silence_this_thread();
+        catch_decoder_panic(&self.path, FORMAT, || {
+            let var = self.variable(name)?;
+            let layout = self.layout(&var, name)?;
+            let Some(axis) = layout.time_axis else {
+                return Ok(None);
+            };
+            let dim = &layout.dims[axis].0;
+            let fail = |detail: String| IoError::time(&self.path, name, detail);
+            let Some(time_var) = self.file.variable(dim) else {
+                return Ok(None);
+            };
+            let Some(bounds_name) = text_attr(&time_var, "bounds") else {
+                return Ok(None);
+            };
+            let bounds = self.file.variable(&bounds_name).ok_or_else(|| {
+                fail(format!(
+                    "time bounds '{bounds_name}' named by '{dim}' are not in the file"
+                ))
+            })?;
+            let units = text_attr(&bounds, "units")
+                .or_else(|| text_attr(&time_var, "units"))
+                .ok_or_else(|| fail(format!("coordinate '{dim}' has no units")))?;
+            let calendar =
+                text_attr(&bounds, "calendar").or_else(|| text_attr(&time_var, "calendar"));
+            let time_units = TimeUnits::parse(&units, calendar.as_deref())
+                .map_err(|e| fail(format!("time bounds '{bounds_name}': {e}")))?;
+            let values = bounds
+                .get_values::<f64, _>(..)
+                .map_err(|e| fail(format!("time bounds '{bounds_name}': {e}")))?;
+            let n = time_var.len();
+            if values.len() != 2 * n {
+                return Err(fail(format!(
+                    "time bounds '{bounds_name}' hold {} values for {n} times, not 2 per time",
+                    values.len()
+                )));
+            }
+            values
+                .chunks(2)
+                .map(|pair| {
+                    let start = time_units.decode(pair[0]);
+                    let end = time_units.decode(pair[1]);
+                    match (start, end) {
+                        (Ok(a), Ok(b)) if a <= b => Ok((a, b)),
+                        (Ok(a), Ok(b)) => Err(fail(format!(
+                            "time bounds '{bounds_name}': start {a} is after end {b}"
+                        ))),
+                        (Err(e), _) | (_, Err(e)) => {
+                            Err(fail(format!("time bounds '{bounds_name}': {e}")))
+                        }
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some)
         })
     }
 

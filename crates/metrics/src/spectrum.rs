@@ -37,6 +37,9 @@ pub struct BandRatio {
     /// the grid spacing), holds no spectrum bin (e.g. longer than the domain),
     /// or the truth has no power in it.
     pub ratio: Option<f64>,
+    /// `(Σ P_pred, Σ P_truth)` in the band where it is resolved and holds a
+    /// bin: what pooling the ratio over several fields sums.
+    pub power: Option<(f64, f64)>,
 }
 
 /// The bands reported by `finecast evaluate`: 6–12, 12–25, 25–50 and 50–100 km.
@@ -110,7 +113,7 @@ pub fn spectral_ratio(
     Ok(bands_km
         .iter()
         .map(|&(lo, hi)| {
-            let ratio = if lo < finest_resolved_km {
+            let power = if lo < finest_resolved_km {
                 None
             } else {
                 let in_band = |&(&wl, _): &(&f64, &f64)| wl >= lo && wl < hi;
@@ -123,13 +126,14 @@ pub fn spectral_ratio(
                 };
                 let (bins, power_pred) = sum(&p_pred);
                 let (_, power_true) = sum(&p_true);
-                (bins > 0 && power_true > 0.0).then(|| power_pred / power_true)
+                (bins > 0).then_some((power_pred, power_true))
             };
             BandRatio {
                 label: format!("{lo}-{hi}km"),
                 lo_km: lo,
                 hi_km: hi,
-                ratio,
+                ratio: power.and_then(|(p, t)| (t > 0.0).then(|| p / t)),
+                power,
             }
         })
         .collect())

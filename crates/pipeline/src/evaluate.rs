@@ -8,11 +8,12 @@
 //!    away from the domain edge where every method and the truth are valid.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use finecast_grid::{Field, Grid, Region};
+use finecast_grid::{Field, Region};
 use finecast_io::{Selection, TimeSel};
+use finecast_methods::{interpolate, Interp, Positions};
 use finecast_metrics::fss;
 use finecast_protocol::{coarse_grid, coarsen, MethodScore, Moments, Scorer, Terrain};
 use finecast_tiles::TileSpec;
@@ -20,6 +21,7 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use crate::downscale::downscale_tiled;
+use crate::given_coarse::{truth_period, GivenCoarse};
 use crate::method::{coarse_input, field_of, Method, WindPartner};
 use crate::PipelineError;
 use finecast_protocol::Quantity;
@@ -36,6 +38,13 @@ pub struct EvaluateRequest {
     pub time: Option<DateTime<Utc>>,
     pub coarse_res_deg: f64,
     pub coarse: Option<PathBuf>,
+    /// The variable of `coarse` (default: the truth's name, then its
+    /// standard name).
+    pub coarse_var: Option<String>,
+    /// Outputs of other downscalers to score beside the methods, by name:
+    /// the variable of the same name (or standard name) at each truth time,
+    /// brought bilinearly onto the truth grid where it is on another grid.
+    pub predictions: Vec<(String, PathBuf)>,
     pub plots: Option<PathBuf>,
 }
 
@@ -94,6 +103,22 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     }
     let ds = finecast_io::open(&req.truth)?;
     let var = ds.resolve(&req.var)?;
+    let given = open_predictions(req, &var)?;
+    let coarse_file = match &req.coarse {
+        Some(path) => {
+            let standard_name = ds
+                .variables()
+                .into_iter()
+                .find(|v| v.name == var)
+                .and_then(|v| v.standard_name);
+            let mut names: Vec<&str> = req.coarse_var.iter().map(String::as_str).collect();
+            names.extend([req.var.as_str(), var.as_str()]);
+            names.extend(standard_name.as_deref());
+            Some(GivenCoarse::open(path, &names)?)
+        }
+        None => None,
+    };
+    let bounds = ds.time_bounds(&var)?;
     let times: Vec<Option<DateTime<Utc>>> = match req.time {
         Some(t) => vec![Some(t)],
         None => {
@@ -110,7 +135,12 @@ pub fn run_evaluate(req: &EvaluateRequest) -> Result<EvaluateReport, PipelineErr
     let mut moments: BTreeMap<String, Moments> = BTreeMap::new();
     let mut first: Option<TimeCase> = None;
     for (k, time) in times.iter().enumerate() {
-        let case = score_time(req, &ds, &var, *time, &mut terrain, k == 0)?;
+        let inputs = TimeInputs {
+            given: &given,
+            coarse_file: coarse_file.as_ref(),
+            bounds: bounds.as_ref().and_then(|b| b.get(k).copied()),
+        };
+        let case = score_time(req, &ds, &var, &inputs, *time, &mut terrain, k == 0)?;
         for (name, m) in &case.moments {
             moments.entry(name.clone()).or_default().merge(m);
         }
@@ -162,10 +192,19 @@ struct TimeCase {
 /// run every method back onto the truth grid and score it. The DEM is loaded
 /// into `terrain` once and kept while the truth grid stays the same. Plots
 /// are written for the first time only (`plot`).
+/// What one truth time reads besides the truth.
+struct TimeInputs<'a> {
+    given: &'a [GivenPrediction],
+    coarse_file: Option<&'a GivenCoarse>,
+    /// The truth's time bounds at this time, where the file gives them.
+    bounds: Option<finecast_io::TimeBounds>,
+}
+
 fn score_time(
     req: &EvaluateRequest,
     ds: &finecast_io::Dataset,
     var: &str,
+    inputs: &TimeInputs,
     time: Option<DateTime<Utc>>,
     terrain: &mut Option<Terrain>,
     plot: bool,
@@ -246,21 +285,36 @@ fn score_time(
                 format!("conservative {}° mean of the truth", req.coarse_res_deg),
             )
         }
-        Some(path) => {
-            let (coarse, partner) =
-                read_given_coarse(path, &req.var, &truth.grid, time, needs_partner)?;
-            if is_grid_relative(coarse.standard_name.as_deref())
+        Some(_) => {
+            let file = inputs.coarse_file.expect("opened with the request");
+            let period = truth_period(truth_data.cell_methods.as_deref(), inputs.bounds, time)
+                .map_err(|e| PipelineError::input(&req.truth, format!("variable '{var}': {e}")))?;
+            let coarse = file.at(&truth.grid, time, period, needs_partner)?;
+            if is_grid_relative(coarse.field.standard_name.as_deref())
                 != is_grid_relative(truth_data.standard_name.as_deref())
             {
                 return Err(PipelineError::input(
-                    path,
+                    file.path(),
                     format!(
                         "'{}' and the truth's '{var}' are wind components in different frames (one along its grid's axes, one east/north), and the other component needed to turn them is missing",
-                        coarse.name
+                        coarse.field.name
                     ),
                 ));
             }
-            (coarse.field, partner, path.display().to_string())
+            if coarse.field.units != truth_data.units {
+                return Err(PipelineError::input(
+                    file.path(),
+                    format!(
+                        "'{}' has units '{}', the truth's '{var}' '{}'",
+                        coarse.field.name, coarse.field.units, truth_data.units
+                    ),
+                ));
+            }
+            let desc = match &coarse.how {
+                Some(how) => format!("{} ({how})", file.path().display()),
+                None => file.path().display().to_string(),
+            };
+            (coarse.field.field, coarse.partner, desc)
         }
     };
     if coarse.valid_count() == 0 {
@@ -297,7 +351,7 @@ fn score_time(
     let partner = WindComponent::of(&names)
         .zip(partner_input.as_ref())
         .map(|((component, _), other)| WindPartner { component, other });
-    let mut predictions: Vec<(Method, Array2<f32>)> = Vec::new();
+    let mut predictions: Vec<(String, Array2<f32>)> = Vec::new();
     let mut weights_sha256 = None;
     for requested in &req.methods {
         let Some(m) = requested.resolve(quantity, &names) else {
@@ -333,7 +387,11 @@ fn score_time(
         let k = field_of(fields.dim().0, partner.as_ref());
         let mut pred = fields.index_axis_move(ndarray::Axis(0), k);
         quantity.bound(&mut pred);
-        predictions.push((m, pred));
+        predictions.push((m.name().to_string(), pred));
+    }
+    for g in inputs.given {
+        let pred = g.read_onto(&truth, &truth_data.units, time, req.region.as_ref())?;
+        predictions.push((g.name.clone(), pred));
     }
 
     // Score on a common mask, one coarse cell in from the edge.
@@ -353,11 +411,11 @@ fn score_time(
     let mut moments = BTreeMap::new();
     let mut n_scored = 0;
     for (m, pred) in &predictions {
-        let (mut entry, n) = scorer
+        let (mut entry, sums) = scorer
             .score(pred.view())
             .map_err(metric_err(format!("method {m}")))?;
-        n_scored = n;
-        moments.insert(m.name().to_string(), scorer.moments(pred.view()));
+        n_scored = sums.n();
+        moments.insert(m.clone(), sums);
         if quantity == Quantity::Precipitation {
             for thr in quantity.fss_thresholds(&truth_data.units) {
                 for km in FSS_SCALES_KM {
@@ -371,7 +429,7 @@ fn score_time(
                 }
             }
         }
-        methods.insert(m.name().to_string(), entry);
+        methods.insert(m.clone(), entry);
     }
 
     if let Some(dir) = req.plots.as_ref().filter(|_| plot) {
@@ -402,52 +460,99 @@ fn score_time(
     })
 }
 
+/// Another downscaler's output file to score, opened once.
+struct GivenPrediction {
+    name: String,
+    path: PathBuf,
+    ds: finecast_io::Dataset,
+    var: String,
+}
+
+/// Open every `--prediction NAME=FILE`; names must be unique and not those
+/// of the methods, and each file must hold the truth's variable.
+fn open_predictions(
+    req: &EvaluateRequest,
+    truth_var: &str,
+) -> Result<Vec<GivenPrediction>, PipelineError> {
+    let mut out: Vec<GivenPrediction> = Vec::new();
+    for (name, path) in &req.predictions {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        if !ok {
+            return Err(PipelineError::Invalid(format!(
+                "prediction name '{name}' must be letters, digits, '_', '-' or '.'"
+            )));
+        }
+        if req.methods.iter().any(|m| m.name() == name) || out.iter().any(|g| &g.name == name) {
+            return Err(PipelineError::Invalid(format!(
+                "prediction name '{name}' is used twice (methods and predictions share names)"
+            )));
+        }
+        let ds = finecast_io::open(path)?;
+        let var = ds.resolve(&req.var).or_else(|_| ds.resolve(truth_var))?;
+        out.push(GivenPrediction {
+            name: name.clone(),
+            path: path.clone(),
+            ds,
+            var,
+        });
+    }
+    Ok(out)
+}
+
+impl GivenPrediction {
+    /// The prediction at `time` on the truth's grid (cropped to `region`
+    /// as the truth is), bilinear where it is on another grid; cells it does
+    /// not cover are missing. Its units must be the truth's.
+    fn read_onto(
+        &self,
+        truth: &Field,
+        units: &str,
+        time: Option<DateTime<Utc>>,
+        region: Option<&Region>,
+    ) -> Result<Array2<f32>, PipelineError> {
+        let (w, s, e, n) = truth.grid.bbox_lonlat();
+        let sel = Selection {
+            time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
+            bbox: Some((w - 0.5, s - 0.5, e + 0.5, n + 0.5)),
+        };
+        let data = self.ds.read(&self.var, &sel)?;
+        if data.units != units {
+            return Err(PipelineError::input(
+                &self.path,
+                format!(
+                    "prediction '{}': variable '{}' has units '{}', the truth '{units}'",
+                    self.name, self.var, data.units
+                ),
+            ));
+        }
+        // On the truth's own grid: the same cells, cropped as the truth was.
+        let cropped = region
+            .and_then(|r| data.field.crop_to_region(r))
+            .filter(|f| f.grid == truth.grid);
+        if let Some(f) = cropped {
+            return Ok(f.data);
+        }
+        let field = data.field;
+        if field.grid == truth.grid {
+            return Ok(field.data);
+        }
+        let pos = Positions::new(&field.grid, &truth.grid);
+        Ok(interpolate(
+            field.data.view(),
+            &field.grid,
+            &pos,
+            Interp::Bilinear,
+        ))
+    }
+}
+
 fn format_threshold(thr: f32, units: &str) -> String {
     if units == "kg m-2 s-1" {
         format!("{}mm/h", (thr * 3600.0).round())
     } else {
         format!("{thr}mm")
     }
-}
-
-/// A coarse field given by the user, read around the truth, with its wind
-/// counterpart where the wind network needs it or where both must be turned
-/// from their grid's axes to east/north.
-fn read_given_coarse(
-    path: &Path,
-    var: &str,
-    truth: &Grid,
-    time: Option<DateTime<Utc>>,
-    needs_partner: bool,
-) -> Result<(finecast_io::FieldData, Option<Field>), PipelineError> {
-    let ds = finecast_io::open(path)?;
-    let name = ds.resolve(var)?;
-    let (w, s, e, n) = truth.bbox_lonlat();
-    let sel = Selection {
-        time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
-        bbox: Some((w - 1.0, s - 1.0, e + 1.0, n + 1.0)),
-    };
-    let mut coarse = ds.read(&name, &sel)?;
-    let names: Vec<String> = std::iter::once(name.clone())
-        .chain(coarse.standard_name.clone())
-        .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
-    if !(needs_partner || grid_relative) {
-        return Ok((coarse, None));
-    }
-    let Some((component, partner)) = find_partner(&ds, &names)? else {
-        if needs_partner {
-            return Err(PipelineError::input(
-                path,
-                format!(
-                    "the wind network needs the other component of '{name}', which this file lacks"
-                ),
-            ));
-        }
-        return Ok((coarse, None));
-    };
-    let mut other = ds.read(&partner, &sel)?;
-    to_earth_relative(path, component, &mut coarse, &mut other)?;
-    Ok((coarse, needs_partner.then_some(other.field)))
 }

@@ -22,7 +22,7 @@ pub(crate) fn write(
     var: &str,
     units: &str,
     truth: &Field,
-    predictions: &[(crate::Method, Array2<f32>)],
+    predictions: &[(String, Array2<f32>)],
     truth_interior: &Array2<f32>,
     interior: impl Fn(&Array2<f32>) -> Array2<f32>,
     (dx_km, dy_km): (f64, f64),
@@ -73,7 +73,7 @@ pub(crate) fn write(
     let difference = Palette::by_name("difference").expect("the difference palette exists");
     for (m, pred) in predictions {
         map(
-            m.name(),
+            m,
             format!("{m}: {var}"),
             pred,
             Palette::for_variable(var),
@@ -82,7 +82,7 @@ pub(crate) fn write(
         )?;
         let err = pred - &truth.data;
         map(
-            &format!("{}_error", m.name()),
+            &format!("{m}_error"),
             format!("{m} minus truth"),
             &err,
             difference.clone(),
@@ -101,10 +101,7 @@ pub(crate) fn write(
         spectrum(truth_interior).map_err(metric_err)?,
     )];
     for (m, pred) in predictions {
-        spectra.push((
-            m.name().to_string(),
-            spectrum(&interior(pred)).map_err(metric_err)?,
-        ));
+        spectra.push((m.clone(), spectrum(&interior(pred)).map_err(metric_err)?));
     }
     let lines: Vec<SpectrumLine> = spectra
         .iter()

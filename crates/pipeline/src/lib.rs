@@ -5,6 +5,7 @@
 mod downscale;
 mod evaluate;
 mod evaluate_plots;
+mod given_coarse;
 mod maps;
 mod method;
 

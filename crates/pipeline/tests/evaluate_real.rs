@@ -29,6 +29,8 @@ fn evaluate(
         time: None,
         coarse_res_deg: 0.25,
         coarse: None,
+        coarse_var: None,
+        predictions: vec![],
         plots: None,
     };
     Some(run_evaluate(&req).unwrap())
@@ -132,6 +134,8 @@ fn precipitation_gets_fss_and_rejects_terrain_methods() {
         time: None,
         coarse_res_deg: 0.25,
         coarse: None,
+        coarse_var: None,
+        predictions: vec![],
         plots: None,
     };
     let r = run_evaluate(&req).unwrap();
@@ -162,6 +166,8 @@ fn plots_are_written() {
         time: None,
         coarse_res_deg: 0.25,
         coarse: None,
+        coarse_var: None,
+        predictions: vec![],
         plots: Some(dir.path().to_path_buf()),
     };
     run_evaluate(&req).unwrap();
@@ -205,6 +211,8 @@ fn evaluate_pools_every_time_and_time_picks_one() {
         time: None,
         coarse_res_deg: 0.25,
         coarse: None,
+        coarse_var: None,
+        predictions: vec![],
         plots: None,
     };
     let pooled = run_evaluate(&req).unwrap();
@@ -232,5 +240,48 @@ fn evaluate_pools_every_time_and_time_picks_one() {
     assert_eq!(one.n_scored, day.n_scored);
     for name in ["bilinear", "lapse"] {
         assert_eq!(one.methods[name].rmse, day.methods[name].rmse);
+    }
+}
+
+/// A real coarse input finer in time than the truth is aggregated over each
+/// truth period as the truth is (ERA5 hourly → HadUK-Grid daily): daily
+/// minimum of t2m for tmin, daily sum of tp for ppt. Read at the truth's
+/// time stamp instead (12 UTC) ERA5 would be ~5 K too warm for tmin and
+/// would hold one hour of rain out of 24.
+#[test]
+fn real_coarse_input_is_aggregated_to_the_truth_period() {
+    let Some(data) = common::shared_data() else {
+        return;
+    };
+    let truth = data.join("fine/haduk_cornwall_1km_2018-05.nc");
+    let era5 = data.join("coarse/era5_cornwall_2018-05.nc");
+    if !truth.exists() || !era5.exists() {
+        eprintln!("skipping: the Cornwall files are not in this copy of the shared data");
+        return;
+    }
+    for (var, coarse_var, how, max_bias) in [
+        ("tmin", "t2m", "minimum of the 't2m' fields", 2.5),
+        ("tmax", "t2m", "maximum of the 't2m' fields", 2.5),
+        ("ppt", "tp", "sum of the 'tp' fields", 0.5),
+    ] {
+        let req = EvaluateRequest {
+            truth: truth.clone(),
+            var: var.into(),
+            terrain: None,
+            methods: vec![Baseline::Bilinear.into()],
+            region: None,
+            time: None,
+            coarse_res_deg: 0.25,
+            coarse: Some(era5.clone()),
+            coarse_var: Some(coarse_var.into()),
+            predictions: vec![],
+            plots: None,
+        };
+        let r = run_evaluate(&req).unwrap();
+        assert_eq!(r.n_times, 31, "{var}");
+        assert!(r.coarse.contains(how), "{var}: {}", r.coarse);
+        assert!(r.coarse.contains("24 in the first"), "{var}: {}", r.coarse);
+        let bias = r.methods["bilinear"].bias;
+        assert!(bias.abs() < max_bias, "{var}: bias {bias}");
     }
 }

@@ -91,9 +91,10 @@ impl Scorer {
         })
     }
 
-    /// Scores of one prediction (no FSS, no vector RMSE), and the number of
-    /// cells scored.
-    pub fn score(&self, pred: ArrayView2<f32>) -> Result<(MethodScore, usize), MetricsError> {
+    /// Scores of one prediction (no FSS, no vector RMSE), and the sums
+    /// behind them for pooling over several times ([`Moments::merge`];
+    /// [`Moments::n`] is the number of cells scored).
+    pub fn score(&self, pred: ArrayView2<f32>) -> Result<(MethodScore, Moments), MetricsError> {
         let sc = scores(
             pred,
             self.truth.view(),
@@ -108,6 +109,8 @@ impl Scorer {
             dy_km,
             &default_bands(),
         )?;
+        let mut moments = self.moments(pred);
+        moments.bands = ratios.iter().map(|r| (r.label.clone(), r.power)).collect();
         let score = MethodScore {
             rmse: sc.rmse,
             mae: sc.mae,
@@ -117,12 +120,12 @@ impl Scorer {
             fss: Labelled::default(),
             vector_rmse: None,
         };
-        Ok((score, sc.n))
+        debug_assert_eq!(moments.n, sc.n);
+        Ok((score, moments))
     }
 
-    /// The weighted sums behind the scores of `pred`, for pooling a method's
-    /// scores over several times ([`Moments::merge`]).
-    pub fn moments(&self, pred: ArrayView2<f32>) -> Moments {
+    /// The weighted sums over the scored cells of `pred`.
+    fn moments(&self, pred: ArrayView2<f32>) -> Moments {
         let mut m = Moments::default();
         for ((j, i), &ok) in self.domain.mask().indexed_iter() {
             if ok {
@@ -172,7 +175,7 @@ impl Scorer {
 /// bias and Pearson's r of several times pooled together need (RMSE pooled
 /// is the root of the mean squared error over all scored cells of all
 /// times, each cell with its area weight).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Moments {
     n: usize,
     w: f64,
@@ -184,6 +187,8 @@ pub struct Moments {
     wpp: f64,
     wtt: f64,
     wpt: f64,
+    /// Spectral power `(prediction, truth)` per band, where resolved.
+    bands: Vec<(String, Option<(f64, f64)>)>,
 }
 
 impl Moments {
@@ -213,6 +218,17 @@ impl Moments {
         self.wpp += o.wpp;
         self.wtt += o.wtt;
         self.wpt += o.wpt;
+        if self.bands.is_empty() {
+            self.bands = o.bands.clone();
+        } else {
+            for ((label, mine), (other_label, theirs)) in self.bands.iter_mut().zip(&o.bands) {
+                debug_assert_eq!(label, other_label);
+                *mine = match (*mine, *theirs) {
+                    (Some((p, t)), Some((q, u))) => Some((p + q, t + u)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
     }
 
     /// Cells the sums hold.
@@ -239,11 +255,22 @@ impl Moments {
 }
 
 impl MethodScore {
-    /// One method's scores over several times: RMSE, MAE, bias and r from
-    /// the pooled `moments`; spectral ratios and FSS as the mean over the
-    /// times that have a value for the band or threshold.
+    /// One method's scores over several times: RMSE, MAE, bias, r and the
+    /// spectral ratios (time-summed power of the prediction over that of the
+    /// truth, per band) from the pooled `moments`; FSS as the mean over the
+    /// times that have a value for the threshold and scale.
     pub fn pooled(per_time: &[&MethodScore], moments: &Moments) -> MethodScore {
         let (rmse, mae, bias, pearson) = moments.scores();
+        let spectral_ratio = Labelled(
+            moments
+                .bands
+                .iter()
+                .map(|(label, power)| {
+                    let ratio = power.and_then(|(p, t)| (t > 0.0).then(|| p / t));
+                    (label.clone(), ratio)
+                })
+                .collect(),
+        );
         let mean_by_label = |pick: fn(&MethodScore) -> &Labelled| {
             let labels: Vec<String> = per_time
                 .first()
@@ -269,7 +296,7 @@ impl MethodScore {
             mae,
             bias,
             pearson,
-            spectral_ratio: mean_by_label(|s| &s.spectral_ratio),
+            spectral_ratio,
             fss: mean_by_label(|s| &s.fss),
             vector_rmse: None,
         }
@@ -296,16 +323,14 @@ mod tests {
         let a = Scorer::new(truth_a.view(), &grid, &coarse, [pred_a.view()]).unwrap();
         let b = Scorer::new(truth_b.view(), &grid, &coarse, [pred_b.view()]).unwrap();
         // One time alone: the moments give the scorer's own numbers.
-        let (sa, n) = a.score(pred_a.view()).unwrap();
-        let ma = a.moments(pred_a.view());
-        assert_eq!(ma.n(), n);
+        let (sa, ma) = a.score(pred_a.view()).unwrap();
         let (rmse, mae, bias, r) = ma.scores();
         assert!((rmse - sa.rmse).abs() < 1e-9 && (mae - sa.mae).abs() < 1e-9);
         assert!((bias - sa.bias).abs() < 1e-9);
         assert!((r.unwrap() - sa.pearson.unwrap()).abs() < 1e-6);
         // Both times: the two fields side by side scored at once.
-        let mut pooled = ma;
-        pooled.merge(&b.moments(pred_b.view()));
+        let mut pooled = ma.clone();
+        pooled.merge(&b.score(pred_b.view()).unwrap().1);
         let wide = |x: &Array2<f32>, y: &Array2<f32>| {
             ndarray::concatenate(ndarray::Axis(1), &[x.view(), y.view()]).unwrap()
         };

@@ -166,10 +166,10 @@ pub fn evaluate_case(
     let mut methods = BTreeMap::new();
     let mut n_scored = 0;
     for ((name, components), p) in preds.iter().zip(&preds_scored) {
-        let (mut score, n) = scorer
+        let (mut score, sums) = scorer
             .score(p.view())
             .map_err(|e| ModelError::Data(format!("{}: {name}: {e}", case.name)))?;
-        n_scored = n;
+        n_scored = sums.n();
         score.vector_rmse =
             (components.len() == 2).then(|| scorer.vector_rmse(components, &truth_components));
         methods.insert(name.clone(), score);

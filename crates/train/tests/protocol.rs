@@ -39,6 +39,8 @@ fn agree(root: &std::path::Path, kind: ModelKind, case: EvalCase, methods: &[&st
         time: None,
         coarse_res_deg: 0.25,
         coarse: None,
+        coarse_var: None,
+        predictions: vec![],
         plots: None,
     };
     let cli = run_evaluate(&req).expect("finecast evaluate");
