@@ -49,6 +49,9 @@ enum Command {
     /// Train a downscaling network from a TOML configuration
     /// (scripts/train-t2m.toml, scripts/train-precip.toml).
     Train(TrainArgs),
+    /// Leave-one-source-out cross-validation: per data source, train without
+    /// it and score it with the evaluate protocol (scripts/crossval-t2m.toml).
+    Crossval(CrossvalArgs),
     /// Export the network's weights as safetensors (with the sidecar as
     /// metadata) for other runtimes, e.g. scripts/onnx_model.py.
     ExportWeights {
@@ -77,6 +80,20 @@ struct TrainArgs {
     /// seconds have passed in this run (overrides the configuration).
     #[arg(long)]
     time_limit: Option<f64>,
+}
+
+#[derive(Args)]
+struct CrossvalArgs {
+    /// A training configuration whose sets name their `source`, with a
+    /// `[crossval]` table (output_dir, cases).
+    #[arg(long)]
+    config: PathBuf,
+    /// Only the folds leaving out these sources (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Optimisation steps per fold (overrides the configuration).
+    #[arg(long)]
+    steps: Option<usize>,
 }
 
 #[derive(Args)]
@@ -362,6 +379,43 @@ fn run(cli: Cli) -> Result<()> {
             let report = finecast_train::train(&cfg, &finecast_train::train::BarProgress::new())
                 .with_context(|| format!("training with {}", a.config.display()))?;
             outln!(out, "{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Crossval(a) => {
+            let mut cfg = finecast_train::crossval::CrossvalConfig::from_toml_file(&a.config)?;
+            if let Some(steps) = a.steps {
+                cfg.base.steps = steps;
+            }
+            let folds = finecast_train::crossval::run_crossval(
+                &cfg,
+                &a.only,
+                &finecast_train::train::BarProgress::new(),
+            )
+            .with_context(|| format!("cross-validating with {}", a.config.display()))?;
+            let table = finecast_train::crossval::markdown_table(&folds);
+            // Folds run with --only write files of their own, so several
+            // processes can share the folds out (one per core).
+            let dir = &cfg.crossval.output_dir;
+            let stem = if a.only.is_empty() {
+                "crossval".to_string()
+            } else {
+                format!("crossval-{}", a.only.join("-"))
+            };
+            let json = dir.join(format!("{stem}.json"));
+            let md = dir.join(format!("{stem}.md"));
+            finecast_io::write_atomic(
+                &json,
+                (serde_json::to_string_pretty(&folds)? + "\n").as_bytes(),
+            )
+            .with_context(|| format!("writing {}", json.display()))?;
+            finecast_io::write_atomic(&md, table.as_bytes())
+                .with_context(|| format!("writing {}", md.display()))?;
+            out!(out, "{table}");
+            outln!(
+                out,
+                "scores written to {} and {}",
+                json.display(),
+                md.display()
+            );
         }
         Command::ExportWeights { weights, out: path } => {
             let weights = weights.unwrap_or_else(finecast_model::Downscaler::default_path);

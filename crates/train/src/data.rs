@@ -24,6 +24,11 @@ use serde::{Deserialize, Serialize};
 pub struct SourceSpec {
     /// Label used in logs and reports.
     pub name: String,
+    /// The data source the set comes from ("prism", "wrf", "rtma"...), for
+    /// leave-one-source-out cross-validation (`crate::crossval`): every set
+    /// of a source is left out together. Default: `name`.
+    #[serde(default)]
+    pub source: Option<String>,
     /// Truth file (relative paths are relative to the data root).
     pub truth: PathBuf,
     /// Variable name or standard name.
@@ -43,6 +48,13 @@ pub struct SourceSpec {
     /// Relative sampling weight of this source in training.
     #[serde(default = "one")]
     pub weight: f64,
+}
+
+impl SourceSpec {
+    /// The source label (see [`SourceSpec::source`]).
+    pub fn source(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
 }
 
 fn one() -> f64 {

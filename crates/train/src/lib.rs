@@ -6,10 +6,13 @@
 //! * [`train()`]: the training loop (Burn autodiff + Adam), checkpoints,
 //!   resume, loss curves; [`finecast_model::save_model`] writes the weights.
 //! * [`evaluate`]: the model card's skill tables.
+//! * [`crossval`]: leave-one-source-out cross-validation (train without a
+//!   source, score on it with `finecast evaluate`'s protocol).
 //!
 //! Kept apart from `finecast-model` so that inference (jobs, the server)
 //! links no autodiff or optimiser.
 
+pub mod crossval;
 pub mod data;
 pub mod evaluate;
 pub mod train;
