@@ -188,10 +188,6 @@ struct TimeCase {
     frame_note: Option<String>,
 }
 
-/// Read the truth at `time`, coarsen it (or read the given coarse field),
-/// run every method back onto the truth grid and score it. The DEM is loaded
-/// into `terrain` once and kept while the truth grid stays the same. Plots
-/// are written for the first time only (`plot`).
 /// What one truth time reads besides the truth.
 struct TimeInputs<'a> {
     given: &'a [GivenPrediction],
@@ -200,6 +196,10 @@ struct TimeInputs<'a> {
     bounds: Option<finecast_io::TimeBounds>,
 }
 
+/// Read the truth at `time`, coarsen it (or read the given coarse field),
+/// run every method back onto the truth grid and score it. The DEM is loaded
+/// into `terrain` once and kept while the truth grid stays the same. Plots
+/// are written for the first time only (`plot`).
 fn score_time(
     req: &EvaluateRequest,
     ds: &finecast_io::Dataset,
@@ -209,40 +209,102 @@ fn score_time(
     terrain: &mut Option<Terrain>,
     plot: bool,
 ) -> Result<TimeCase, PipelineError> {
-    let var = var.to_string();
+    let truth = read_truth_at(req, ds, var, time)?;
+    let coarse = coarse_at(req, inputs, &truth, time)?;
+    load_terrain_once(req, terrain, &truth.field.grid)?;
+    let terrain = terrain.as_ref();
+    let (predictions, weights_sha256) = predict(req, inputs, &truth, &coarse, terrain, time)?;
+    let scored = score(&truth, &coarse.field.grid, &predictions)?;
+    if let Some(dir) = req.plots.as_ref().filter(|_| plot) {
+        let interior = |a: &Array2<f32>| scored.scorer.interior(a.view());
+        crate::evaluate_plots::write(
+            dir,
+            var,
+            &truth.data.units,
+            &truth.field,
+            &predictions,
+            scored.scorer.truth_interior(),
+            interior,
+            scored.scorer.spacing_km(),
+            terrain.map(|t| &t.fine),
+        )?;
+    }
+    Ok(TimeCase {
+        scores: TimeScores {
+            time: truth.data.time,
+            n_scored: scored.n_scored,
+            methods: scored.methods,
+        },
+        moments: scored.moments,
+        units: truth.data.units,
+        coarse_desc: coarse.desc,
+        weights_sha256,
+        frame_note: truth.frame_note,
+    })
+}
+
+/// The truth at one time: the field (cropped to the region) and what was
+/// read with it.
+struct TruthAt {
+    /// As read (its metadata: units, standard name, cell methods, time).
+    data: finecast_io::FieldData,
+    /// Cropped to the region.
+    field: Field,
+    /// The other wind component, cropped, where it was read.
+    partner: Option<Field>,
+    quantity: Quantity,
+    /// The variable's name and standard name, as methods resolve them.
+    names: Vec<String>,
+    needs_partner: bool,
+    frame_note: Option<String>,
+}
+
+impl TruthAt {
+    fn names(&self) -> Vec<&str> {
+        self.names.iter().map(String::as_str).collect()
+    }
+}
+
+/// Read the truth at `time`. A 10 m wind component along the grid's axes is
+/// turned to east/north with its counterpart (read too where the wind
+/// network needs it), so every method, the wind network included, answers
+/// for the same field.
+fn read_truth_at(
+    req: &EvaluateRequest,
+    ds: &finecast_io::Dataset,
+    var: &str,
+    time: Option<DateTime<Utc>>,
+) -> Result<TruthAt, PipelineError> {
     let sel = Selection {
         time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
         bbox: req.region.map(|r| (r.west, r.south, r.east, r.north)),
     };
-    let mut truth_data = ds.read(&var, &sel)?;
-    let quantity = Quantity::classify(&truth_data.units, truth_data.standard_name.as_deref());
-    let names: Vec<String> = std::iter::once(var.clone())
-        .chain(truth_data.standard_name.clone())
+    let mut data = ds.read(var, &sel)?;
+    let quantity = Quantity::classify(&data.units, data.standard_name.as_deref());
+    let names: Vec<String> = std::iter::once(var.to_string())
+        .chain(data.standard_name.clone())
         .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let needs_partner = req.methods.iter().any(|m| {
-        m.resolve(quantity, &names)
+        m.resolve(quantity, &name_refs)
             .is_some_and(|m| m.needs_wind_partner())
     });
-    // A 10 m wind component along the grid's axes is turned to east/north
-    // with its counterpart (read too where the wind network needs it), so
-    // every method, the wind network included, answers for the same field.
     let mut frame_note = None;
-    let mut partner_truth = None;
-    let turn = is_grid_relative(truth_data.standard_name.as_deref());
+    let mut partner = None;
+    let turn = is_grid_relative(data.standard_name.as_deref());
     let found = if needs_partner || turn {
-        find_partner(ds, &names)?
+        find_partner(ds, &name_refs)?
     } else {
         None
     };
     if let Some((component, name)) = found {
         let mut other = ds.read(&name, &sel)?;
-        if to_earth_relative(&req.truth, component, &mut truth_data, &mut other)? {
+        if to_earth_relative(&req.truth, component, &mut data, &mut other)? {
             frame_note = Some(format!(
                 "'{var}' and '{name}' are along the grid axes; scored turned to east/north"
             ));
         }
-        partner_truth = Some((component, other));
+        partner = Some(other.field);
     }
     let crop = |field: &Field| -> Result<Field, PipelineError> {
         let Some(region) = &req.region else {
@@ -258,40 +320,62 @@ fn score_time(
             )
         })
     };
-    let truth = crop(&truth_data.field)?;
-    let partner_truth = partner_truth
-        .map(|(c, other)| crop(&other.field).map(|f| (c, f)))
-        .transpose()?;
-    if truth.valid_count() == 0 {
+    let field = crop(&data.field)?;
+    let partner = partner.as_ref().map(crop).transpose()?;
+    if field.valid_count() == 0 {
         return Err(PipelineError::input(
             &req.truth,
             format!("variable '{var}' is all missing in the evaluated area"),
         ));
     }
+    Ok(TruthAt {
+        data,
+        field,
+        partner,
+        quantity,
+        names,
+        needs_partner,
+        frame_note,
+    })
+}
 
-    // Coarse field: conservative mean of the truth, or a given coarse file
-    // (whose wind components are brought to east/north the same way); the
-    // other wind component too where the wind network needs it.
-    let (coarse, partner_coarse, coarse_desc) = match &req.coarse {
+/// The coarse side of one time.
+struct CoarseSide {
+    field: Field,
+    /// The other wind component, where the wind network needs it.
+    partner: Option<Field>,
+    desc: String,
+}
+
+/// The coarse field: the conservative mean of the truth, or the given coarse
+/// file at this time (aggregated over the truth's period where it is finer
+/// in time; its wind components brought to east/north the same way).
+fn coarse_at(
+    req: &EvaluateRequest,
+    inputs: &TimeInputs,
+    truth: &TruthAt,
+    time: Option<DateTime<Utc>>,
+) -> Result<CoarseSide, PipelineError> {
+    let var = &truth.data.name;
+    let side = match inputs.coarse_file {
         None => {
-            let grid = coarse_grid(&truth.grid, req.coarse_res_deg)?;
-            let partner = partner_truth
-                .as_ref()
-                .filter(|_| needs_partner)
-                .map(|(_, f)| coarsen(f, &grid));
-            (
-                coarsen(&truth, &grid),
-                partner,
-                format!("conservative {}° mean of the truth", req.coarse_res_deg),
-            )
+            let grid = coarse_grid(&truth.field.grid, req.coarse_res_deg)?;
+            CoarseSide {
+                field: coarsen(&truth.field, &grid),
+                partner: truth
+                    .partner
+                    .as_ref()
+                    .filter(|_| truth.needs_partner)
+                    .map(|f| coarsen(f, &grid)),
+                desc: format!("conservative {}° mean of the truth", req.coarse_res_deg),
+            }
         }
-        Some(_) => {
-            let file = inputs.coarse_file.expect("opened with the request");
-            let period = truth_period(truth_data.cell_methods.as_deref(), inputs.bounds, time)
+        Some(file) => {
+            let period = truth_period(truth.data.cell_methods.as_deref(), inputs.bounds, time)
                 .map_err(|e| PipelineError::input(&req.truth, format!("variable '{var}': {e}")))?;
-            let coarse = file.at(&truth.grid, time, period, needs_partner)?;
+            let coarse = file.at(&truth.field.grid, time, period, truth.needs_partner)?;
             if is_grid_relative(coarse.field.standard_name.as_deref())
-                != is_grid_relative(truth_data.standard_name.as_deref())
+                != is_grid_relative(truth.data.standard_name.as_deref())
             {
                 return Err(PipelineError::input(
                     file.path(),
@@ -301,46 +385,73 @@ fn score_time(
                     ),
                 ));
             }
-            if coarse.field.units != truth_data.units {
+            if coarse.field.units != truth.data.units {
                 return Err(PipelineError::input(
                     file.path(),
                     format!(
                         "'{}' has units '{}', the truth's '{var}' '{}'",
-                        coarse.field.name, coarse.field.units, truth_data.units
+                        coarse.field.name, coarse.field.units, truth.data.units
                     ),
                 ));
             }
-            let desc = match &coarse.how {
-                Some(how) => format!("{} ({how})", file.path().display()),
-                None => file.path().display().to_string(),
-            };
-            (coarse.field.field, coarse.partner, desc)
+            CoarseSide {
+                desc: match &coarse.how {
+                    Some(how) => format!("{} ({how})", file.path().display()),
+                    None => file.path().display().to_string(),
+                },
+                field: coarse.field.field,
+                partner: coarse.partner,
+            }
         }
     };
-    if coarse.valid_count() == 0 {
+    if side.field.valid_count() == 0 {
         return Err(PipelineError::Invalid(
             "the coarse field has no valid cell".into(),
         ));
     }
+    Ok(side)
+}
 
-    // Terrain: DEM on the truth cells, and the same coarse mean of it.
-    let needs_terrain = req.methods.iter().any(Method::needs_terrain);
+/// The DEM on the truth cells, loaded once and again only when the truth
+/// grid changes; an error where a terrain method has none.
+fn load_terrain_once(
+    req: &EvaluateRequest,
+    terrain: &mut Option<Terrain>,
+    grid: &finecast_grid::Grid,
+) -> Result<(), PipelineError> {
     match &req.terrain {
-        Some(path) if terrain.as_ref().is_none_or(|t| t.fine.grid != truth.grid) => {
-            *terrain = Some(Terrain::load(path, &truth.grid, 0.5)?);
+        Some(path) if terrain.as_ref().is_none_or(|t| &t.fine.grid != grid) => {
+            *terrain = Some(Terrain::load(path, grid, 0.5)?);
+            Ok(())
         }
-        Some(_) => {}
-        None if needs_terrain => {
-            return Err(PipelineError::Invalid(
-                "methods lapse, gradient and model need --terrain DEM.nc".into(),
-            ))
-        }
-        None => {}
+        Some(_) => Ok(()),
+        None if req.methods.iter().any(Method::needs_terrain) => Err(PipelineError::Invalid(
+            "methods lapse, gradient and model need --terrain DEM.nc".into(),
+        )),
+        None => Ok(()),
     }
-    let terrain = terrain.as_ref();
-    let z_c = terrain.map(|t| coarsen(&t.fine, &coarse.grid));
-    let input = coarse_input(&coarse, z_c.as_ref(), || "coarse input".into())?;
-    let partner_input = partner_coarse
+}
+
+/// A method's or a given prediction's field on the truth grid, by name.
+type Prediction = (String, Array2<f32>);
+
+/// Every method's field on the truth grid (the coarse orography being the
+/// same coarse mean of the DEM on the truth cells), then every given
+/// prediction; and the SHA-256 of the network's weights where one ran.
+fn predict(
+    req: &EvaluateRequest,
+    inputs: &TimeInputs,
+    truth: &TruthAt,
+    coarse: &CoarseSide,
+    terrain: Option<&Terrain>,
+    time: Option<DateTime<Utc>>,
+) -> Result<(Vec<Prediction>, Option<String>), PipelineError> {
+    let var = &truth.data.name;
+    let names = truth.names();
+    let z_c = terrain.map(|t| coarsen(&t.fine, &coarse.field.grid));
+    let input = coarse_input(&coarse.field, z_c.as_ref(), || "coarse input".into())?;
+    let partner_input = coarse
+        .partner
         .as_ref()
         .map(|field| {
             coarse_input(field, z_c.as_ref(), || {
@@ -351,13 +462,13 @@ fn score_time(
     let partner = WindComponent::of(&names)
         .zip(partner_input.as_ref())
         .map(|((component, _), other)| WindPartner { component, other });
-    let mut predictions: Vec<(String, Array2<f32>)> = Vec::new();
+    let mut predictions: Vec<Prediction> = Vec::new();
     let mut weights_sha256 = None;
     for requested in &req.methods {
-        let Some(m) = requested.resolve(quantity, &names) else {
+        let Some(m) = requested.resolve(truth.quantity, &names) else {
             return Err(PipelineError::Invalid(format!(
                 "method {requested} does not apply to variable '{var}' (units {}): {}",
-                truth_data.units,
+                truth.data.units,
                 if requested.name() == "model" {
                     "no loaded network serves it"
                 } else {
@@ -379,84 +490,83 @@ fn score_time(
             &m,
             &input,
             partner.as_ref().filter(|_| m.needs_wind_partner()),
-            &truth.grid,
+            &truth.field.grid,
             terrain.map(|t| &t.fine),
             &tiles,
             &crate::LogControl::default(),
         )?;
         let k = field_of(fields.dim().0, partner.as_ref());
         let mut pred = fields.index_axis_move(ndarray::Axis(0), k);
-        quantity.bound(&mut pred);
+        truth.quantity.bound(&mut pred);
         predictions.push((m.name().to_string(), pred));
     }
     for g in inputs.given {
-        let pred = g.read_onto(&truth, &truth_data.units, time, req.region.as_ref())?;
+        let pred = g.read_onto(&truth.field, &truth.data.units, time, req.region.as_ref())?;
         predictions.push((g.name.clone(), pred));
     }
+    Ok((predictions, weights_sha256))
+}
 
-    // Score on a common mask, one coarse cell in from the edge.
+/// Every prediction scored on the common domain.
+struct Scored {
+    scorer: Scorer,
+    methods: BTreeMap<String, MethodScore>,
+    moments: BTreeMap<String, Moments>,
+    n_scored: usize,
+}
+
+/// Score every prediction on the cells one coarse cell in from the edge where
+/// the truth and every prediction are valid; FSS for precipitation.
+fn score(
+    truth: &TruthAt,
+    coarse_grid: &finecast_grid::Grid,
+    predictions: &[Prediction],
+) -> Result<Scored, PipelineError> {
     let metric_err = |context: String| move |e| PipelineError::Metrics { context, source: e };
     let scorer = Scorer::new(
-        truth.data.view(),
-        &truth.grid,
-        &coarse.grid,
+        truth.field.data.view(),
+        &truth.field.grid,
+        coarse_grid,
         predictions.iter().map(|(_, p)| p.view()),
     )
     .map_err(metric_err("the scoring domain".into()))?;
     let (dx_km, dy_km) = scorer.spacing_km();
-    let interior = |a: &Array2<f32>| scorer.interior(a.view());
-    let truth_interior = scorer.truth_interior();
-
+    let units = &truth.data.units;
     let mut methods = BTreeMap::new();
     let mut moments = BTreeMap::new();
     let mut n_scored = 0;
-    for (m, pred) in &predictions {
+    for (m, pred) in predictions {
         let (mut entry, sums) = scorer
             .score(pred.view())
             .map_err(metric_err(format!("method {m}")))?;
         n_scored = sums.n();
         moments.insert(m.clone(), sums);
-        if quantity == Quantity::Precipitation {
-            for thr in quantity.fss_thresholds(&truth_data.units) {
+        if truth.quantity == Quantity::Precipitation {
+            let pred_interior = scorer.interior(pred.view());
+            for thr in truth.quantity.fss_thresholds(units) {
                 for km in FSS_SCALES_KM {
                     let cells = ((km / dx_km.max(dy_km)).round() as usize) | 1;
-                    let value = fss(interior(pred).view(), truth_interior.view(), thr, cells)
-                        .map_err(metric_err(format!("FSS of method {m}")))?;
-                    entry.fss.0.push((
-                        format!("{}@{}km", format_threshold(thr, &truth_data.units), km),
-                        value,
-                    ));
+                    let value = fss(
+                        pred_interior.view(),
+                        scorer.truth_interior().view(),
+                        thr,
+                        cells,
+                    )
+                    .map_err(metric_err(format!("FSS of method {m}")))?;
+                    entry
+                        .fss
+                        .0
+                        .push((format!("{}@{}km", format_threshold(thr, units), km), value));
                 }
             }
         }
         methods.insert(m.clone(), entry);
     }
-
-    if let Some(dir) = req.plots.as_ref().filter(|_| plot) {
-        crate::evaluate_plots::write(
-            dir,
-            &var,
-            &truth_data.units,
-            &truth,
-            &predictions,
-            truth_interior,
-            interior,
-            (dx_km, dy_km),
-            terrain.map(|t| &t.fine),
-        )?;
-    }
-
-    Ok(TimeCase {
-        scores: TimeScores {
-            time: truth_data.time,
-            n_scored,
-            methods,
-        },
+    Ok(Scored {
+        scorer,
+        methods,
         moments,
-        units: truth_data.units,
-        coarse_desc,
-        weights_sha256,
-        frame_note,
+        n_scored,
     })
 }
 
