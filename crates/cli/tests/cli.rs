@@ -748,3 +748,21 @@ fn model_method_downscales_temperature_precipitation_and_wind() {
         .collect();
     assert_eq!(kinds, ["temperature", "precipitation", "wind"], "{hashes}");
 }
+
+/// A variable asked for twice, by name or by standard name, is downscaled
+/// and written once instead of failing at the write.
+#[test]
+fn a_variable_asked_for_twice_is_downscaled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("twice.nc");
+    let o = downscale_sample(
+        "46,47,8,9",
+        "bilinear",
+        &["--vars", "t2m,t2m,air_temperature"],
+        &out,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("1 variable(s)"), "{}", stdout(&o));
+    let nc = netcdf::open(&out).unwrap();
+    assert!(nc.variable("t2m").is_some());
+}

@@ -481,7 +481,7 @@ fn resolve_vars(
     input: &finecast_io::Dataset,
     wanted: &[String],
 ) -> Result<Vec<VarTimes>, PipelineError> {
-    let names: Vec<String> = if wanted.is_empty() {
+    let mut names: Vec<String> = if wanted.is_empty() {
         input.variables().into_iter().map(|v| v.name).collect()
     } else {
         wanted
@@ -489,6 +489,10 @@ fn resolve_vars(
             .map(|w| input.resolve(w))
             .collect::<Result<_, _>>()?
     };
+    // A variable asked for twice (`t2m,t2m`, or by name and standard name)
+    // is downscaled once, where it was first asked for.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.clone()));
     if names.is_empty() {
         return Err(PipelineError::input(input.path(), "no gridded variables"));
     }
