@@ -48,6 +48,27 @@ pub struct EvaluateRequest {
     pub plots: Option<PathBuf>,
 }
 
+impl EvaluateRequest {
+    /// Score `methods` on `var` of `truth` with the defaults of `finecast
+    /// evaluate`: every time, the truth coarsened to 0.25°, no terrain, no
+    /// region, no other predictions, no plots.
+    pub fn new(truth: PathBuf, var: &str, methods: Vec<Method>) -> EvaluateRequest {
+        EvaluateRequest {
+            truth,
+            var: var.to_string(),
+            terrain: None,
+            methods,
+            region: None,
+            time: None,
+            coarse_res_deg: 0.25,
+            coarse: None,
+            coarse_var: None,
+            predictions: vec![],
+            plots: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EvaluateReport {
     pub var: String,

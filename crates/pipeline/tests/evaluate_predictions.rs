@@ -52,20 +52,15 @@ fn other_models_outputs_are_scored_on_the_truth_grid() {
     write(&dir.path().join("fine.nc"), &other_grid, other);
 
     let req = EvaluateRequest {
-        truth: dir.path().join("truth.nc"),
-        var: "t2m".into(),
-        terrain: None,
-        methods: vec![Baseline::Bilinear.into()],
-        region: None,
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
         predictions: vec![
             ("warm".into(), dir.path().join("warm.nc")),
             ("fine".into(), dir.path().join("fine.nc")),
         ],
-        plots: None,
+        ..EvaluateRequest::new(
+            dir.path().join("truth.nc"),
+            "t2m",
+            vec![Baseline::Bilinear.into()],
+        )
     };
     let r = run_evaluate(&req).unwrap();
     assert_eq!(r.n_times, 2);

@@ -199,21 +199,11 @@ fn evaluate_pools_every_time_and_time_picks_one() {
         eprintln!("skipping: the HadUK-Grid Cornwall file is not in this copy of the shared data");
         return;
     }
+    let methods = vec![Baseline::Bilinear.into(), Baseline::Lapse.into()];
     let mut req = EvaluateRequest {
-        truth,
-        var: "tmax".into(),
         // The 1 km DTM stops 13 km short of the HadUK grid's north edge.
         terrain: Some(data.join("static/etopo5_orog.nc")),
-        methods: [Baseline::Bilinear, Baseline::Lapse]
-            .map(Into::into)
-            .to_vec(),
-        region: None,
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
-        plots: None,
+        ..EvaluateRequest::new(truth, "tmax", methods)
     };
     let pooled = run_evaluate(&req).unwrap();
     assert_eq!(pooled.n_times, 31);
@@ -265,17 +255,9 @@ fn real_coarse_input_is_aggregated_to_the_truth_period() {
         ("ppt", "tp", "sum of the 'tp' fields", 0.5),
     ] {
         let req = EvaluateRequest {
-            truth: truth.clone(),
-            var: var.into(),
-            terrain: None,
-            methods: vec![Baseline::Bilinear.into()],
-            region: None,
-            time: None,
-            coarse_res_deg: 0.25,
             coarse: Some(era5.clone()),
             coarse_var: Some(coarse_var.into()),
-            predictions: vec![],
-            plots: None,
+            ..EvaluateRequest::new(truth.clone(), var, vec![Baseline::Bilinear.into()])
         };
         let r = run_evaluate(&req).unwrap();
         assert_eq!(r.n_times, 31, "{var}");

@@ -156,17 +156,9 @@ fn score_case(
         .transpose()
         .map_err(|e| ModelError::Data(format!("case '{}': {e}", case.name)))?;
     run_evaluate(&EvaluateRequest {
-        truth: root.join(&case.truth),
-        var: case.var.clone(),
         terrain: Some(root.join(&case.terrain)),
-        methods,
         region,
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
-        plots: None,
+        ..EvaluateRequest::new(root.join(&case.truth), &case.var, methods)
     })
     .map_err(fail)
 }

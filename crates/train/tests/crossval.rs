@@ -4,15 +4,13 @@
 use finecast_train::crossval::{markdown_table, run_crossval, CrossvalConfig};
 use finecast_train::train::NoProgress;
 
+#[path = "../../io/tests/common/shared_data.rs"]
+mod shared_data;
+use shared_data::shared_data;
+
 #[test]
 fn each_fold_trains_without_its_source_and_scores_it() {
-    let Some(root) = finecast_train::data::shared_data_dir() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the shared data is missing: the tests that need it must run");
-        }
-        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA)");
-        return;
-    };
+    let Some(root) = shared_data() else { return };
     if !root.join("fine/haduk_cornwall_1km_2018-05.nc").exists() {
         eprintln!("skipping: the HadUK-Grid Cornwall file is not in this copy of the shared data");
         return;

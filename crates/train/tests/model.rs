@@ -7,6 +7,10 @@ use finecast_grid::{Field, Grid};
 use finecast_tiles::TileSpec;
 use ndarray::{s, Array2, Array3};
 
+#[path = "../../io/tests/common/shared_data.rs"]
+mod shared_data;
+use shared_data::shared_data;
+
 use finecast_model::*;
 use finecast_train::data::{make_pair, Pair};
 use finecast_train::train::{
@@ -429,10 +433,7 @@ fn shipped_weights_load() {
 /// which must be held out from its training; `None` (skipped, with a message)
 /// without the shared data.
 fn held_out_skill(kind: ModelKind) -> Option<finecast_train::evaluate::CaseSkill> {
-    let Some(root) = finecast_train::data::shared_data_dir() else {
-        skip_without_shared_data();
-        return None;
-    };
+    let root = shared_data()?;
     let model = Downscaler::load(&Downscaler::default_path_for(kind)).expect("shipped weights");
     let case = &finecast_train::evaluate::standard_cases(kind)[0];
     assert!(case.status.contains("held out"), "{}", case.status);
@@ -447,7 +448,7 @@ fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
     let Some(skill) = held_out_skill(ModelKind::Precipitation) else {
         return;
     };
-    let root = finecast_train::data::shared_data_dir().unwrap();
+    let root = shared_data().expect("checked by held_out_skill");
     let case = &skill.case;
     let rmse = |m: &str| skill.methods[m].rmse;
     for m in ["bilinear", "bicubic"] {
@@ -483,8 +484,7 @@ fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
 /// ETOPO5 terrain (it loses with the 1' DEM: see docs/model-card.md).
 #[test]
 fn real_data_pairs_match_reference_protocol() {
-    let Some(root) = finecast_train::data::shared_data_dir() else {
-        skip_without_shared_data();
+    let Some(root) = shared_data() else {
         return;
     };
     let model = match Downscaler::load(&Downscaler::default_path()) {
@@ -766,8 +766,7 @@ fn wind_training_runs() {
 /// `a = sin 45° (lon + 120°)`); the turn comes from the grid's projection.
 #[test]
 fn wrf_winds_are_turned_to_earth_relative() {
-    let Some(root) = finecast_train::data::shared_data_dir() else {
-        skip_without_shared_data();
+    let Some(root) = shared_data() else {
         return;
     };
     let path = root.join("fine/wrf_columbia_1980-01-12T17.nc");
@@ -880,15 +879,4 @@ fn predictions_do_not_depend_on_the_row_order() {
             .any(|(x, y)| (x - y).abs() > 1e-4);
         assert!(differs, "{kind}: the row order made no difference to check");
     }
-}
-
-/// Without the shared data a test skips with a message, except under
-/// `CI=true`, where CI must run it: there its absence is a failure.
-fn skip_without_shared_data() {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but the shared data is missing (set FINECAST_SHARED_DATA or place it at ../shared/data): the tests that need it must run");
-    }
-    eprintln!(
-        "skipping: shared data not found (set FINECAST_SHARED_DATA or place it at ../shared/data)"
-    );
 }

@@ -10,38 +10,24 @@ use finecast_model::{Downscaler, ModelKind};
 use finecast_pipeline::{run_evaluate, EvaluateRequest, Method};
 use finecast_train::evaluate::{evaluate_case, EvalCase};
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = finecast_train::data::shared_data_dir();
-    if dir.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true but the shared data is missing: the tests that need it must run");
-        }
-        eprintln!("skipping: shared data not found (set FINECAST_SHARED_DATA)");
-    }
-    dir
-}
+#[path = "../../io/tests/common/shared_data.rs"]
+mod shared_data;
+use shared_data::shared_data;
 
 /// Scores `case` both ways with `methods` and asserts they agree.
 fn agree(root: &std::path::Path, kind: ModelKind, case: EvalCase, methods: &[&str]) {
     let model = Downscaler::load(&Downscaler::default_path_for(kind)).expect("shipped weights");
     let card = evaluate_case(&case, &model, root).expect("model card case");
+    let parsed = methods
+        .iter()
+        .map(|m| Method::parse(m, None).expect("method"))
+        .collect();
     let req = EvaluateRequest {
-        truth: root.join(&case.truth),
-        var: case.var.clone(),
         terrain: Some(root.join(&case.terrain)),
-        methods: methods
-            .iter()
-            .map(|m| Method::parse(m, None).expect("method"))
-            .collect(),
         region: case
             .region
             .map(|[s, n, w, e]| Region::new(s, n, w, e).expect("region")),
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
-        plots: None,
+        ..EvaluateRequest::new(root.join(&case.truth), &case.var, parsed)
     };
     let cli = run_evaluate(&req).expect("finecast evaluate");
     assert_eq!(card.n_scored, cli.n_scored, "{}", case.name);

@@ -1,5 +1,5 @@
-//! Where the tests find `../shared/data`, shared by the io, pipeline and cli
-//! integration tests (the latter two include this file with `#[path]`).
+//! Where the tests find `../shared/data`, shared by the io, pipeline, train
+//! and cli integration tests (the others include this file with `#[path]`).
 
 use std::path::PathBuf;
 
