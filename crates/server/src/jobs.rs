@@ -633,6 +633,11 @@ fn downscale_method(name: &str) -> Result<finecast_pipeline::Method, Failure> {
     finecast_pipeline::Method::parse(name, None).map_err(|e| Failure::Failed(e.to_string()))
 }
 
+/// The most variables a job request may name.
+const MAX_REQUEST_VARS: usize = 64;
+/// The most valid times a job request may name (a year of hourly steps fits).
+const MAX_REQUEST_TIMES: usize = 10_000;
+
 /// Check a request against the files it names and the server's limits, and
 /// resolve it to server-side paths. Blocking: it opens the input.
 pub fn prepare(
@@ -641,6 +646,15 @@ pub fn prepare(
     upload: Option<(&Path, &Path)>,
 ) -> Result<JobSpec, ApiError> {
     let invalid = ApiError::Unprocessable;
+    // More entries than any input holds is a mistake or an attack: refused
+    // before anything is read, kept or run.
+    if req.vars.len() > MAX_REQUEST_VARS || req.times.len() > MAX_REQUEST_TIMES {
+        return Err(invalid(format!(
+            "{} 'vars' and {} 'times' given; at most {MAX_REQUEST_VARS} and {MAX_REQUEST_TIMES}",
+            req.vars.len(),
+            req.times.len()
+        )));
+    }
     if !METHODS.contains(&req.method.as_str()) {
         return Err(invalid(format!(
             "unknown method '{}'; available: {}",
@@ -696,11 +710,14 @@ pub fn prepare(
             ))
         }
     };
-    let times = req
+    let mut times = req
         .times
         .iter()
         .map(|s| crate::times::parse_time(s))
         .collect::<Result<Vec<_>, _>>()?;
+    // A time asked for twice is one time.
+    let mut seen_times = std::collections::HashSet::new();
+    times.retain(|t| seen_times.insert(*t));
     let reference_time = req
         .reference_time
         .as_deref()
@@ -722,6 +739,15 @@ pub fn prepare(
     if names.is_empty() {
         return Err(invalid("the input has no gridded variables".into()));
     }
+    // A variable asked for twice (by name or standard name) is one variable.
+    let mut seen_vars = std::collections::HashSet::new();
+    let vars: Vec<String> = req
+        .vars
+        .iter()
+        .zip(&names)
+        .filter(|(_, name)| seen_vars.insert(name.to_string()))
+        .map(|(asked, _)| asked.clone())
+        .collect();
     if !times.is_empty() {
         for n in &names {
             let have = ds
@@ -742,7 +768,7 @@ pub fn prepare(
         input,
         terrain,
         target,
-        vars: req.vars.clone(),
+        vars,
         method: req.method.clone(),
         times,
         reference_time,
@@ -856,6 +882,37 @@ mod tests {
             "the fine terrain travels with the run"
         );
         assert!(config.runs_dir.join("job-b/run.json").is_file());
+    }
+
+    /// 20,000 copies of a variable are refused before anything is read;
+    /// repeats within the limits are folded into one.
+    #[test]
+    fn prepare_refuses_runaway_lists_and_folds_repeats() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, _, _) = setup(dir.path());
+        std::fs::copy(
+            sample("forecast_alps_0p25.nc"),
+            config.input_dir.join("f.nc"),
+        )
+        .expect("copy");
+        let target = serde_json::json!({"region": [46, 47, 7, 8], "resolution_km": 3});
+        let runaway: JobRequest = serde_json::from_value(serde_json::json!({
+            "input": "f.nc", "target": target, "vars": vec!["t2m"; 20_000]
+        }))
+        .expect("request");
+        let err = prepare(&config, &runaway, None)
+            .expect_err("runaway")
+            .to_string();
+        assert!(err.contains("20000 'vars'"), "{err}");
+        let repeats: JobRequest = serde_json::from_value(serde_json::json!({
+            "input": "f.nc", "target": target,
+            "vars": ["t2m", "t2m", "air_temperature", "tp"],
+            "times": ["2024-01-15T12:00Z", "2024-01-15T12:00:00Z"]
+        }))
+        .expect("request");
+        let spec = prepare(&config, &repeats, None).expect("repeats are fine");
+        assert_eq!(spec.vars, vec!["t2m", "tp"]);
+        assert_eq!(spec.times.len(), 1);
     }
 
     #[test]
