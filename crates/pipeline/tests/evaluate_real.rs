@@ -13,25 +13,18 @@ fn evaluate(
     region: Option<&str>,
 ) -> Option<finecast_pipeline::EvaluateReport> {
     let data = common::shared_data()?;
+    let methods = [
+        Baseline::Bilinear,
+        Baseline::Bicubic,
+        Baseline::Lapse,
+        Baseline::Gradient,
+    ]
+    .map(Into::into)
+    .to_vec();
     let req = EvaluateRequest {
-        truth: data.join(truth),
-        var: var.into(),
         terrain: Some(data.join(terrain)),
-        methods: [
-            Baseline::Bilinear,
-            Baseline::Bicubic,
-            Baseline::Lapse,
-            Baseline::Gradient,
-        ]
-        .map(Into::into)
-        .to_vec(),
         region: region.map(|r| r.parse().unwrap()),
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
-        plots: None,
+        ..EvaluateRequest::new(data.join(truth), var, methods)
     };
     Some(run_evaluate(&req).unwrap())
 }
@@ -125,19 +118,11 @@ fn precipitation_gets_fss_and_rejects_terrain_methods() {
     let Some(data) = common::shared_data() else {
         return;
     };
-    let mut req = EvaluateRequest {
-        truth: data.join("fine/stageiv_conus_tp_2022-08-10T04.nc"),
-        var: "tp".into(),
-        terrain: None,
-        methods: vec![Baseline::Nearest.into(), Baseline::Bilinear.into()],
-        region: None,
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
-        plots: None,
-    };
+    let mut req = EvaluateRequest::new(
+        data.join("fine/stageiv_conus_tp_2022-08-10T04.nc"),
+        "tp",
+        vec![Baseline::Nearest.into(), Baseline::Bilinear.into()],
+    );
     let r = run_evaluate(&req).unwrap();
     let fss = &r.methods["bilinear"].fss;
     assert!(!fss.is_empty());
@@ -158,17 +143,14 @@ fn plots_are_written() {
     };
     let dir = tempfile::tempdir().unwrap();
     let req = EvaluateRequest {
-        truth: data.join("fine/prism_conus_19810929.nc"),
-        var: "tmax".into(),
         terrain: Some(data.join("static/colorado_orog_1arcmin.nc")),
-        methods: vec![Baseline::Bicubic.into(), Baseline::Gradient.into()],
         region: Some(COLORADO.parse().unwrap()),
-        time: None,
-        coarse_res_deg: 0.25,
-        coarse: None,
-        coarse_var: None,
-        predictions: vec![],
         plots: Some(dir.path().to_path_buf()),
+        ..EvaluateRequest::new(
+            data.join("fine/prism_conus_19810929.nc"),
+            "tmax",
+            vec![Baseline::Bicubic.into(), Baseline::Gradient.into()],
+        )
     };
     run_evaluate(&req).unwrap();
     for f in [

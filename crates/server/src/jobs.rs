@@ -884,17 +884,24 @@ mod tests {
         assert!(config.runs_dir.join("job-b/run.json").is_file());
     }
 
-    /// 20,000 copies of a variable are refused before anything is read;
-    /// repeats within the limits are folded into one.
-    #[test]
-    fn prepare_refuses_runaway_lists_and_folds_repeats() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (config, _, _) = setup(dir.path());
+    /// A server configuration whose input directory holds the Alps sample
+    /// as `f.nc`.
+    fn config_with_sample_input(dir: &Path) -> Config {
+        let (config, _, _) = setup(dir);
         std::fs::copy(
             sample("forecast_alps_0p25.nc"),
             config.input_dir.join("f.nc"),
         )
         .expect("copy");
+        config
+    }
+
+    /// 20,000 copies of a variable are refused before anything is read;
+    /// repeats within the limits are folded into one.
+    #[test]
+    fn prepare_refuses_runaway_lists_and_folds_repeats() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = config_with_sample_input(dir.path());
         let target = serde_json::json!({"region": [46, 47, 7, 8], "resolution_km": 3});
         let runaway: JobRequest = serde_json::from_value(serde_json::json!({
             "input": "f.nc", "target": target, "vars": vec!["t2m"; 20_000]
@@ -918,12 +925,7 @@ mod tests {
     #[test]
     fn prepare_validates_against_the_input_directory() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (config, _, _) = setup(dir.path());
-        std::fs::copy(
-            sample("forecast_alps_0p25.nc"),
-            config.input_dir.join("f.nc"),
-        )
-        .expect("copy");
+        let config = config_with_sample_input(dir.path());
         let req =
             |v: serde_json::Value| -> JobRequest { serde_json::from_value(v).expect("request") };
         let ok = req(
