@@ -80,7 +80,6 @@ fn main() {
     let core = env_usize("FINECAST_BENCH_TILE", 256);
     let side = core + 2 * (model.receptive_radius() + 8);
     let threads = rayon::current_num_threads();
-    let reps = 3;
     println!("{n_tiles} tiles of {side}x{side} cells ({core} core + halo), {threads} threads");
 
     let feats: Vec<Array3<f32>> = (0..n_tiles)
@@ -92,72 +91,14 @@ fn main() {
         .collect();
     let views: Vec<_> = feats.iter().map(|f| f.view()).collect();
     let batch = ndarray::stack(Axis(0), &views).expect("equal tiles");
-    let pixels = n_tiles * side * side;
 
-    let flex = model.on_flex();
-    let flex_out = flex.forward_batch(batch.clone()).expect("flex forward");
-    let mut runtimes = vec![("flex-f32", flex)];
-    if model.kernel() == Kernel::AmxBf16 {
-        runtimes.push(("amx-bf16", model.clone()));
-    } else {
-        println!(
-            "amx-bf16: not available on this CPU (kernel {})",
-            model.kernel()
-        );
-    }
-    if std::env::var("FINECAST_BENCH_DEVICE").is_ok_and(|d| d == "gpu") {
-        let gpu = Downscaler::load_on(&Downscaler::default_path(), ComputeDevice::Gpu)
-            .expect("the shipped weights");
-        if gpu.kernel() == Kernel::Vulkan {
-            runtimes.push(("vulkan-f32", gpu));
-        } else {
-            println!("vulkan-f32: no GPU (see the warning above)");
-        }
-    }
-    let mut finecast = serde_json::Map::new();
-    for (name, m) in &runtimes {
-        let rates = json!({
-            "one_tile_at_a_time": best_rate(pixels, reps, || {
-                for f in &feats {
-                    std::hint::black_box(m.forward(f.clone()).expect("forward"));
-                }
-            }),
-            "tiles_side_by_side": best_rate(pixels, reps, || {
-                feats.par_iter().for_each(|f| {
-                    std::hint::black_box(m.forward(f.clone()).expect("forward"));
-                });
-            }),
-            "batched": best_rate(pixels, reps, || {
-                std::hint::black_box(m.forward_batch(batch.clone()).expect("forward"));
-            }),
-        });
-        finecast.insert(name.to_string(), rates);
-    }
-
-    // The network over one CONUS-sized 3 km domain, in strips of 256 rows
-    // with the halo the network needs (one pass would need 244 MB buffers,
-    // over what GPU backends bind at once); scripts/torch_model.py times the
-    // same shape in one pass on the GPU machine.
-    let (cy, cx) = (1060, 1800);
-    let conus = Array3::from_shape_fn((N_FEATURES, cy, cx), |(c, j, i)| {
-        ((c as f32 + 1.0) * 0.37 + j as f32 * 0.011).sin() * (i as f32 * 0.007 - c as f32).cos()
-    });
-    let halo = model.receptive_radius() + 8;
-    let mut conus_rates = serde_json::Map::new();
-    for (name, m) in &runtimes {
-        let r = best_rate(cy * cx, 2, || {
-            for j0 in (0..cy).step_by(256) {
-                let (w0, w1) = (j0.saturating_sub(halo), (j0 + 256 + halo).min(cy));
-                let strip = conus.slice(ndarray::s![.., w0..w1, ..]).to_owned();
-                std::hint::black_box(m.forward(strip).expect("forward"));
-            }
-        });
-        println!(
-            "{name:<10} {cy}x{cx} in 256-row strips: {:.1} ms, {r:.0} px/s",
-            1e3 * (cy * cx) as f64 / r
-        );
-        conus_rates.insert(name.to_string(), json!(r));
-    }
+    let flex_out = model
+        .on_flex()
+        .forward_batch(batch.clone())
+        .expect("flex forward");
+    let runtimes = runtimes(&model);
+    let finecast = tile_rates(&runtimes, &feats, &batch);
+    let conus_rates = conus_rates(&model, &runtimes);
     if runtimes.len() > 1 {
         let amx_out = model.forward_batch(batch.clone()).expect("amx forward");
         let diff = amx_out
@@ -179,37 +120,141 @@ fn main() {
         "finecast_px_per_s": finecast,
         "conus_1060x1800_strips_px_per_s": conus_rates,
     });
-
     match python() {
         None => println!(
             "onnxruntime: skipped (no .venv/bin/python; run scripts/python-env.sh or set FINECAST_PYTHON)"
         ),
         Some(py) => {
-            let weights = dir.join("model.safetensors");
-            let tiles = dir.join("tiles.safetensors");
-            model.export_safetensors(&weights).expect("export");
-            write_tiles(&tiles, &batch, &flex_out);
-            let ort = json_report(
-                Command::new(&py)
-                    .arg(workspace_root().join("scripts/onnx_model.py"))
-                    .args(["bench", "--weights"])
-                    .arg(&weights)
-                    .arg("--tiles")
-                    .arg(&tiles)
-                    .args(["--threads", &threads.to_string()]),
-                "scripts/onnx_model.py",
-            );
-            let diff = ort["max_abs_diff_vs_flex"].as_f64().unwrap_or(f64::NAN);
-            // Residuals are O(1) in normalised units: disagreement beyond
-            // float rounding means the ONNX graph is not the same network.
-            assert!(
-                diff < 1e-3,
-                "onnxruntime and flex disagree by {diff} on the same tiles"
-            );
-            report["onnxruntime"] = ort;
+            report["onnxruntime"] = onnxruntime(&py, &model, &dir, &batch, &flex_out, threads)
         }
     }
+    print_table(&report, &runtimes);
+    write_report(&dir.join("model-runtime.json"), &report);
+}
 
+/// The kernels this machine runs: flex always, AMX where the CPU has it,
+/// Vulkan with `FINECAST_BENCH_DEVICE=gpu` where a GPU answers.
+fn runtimes(model: &Downscaler) -> Vec<(&'static str, Downscaler)> {
+    let mut runtimes = vec![("flex-f32", model.on_flex())];
+    if model.kernel() == Kernel::AmxBf16 {
+        runtimes.push(("amx-bf16", model.clone()));
+    } else {
+        println!(
+            "amx-bf16: not available on this CPU (kernel {})",
+            model.kernel()
+        );
+    }
+    if std::env::var("FINECAST_BENCH_DEVICE").is_ok_and(|d| d == "gpu") {
+        let gpu = Downscaler::load_on(&Downscaler::default_path(), ComputeDevice::Gpu)
+            .expect("the shipped weights");
+        if gpu.kernel() == Kernel::Vulkan {
+            runtimes.push(("vulkan-f32", gpu));
+        } else {
+            println!("vulkan-f32: no GPU (see the warning above)");
+        }
+    }
+    runtimes
+}
+
+/// Pixels per second of every kernel on the tiles: one at a time, side by
+/// side on rayon threads, and as one batch.
+fn tile_rates(
+    runtimes: &[(&'static str, Downscaler)],
+    feats: &[Array3<f32>],
+    batch: &ndarray::Array4<f32>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let reps = 3;
+    let pixels = feats.len() * feats[0].dim().1 * feats[0].dim().2;
+    let mut finecast = serde_json::Map::new();
+    for (name, m) in runtimes {
+        let rates = json!({
+            "one_tile_at_a_time": best_rate(pixels, reps, || {
+                for f in feats {
+                    std::hint::black_box(m.forward(f.clone()).expect("forward"));
+                }
+            }),
+            "tiles_side_by_side": best_rate(pixels, reps, || {
+                feats.par_iter().for_each(|f| {
+                    std::hint::black_box(m.forward(f.clone()).expect("forward"));
+                });
+            }),
+            "batched": best_rate(pixels, reps, || {
+                std::hint::black_box(m.forward_batch(batch.clone()).expect("forward"));
+            }),
+        });
+        finecast.insert(name.to_string(), rates);
+    }
+    finecast
+}
+
+/// The network over one CONUS-sized 3 km domain, in strips of 256 rows
+/// with the halo the network needs (one pass would need 244 MB buffers,
+/// over what GPU backends bind at once); scripts/torch_model.py times the
+/// same shape in one pass on the GPU machine.
+fn conus_rates(
+    model: &Downscaler,
+    runtimes: &[(&'static str, Downscaler)],
+) -> serde_json::Map<String, serde_json::Value> {
+    let (cy, cx) = (1060, 1800);
+    let conus = Array3::from_shape_fn((N_FEATURES, cy, cx), |(c, j, i)| {
+        ((c as f32 + 1.0) * 0.37 + j as f32 * 0.011).sin() * (i as f32 * 0.007 - c as f32).cos()
+    });
+    let halo = model.receptive_radius() + 8;
+    let mut conus_rates = serde_json::Map::new();
+    for (name, m) in runtimes {
+        let r = best_rate(cy * cx, 2, || {
+            for j0 in (0..cy).step_by(256) {
+                let (w0, w1) = (j0.saturating_sub(halo), (j0 + 256 + halo).min(cy));
+                let strip = conus.slice(ndarray::s![.., w0..w1, ..]).to_owned();
+                std::hint::black_box(m.forward(strip).expect("forward"));
+            }
+        });
+        println!(
+            "{name:<10} {cy}x{cx} in 256-row strips: {:.1} ms, {r:.0} px/s",
+            1e3 * (cy * cx) as f64 / r
+        );
+        conus_rates.insert(name.to_string(), json!(r));
+    }
+    conus_rates
+}
+
+/// onnxruntime on the same weights and tiles (scripts/onnx_model.py), after
+/// checking it computes the same network.
+fn onnxruntime(
+    py: &Path,
+    model: &Downscaler,
+    dir: &Path,
+    batch: &ndarray::Array4<f32>,
+    flex_out: &ndarray::Array4<f32>,
+    threads: usize,
+) -> serde_json::Value {
+    let weights = dir.join("model.safetensors");
+    let tiles = dir.join("tiles.safetensors");
+    model.export_safetensors(&weights).expect("export");
+    write_tiles(&tiles, batch, flex_out);
+    let ort = json_report(
+        Command::new(py)
+            .arg(workspace_root().join("scripts/onnx_model.py"))
+            .args(["bench", "--weights"])
+            .arg(&weights)
+            .arg("--tiles")
+            .arg(&tiles)
+            .args(["--threads", &threads.to_string()]),
+        "scripts/onnx_model.py",
+    );
+    let diff = ort["max_abs_diff_vs_flex"].as_f64().unwrap_or(f64::NAN);
+    // Residuals are O(1) in normalised units: disagreement beyond float
+    // rounding means the ONNX graph is not the same network.
+    assert!(
+        diff < 1e-3,
+        "onnxruntime and flex disagree by {diff} on the same tiles"
+    );
+    ort
+}
+
+/// Every kernel's rates per mode, in px/s, GFLOP/s and as a ratio to
+/// onnxruntime measured in the same run.
+fn print_table(report: &serde_json::Value, runtimes: &[(&'static str, Downscaler)]) {
     let gflops = |px: f64| 2.0 * px * report["macs_per_pixel"].as_f64().unwrap_or(0.0) / 1e9;
     let ort = |mode: &str| {
         report["onnxruntime"]["px_per_s"][mode]
@@ -221,7 +266,7 @@ fn main() {
         "runtime", "mode", "px/s", "GFLOP/s", "vs onnxruntime"
     );
     for mode in ["one_tile_at_a_time", "tiles_side_by_side", "batched"] {
-        for (name, _) in &runtimes {
+        for (name, _) in runtimes {
             let r = report["finecast_px_per_s"][*name][mode]
                 .as_f64()
                 .unwrap_or(f64::NAN);
@@ -242,5 +287,4 @@ fn main() {
     if let Some(d) = report["onnxruntime"]["max_abs_diff_vs_flex"].as_f64() {
         println!("max |flex - onnxruntime| on the tiles: {d:.2e} (normalised residual units)");
     }
-    write_report(&dir.join("model-runtime.json"), &report);
 }

@@ -48,9 +48,11 @@ enum Command {
     Serve(finecast_server::ServeArgs),
     /// Train a downscaling network from a TOML configuration
     /// (scripts/train-t2m.toml, scripts/train-precip.toml).
+    #[cfg(feature = "train")]
     Train(TrainArgs),
     /// Leave-one-source-out cross-validation: per data source, train without
     /// it and score it with the evaluate protocol (scripts/crossval-t2m.toml).
+    #[cfg(feature = "train")]
     Crossval(CrossvalArgs),
     /// Export the network's weights as safetensors (with the sidecar as
     /// metadata) for other runtimes, e.g. scripts/onnx_model.py.
@@ -64,6 +66,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "train")]
 #[derive(Args)]
 struct TrainArgs {
     /// Training configuration (TOML): data sources, held-out sets, model
@@ -82,6 +85,7 @@ struct TrainArgs {
     time_limit: Option<f64>,
 }
 
+#[cfg(feature = "train")]
 #[derive(Args)]
 struct CrossvalArgs {
     /// A training configuration whose sets name their `source`, with a
@@ -94,6 +98,19 @@ struct CrossvalArgs {
     /// Optimisation steps per fold (overrides the configuration).
     #[arg(long)]
     steps: Option<usize>,
+    /// Instead of training, fit the do-no-harm shrinkage on the folds'
+    /// networks (already trained; all folds, or those of --only): writes
+    /// shrinkage.{json,md} to the output folder.
+    #[arg(long)]
+    fit_shrinkage: bool,
+    /// With --fit-shrinkage: write the fitted shrinkage into the sidecar of
+    /// this network, with training ranges from --train-config.
+    #[arg(long, requires = "train_config")]
+    ship: Option<PathBuf>,
+    /// The training configuration of the --ship network (its training sets
+    /// give the feature ranges).
+    #[arg(long)]
+    train_config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -312,111 +329,12 @@ fn run(cli: Cli) -> Result<()> {
                 out!(out, "{info}");
             }
         }
-        Command::Downscale(a) => {
-            let target = match (&a.region, &a.resolution, &a.grid_like) {
-                (Some(r), Some(res), None) => Target::Region {
-                    region: r.parse::<Region>()?,
-                    resolution_m: parse_resolution(res)?,
-                },
-                (None, None, Some(p)) => Target::GridLike(p.clone()),
-                _ => bail!(
-                    "give the target as --region S,N,W,E --resolution 3km, or as --grid-like FILE"
-                ),
-            };
-            let req = DownscaleRequest {
-                input: a.input,
-                terrain: a.terrain,
-                land_mask: a.land_mask,
-                target,
-                method: Method::parse_on(&a.method, a.weights.as_deref(), a.device)?,
-                vars: a.vars,
-                times: a
-                    .times
-                    .iter()
-                    .map(|t| parse_time(t))
-                    .collect::<Result<_>>()?,
-                out: a.out,
-                tiles: TileSpec::new(a.tiles.tile, a.tiles.halo, a.tiles.blend)?,
-                command_line,
-            };
-            let report = run_downscale(&req, &LogControl::default())?;
-            outln!(
-                out,
-                "wrote {} ({}x{} cells, {} variable(s)) in {:.1} s",
-                report.out.display(),
-                report.shape.0,
-                report.shape.1,
-                report.variables.len(),
-                report.seconds
-            );
-            let phases: Vec<String> = report
-                .phases
-                .iter()
-                .map(|(p, s)| format!("{p} {s:.2} s"))
-                .collect();
-            outln!(out, "  phases: {}", phases.join(", "));
-            for v in &report.variables {
-                outln!(
-                    out,
-                    "  {} [{}] {} time(s), method {}",
-                    v.name,
-                    v.units,
-                    v.times,
-                    v.method
-                );
-            }
-        }
+        Command::Downscale(a) => downscale(a, command_line, &mut out)?,
         Command::Serve(a) => finecast_server::serve(a)?,
-        Command::Train(a) => {
-            let mut cfg = finecast_train::TrainConfig::from_toml_file(&a.config)?;
-            cfg.resume |= a.resume;
-            if let Some(steps) = a.steps {
-                cfg.steps = steps;
-            }
-            if a.time_limit.is_some() {
-                cfg.time_limit_s = a.time_limit;
-            }
-            let report = finecast_train::train(&cfg, &finecast_train::train::BarProgress::new())
-                .with_context(|| format!("training with {}", a.config.display()))?;
-            outln!(out, "{}", serde_json::to_string_pretty(&report)?);
-        }
-        Command::Crossval(a) => {
-            let mut cfg = finecast_train::crossval::CrossvalConfig::from_toml_file(&a.config)?;
-            if let Some(steps) = a.steps {
-                cfg.base.steps = steps;
-            }
-            let folds = finecast_train::crossval::run_crossval(
-                &cfg,
-                &a.only,
-                &finecast_train::train::BarProgress::new(),
-            )
-            .with_context(|| format!("cross-validating with {}", a.config.display()))?;
-            let table = finecast_train::crossval::markdown_table(&folds);
-            // Folds run with --only write files of their own, so several
-            // processes can share the folds out (one per core).
-            let dir = &cfg.crossval.output_dir;
-            let stem = if a.only.is_empty() {
-                "crossval".to_string()
-            } else {
-                format!("crossval-{}", a.only.join("-"))
-            };
-            let json = dir.join(format!("{stem}.json"));
-            let md = dir.join(format!("{stem}.md"));
-            finecast_io::write_atomic(
-                &json,
-                (serde_json::to_string_pretty(&folds)? + "\n").as_bytes(),
-            )
-            .with_context(|| format!("writing {}", json.display()))?;
-            finecast_io::write_atomic(&md, table.as_bytes())
-                .with_context(|| format!("writing {}", md.display()))?;
-            out!(out, "{table}");
-            outln!(
-                out,
-                "scores written to {} and {}",
-                json.display(),
-                md.display()
-            );
-        }
+        #[cfg(feature = "train")]
+        Command::Train(a) => train(a, &mut out)?,
+        #[cfg(feature = "train")]
+        Command::Crossval(a) => crossval(a, &mut out)?,
         Command::ExportWeights { weights, out: path } => {
             let weights = weights.unwrap_or_else(finecast_model::Downscaler::default_path);
             let model = finecast_model::Downscaler::load(&weights)
@@ -424,53 +342,227 @@ fn run(cli: Cli) -> Result<()> {
             model.export_safetensors(&path)?;
             outln!(out, "wrote {} (from {})", path.display(), weights.display());
         }
-        Command::Map(a) => {
-            let range = a.range.as_deref().map(parse_range).transpose()?;
-            let req = MapRequest {
-                file: a.file,
-                var: a.var,
-                time: a.time.as_deref().map(parse_time).transpose()?,
-                palette: a.palette,
-                range,
-                out: a.out.clone(),
-                width: a.width,
-                height: a.height,
-            };
-            render_file_map(&req)?;
-            outln!(out, "wrote {}", a.out.display());
-        }
-        Command::Evaluate(a) => {
-            let methods = a
-                .methods
-                .iter()
-                .map(|m| Method::parse_on(m, a.weights.as_deref(), a.device))
-                .collect::<Result<Vec<_>, _>>()?;
-            let req = EvaluateRequest {
-                truth: a.truth,
-                var: a.var,
-                terrain: a.terrain,
-                methods,
-                region: a.region.as_deref().map(str::parse::<Region>).transpose()?,
-                time: a.time.as_deref().map(parse_time).transpose()?,
-                coarse_res_deg: a.coarse_res,
-                coarse: a.coarse,
-                coarse_var: a.coarse_var,
-                predictions: parse_predictions(&a.prediction)?,
-                plots: a.plots.clone(),
-            };
-            let report = run_evaluate(&req)?;
-            print_table(&mut out, &report);
-            print_per_time(&mut out, &report);
-            if let Some(path) = a.json {
-                write_json(&path, &report)?;
-                outln!(out, "scores written to {}", path.display());
-            }
-            if let Some(dir) = a.plots {
-                outln!(out, "plots written to {}", dir.display());
-            }
-        }
+        Command::Map(a) => map(a, &mut out)?,
+        Command::Evaluate(a) => evaluate(a, &mut out)?,
     }
     emit(&out)
+}
+
+/// `finecast downscale`: one job, and what it did (output, phases, methods).
+fn downscale(a: DownscaleArgs, command_line: String, out: &mut String) -> Result<()> {
+    let target = match (&a.region, &a.resolution, &a.grid_like) {
+        (Some(r), Some(res), None) => Target::Region {
+            region: r.parse::<Region>()?,
+            resolution_m: parse_resolution(res)?,
+        },
+        (None, None, Some(p)) => Target::GridLike(p.clone()),
+        _ => bail!("give the target as --region S,N,W,E --resolution 3km, or as --grid-like FILE"),
+    };
+    let req = DownscaleRequest {
+        input: a.input,
+        terrain: a.terrain,
+        land_mask: a.land_mask,
+        target,
+        method: Method::parse_on(&a.method, a.weights.as_deref(), a.device)?,
+        vars: a.vars,
+        times: a
+            .times
+            .iter()
+            .map(|t| parse_time(t))
+            .collect::<Result<_>>()?,
+        out: a.out,
+        tiles: TileSpec::new(a.tiles.tile, a.tiles.halo, a.tiles.blend)?,
+        command_line,
+    };
+    let report = run_downscale(&req, &LogControl::default())?;
+    outln!(
+        out,
+        "wrote {} ({}x{} cells, {} variable(s)) in {:.1} s",
+        report.out.display(),
+        report.shape.0,
+        report.shape.1,
+        report.variables.len(),
+        report.seconds
+    );
+    let phases: Vec<String> = report
+        .phases
+        .iter()
+        .map(|(p, s)| format!("{p} {s:.2} s"))
+        .collect();
+    outln!(out, "  phases: {}", phases.join(", "));
+    for v in &report.variables {
+        outln!(
+            out,
+            "  {} [{}] {} time(s), method {}",
+            v.name,
+            v.units,
+            v.times,
+            v.method
+        );
+    }
+    Ok(())
+}
+
+/// `finecast train`: train a network from a TOML configuration.
+#[cfg(feature = "train")]
+fn train(a: TrainArgs, out: &mut String) -> Result<()> {
+    let mut cfg = finecast_train::TrainConfig::from_toml_file(&a.config)?;
+    cfg.resume |= a.resume;
+    if let Some(steps) = a.steps {
+        cfg.steps = steps;
+    }
+    if a.time_limit.is_some() {
+        cfg.time_limit_s = a.time_limit;
+    }
+    let report = finecast_train::train(&cfg, &finecast_train::train::BarProgress::new())
+        .with_context(|| format!("training with {}", a.config.display()))?;
+    outln!(out, "{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// `finecast crossval`: leave-one-source-out folds, written as JSON and a
+/// markdown table (per `--only` selection, so processes can share the folds).
+#[cfg(feature = "train")]
+fn crossval(a: CrossvalArgs, out: &mut String) -> Result<()> {
+    let mut cfg = finecast_train::crossval::CrossvalConfig::from_toml_file(&a.config)?;
+    if let Some(steps) = a.steps {
+        cfg.base.steps = steps;
+    }
+    if a.fit_shrinkage {
+        return fit_shrinkage(&a, &cfg, out);
+    }
+    let folds = finecast_train::crossval::run_crossval(
+        &cfg,
+        &a.only,
+        &finecast_train::train::BarProgress::new(),
+    )
+    .with_context(|| format!("cross-validating with {}", a.config.display()))?;
+    let table = finecast_train::crossval::markdown_table(&folds);
+    // Folds run with --only write files of their own, so several
+    // processes can share the folds out (one per core).
+    let dir = &cfg.crossval.output_dir;
+    let stem = if a.only.is_empty() {
+        "crossval".to_string()
+    } else {
+        format!("crossval-{}", a.only.join("-"))
+    };
+    write_json_and_table(&dir.join(stem), &serde_json::to_value(&folds)?, &table, out)
+}
+
+/// Write `value` as `<stem>.json` and `table` as `<stem>.md` (atomically),
+/// and the table to the output.
+#[cfg(feature = "train")]
+fn write_json_and_table(
+    stem: &std::path::Path,
+    value: &serde_json::Value,
+    table: &str,
+    out: &mut String,
+) -> Result<()> {
+    let json = stem.with_extension("json");
+    let md = stem.with_extension("md");
+    finecast_io::write_atomic(
+        &json,
+        (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
+    )
+    .with_context(|| format!("writing {}", json.display()))?;
+    finecast_io::write_atomic(&md, table.as_bytes())
+        .with_context(|| format!("writing {}", md.display()))?;
+    out!(out, "{table}");
+    outln!(out, "written to {} and {}", json.display(), md.display());
+    Ok(())
+}
+
+/// `finecast crossval --fit-shrinkage`: fit the shrinkage on the folds,
+/// write the table, and ship it with a network if asked.
+#[cfg(feature = "train")]
+fn fit_shrinkage(
+    a: &CrossvalArgs,
+    cfg: &finecast_train::crossval::CrossvalConfig,
+    out: &mut String,
+) -> Result<()> {
+    use finecast_train::shrinkage;
+    let fit = shrinkage::fit_shrinkage(cfg, &a.only)
+        .with_context(|| format!("fitting the shrinkage with {}", a.config.display()))?;
+    let table = shrinkage::markdown_table(&fit);
+    let stem = cfg.crossval.output_dir.join("shrinkage");
+    write_json_and_table(&stem, &serde_json::to_value(&fit)?, &table, out)?;
+    if let (Some(weights), Some(train_config)) = (&a.ship, &a.train_config) {
+        let train = finecast_train::TrainConfig::from_toml_file(train_config)?;
+        let network = finecast_model::Downscaler::load(weights)
+            .with_context(|| format!("loading {}", weights.display()))?;
+        let fitted_by = format!(
+            "finecast crossval --config {} --fit-shrinkage: leave-one-source-out over {}; ranges from {}",
+            a.config.display(),
+            cfg.sources().join(", "),
+            train_config.display()
+        );
+        let s = shrinkage::shrinkage_for(
+            &fit,
+            &network,
+            &train.train,
+            train.data_root.as_deref(),
+            train.coarse_res_deg,
+            fitted_by,
+        )?;
+        finecast_model::set_shrinkage(weights, Some(s))?;
+        outln!(
+            out,
+            "shrinkage written to the sidecar of {}",
+            weights.display()
+        );
+    }
+    Ok(())
+}
+
+/// `finecast map`: render one field as a PNG.
+fn map(a: MapArgs, out: &mut String) -> Result<()> {
+    let range = a.range.as_deref().map(parse_range).transpose()?;
+    let req = MapRequest {
+        file: a.file,
+        var: a.var,
+        time: a.time.as_deref().map(parse_time).transpose()?,
+        palette: a.palette,
+        range,
+        out: a.out.clone(),
+        width: a.width,
+        height: a.height,
+    };
+    render_file_map(&req)?;
+    outln!(out, "wrote {}", a.out.display());
+    Ok(())
+}
+
+/// `finecast evaluate`: score methods against a fine truth.
+fn evaluate(a: EvaluateArgs, out: &mut String) -> Result<()> {
+    let methods = a
+        .methods
+        .iter()
+        .map(|m| Method::parse_on(m, a.weights.as_deref(), a.device))
+        .collect::<Result<Vec<_>, _>>()?;
+    let req = EvaluateRequest {
+        truth: a.truth,
+        var: a.var,
+        terrain: a.terrain,
+        methods,
+        region: a.region.as_deref().map(str::parse::<Region>).transpose()?,
+        time: a.time.as_deref().map(parse_time).transpose()?,
+        coarse_res_deg: a.coarse_res,
+        coarse: a.coarse,
+        coarse_var: a.coarse_var,
+        predictions: parse_predictions(&a.prediction)?,
+        plots: a.plots.clone(),
+    };
+    let report = run_evaluate(&req)?;
+    print_table(out, &report);
+    print_per_time(out, &report);
+    if let Some(path) = a.json {
+        write_json(&path, &report)?;
+        outln!(out, "scores written to {}", path.display());
+    }
+    if let Some(dir) = a.plots {
+        outln!(out, "plots written to {}", dir.display());
+    }
+    Ok(())
 }
 
 /// Write the command's output; a closed pipe (`finecast info f | head`) is not an error.

@@ -603,6 +603,7 @@ fn device_gpu_falls_back_to_the_cpu_with_a_reason() {
 /// PRISM crop), writes loadable weights, a sidecar and loss curves, and
 /// resumes; a configuration naming a missing file fails with that file's name.
 #[test]
+#[cfg(feature = "train")]
 fn train_command_trains_resumes_and_names_bad_input() {
     let Some(data) = shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();

@@ -33,12 +33,15 @@ pub struct Earth {
 }
 
 impl Earth {
+    /// The WGS84 ellipsoid (a = 6 378 137 m, 1/f = 298.257 223 563), no datum shift.
     pub const WGS84: Earth = Earth {
         semi_major_axis: 6_378_137.0,
         inverse_flattening: 298.257_223_563,
         towgs84: None,
     };
 
+    /// A sphere of `radius` metres (inverse flattening 0), no datum shift, as
+    /// CF's `earth_radius`.
     pub fn sphere(radius: f64) -> Earth {
         Earth {
             semi_major_axis: radius,
@@ -47,6 +50,9 @@ impl Earth {
         }
     }
 
+    /// Whether this figure is a sphere (inverse flattening exactly 0); CF
+    /// writes spheres as `earth_radius`, ellipsoids as `semi_major_axis` plus
+    /// `inverse_flattening`.
     pub fn is_sphere(&self) -> bool {
         self.inverse_flattening == 0.0
     }
@@ -82,55 +88,107 @@ impl Earth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "grid_mapping_name", rename_all = "snake_case")]
 pub enum Crs {
+    /// CF `latitude_longitude`: x is longitude and y latitude in degrees on
+    /// `earth` (no projection).
     #[serde(rename = "latitude_longitude")]
-    LatLon { earth: Earth },
-    #[serde(rename = "rotated_latitude_longitude")]
-    RotatedPole {
-        grid_north_pole_latitude: f64,
-        grid_north_pole_longitude: f64,
-        north_pole_grid_longitude: f64,
-    },
-    LambertConformalConic {
-        standard_parallel: (f64, f64),
-        longitude_of_central_meridian: f64,
-        latitude_of_projection_origin: f64,
-        false_easting: f64,
-        false_northing: f64,
+    LatLon {
+        /// Figure of the Earth the longitudes and latitudes are on.
         earth: Earth,
     },
+    /// CF `rotated_latitude_longitude` (COSMO, ICON-LAM, HARMONIE-style
+    /// rotated grids): x is rotated longitude and y rotated latitude, in
+    /// degrees, on a sphere whose pole has been moved. The sphere is fixed at
+    /// radius 6 371 229 m (see [`Crs::earth`]).
+    #[serde(rename = "rotated_latitude_longitude")]
+    RotatedPole {
+        /// Geographic latitude of the rotated grid's north pole (degrees).
+        grid_north_pole_latitude: f64,
+        /// Geographic longitude of the rotated grid's north pole (degrees).
+        grid_north_pole_longitude: f64,
+        /// Rotated longitude of the geographic north pole (degrees; CF
+        /// default, and almost always, 0).
+        north_pole_grid_longitude: f64,
+    },
+    /// CF `lambert_conformal_conic` (HRRR, AROME, many national LAMs):
+    /// native x/y in metres.
+    LambertConformalConic {
+        /// The two standard parallels (degrees); equal for a tangent cone
+        /// (CF's single-valued `standard_parallel`).
+        standard_parallel: (f64, f64),
+        /// Longitude (degrees) along which the cone's y axis points north.
+        longitude_of_central_meridian: f64,
+        /// Latitude (degrees) of the origin of y (before `false_northing`).
+        latitude_of_projection_origin: f64,
+        /// Added to every x coordinate (m).
+        false_easting: f64,
+        /// Added to every y coordinate (m).
+        false_northing: f64,
+        /// Figure of the Earth the projection is defined on.
+        earth: Earth,
+    },
+    /// CF `polar_stereographic` (polar and some national grids): native x/y
+    /// in metres.
     PolarStereographic {
+        /// Longitude (degrees) of the meridian that runs straight up the y
+        /// axis from the pole.
         straight_vertical_longitude_from_pole: f64,
         /// +90 or -90.
         latitude_of_projection_origin: f64,
         /// Latitude of true scale; when absent `scale_factor_at_projection_origin` is used.
         standard_parallel: Option<f64>,
+        /// Scale factor at the pole (dimensionless); used only when
+        /// `standard_parallel` is absent, and taken as 1 when both are.
         scale_factor_at_projection_origin: Option<f64>,
+        /// Added to every x coordinate (m).
         false_easting: f64,
+        /// Added to every y coordinate (m).
         false_northing: f64,
+        /// Figure of the Earth the projection is defined on.
         earth: Earth,
     },
+    /// CF `lambert_azimuthal_equal_area`: the output grid finecast builds for
+    /// a region (see [`crate::Grid::equal_area_for_region`]), with native x/y
+    /// in metres and cells of equal area.
     LambertAzimuthalEqualArea {
+        /// Longitude (degrees) of the projection centre.
         longitude_of_projection_origin: f64,
+        /// Latitude (degrees) of the projection centre.
         latitude_of_projection_origin: f64,
+        /// Added to every x coordinate (m).
         false_easting: f64,
+        /// Added to every y coordinate (m).
         false_northing: f64,
+        /// Figure of the Earth the projection is defined on.
         earth: Earth,
     },
+    /// CF `mercator` (tropical model grids): native x/y in metres.
     Mercator {
+        /// Longitude (degrees) of the projection's central meridian (x = 0).
         longitude_of_projection_origin: f64,
+        /// Latitude of true scale (degrees), PROJ's `lat_ts`.
         standard_parallel: f64,
+        /// Added to every x coordinate (m).
         false_easting: f64,
+        /// Added to every y coordinate (m).
         false_northing: f64,
+        /// Figure of the Earth the projection is defined on.
         earth: Earth,
     },
     /// Transverse Mercator: national grids (British National Grid,
     /// Gauss-Krüger) and UTM zones (see [`Crs::utm`]).
     TransverseMercator {
+        /// Scale factor on the central meridian (dimensionless; 0.9996 for
+        /// UTM).
         scale_factor_at_central_meridian: f64,
+        /// Longitude (degrees) of the central meridian.
         longitude_of_central_meridian: f64,
+        /// Latitude (degrees) of the origin of y (before `false_northing`).
         latitude_of_projection_origin: f64,
+        /// Added to every x coordinate (m; 500 000 for UTM).
         false_easting: f64,
+        /// Added to every y coordinate (m; 10 000 000 for southern UTM zones).
         false_northing: f64,
+        /// Figure of the Earth (and datum shift, e.g. OSGB36) of the grid.
         earth: Earth,
     },
 }
@@ -138,12 +196,18 @@ pub enum Crs {
 /// A value of a CF grid-mapping attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrValue {
+    /// A character attribute (e.g. `proj4_params`).
     Text(String),
+    /// A scalar numeric attribute (e.g. `false_easting`, `earth_radius`).
     Number(f64),
+    /// A numeric vector attribute (a two-parallel `standard_parallel`,
+    /// `towgs84`).
     Numbers(Vec<f64>),
 }
 
 impl Crs {
+    /// Plain longitude/latitude in degrees on the WGS84 ellipsoid: the CRS of
+    /// [`crate::Grid::regular_latlon`] and of most global model output.
     pub fn wgs84() -> Crs {
         Crs::LatLon {
             earth: Earth::WGS84,

@@ -19,12 +19,23 @@ pub use region::Region;
 /// Mean Earth radius used for distances and areas on lat/lon grids (m).
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
+/// Why a grid, field, CRS or region could not be built.
+///
+/// Each variant carries a human-readable message naming the offending value.
 #[derive(Debug, thiserror::Error)]
 pub enum GridError {
+    /// Coordinate vectors that cannot define a grid (empty, non-finite or not
+    /// strictly monotone), or field data whose shape is not the grid's
+    /// `(ny, nx)`.
     #[error("invalid grid coordinates: {0}")]
     Coordinates(String),
+    /// A CRS that `proj4rs` rejects (the message quotes the PROJ string), or
+    /// invalid CRS parameters such as a UTM zone outside 1..=60.
     #[error("projection error: {0}")]
     Projection(String),
+    /// A latitude/longitude box that is malformed or unparsable (see
+    /// [`Region::new`]), or a grid for a region that cannot be projected or
+    /// would be too large (over 10^8 cells) or too fine (under 10 m).
     #[error("invalid region: {0}")]
     Region(String),
 }
@@ -121,18 +132,27 @@ impl Grid {
         Grid::new(Crs::wgs84(), x, y)
     }
 
+    /// The coordinate reference system the native coordinates are in.
     pub fn crs(&self) -> &Crs {
         &self.crs
     }
+    /// Cell-centre x coordinates (columns, index `i`): degrees of
+    /// (rotated) longitude on angular grids, metres of easting on projected
+    /// ones. Strictly monotone, ascending or descending.
     pub fn x(&self) -> &[f64] {
         &self.x
     }
+    /// Cell-centre y coordinates (rows, index `j`): degrees of (rotated)
+    /// latitude on angular grids, metres of northing on projected ones.
+    /// Ascending (south-up) or descending (north-up).
     pub fn y(&self) -> &[f64] {
         &self.y
     }
+    /// Number of columns (length of the x axis).
     pub fn nx(&self) -> usize {
         self.x.len()
     }
+    /// Number of rows (length of the y axis).
     pub fn ny(&self) -> usize {
         self.y.len()
     }
@@ -140,6 +160,8 @@ impl Grid {
     pub fn shape(&self) -> (usize, usize) {
         (self.ny(), self.nx())
     }
+    /// Whether the CRS is plain `latitude_longitude` (not rotated pole), so
+    /// that x and y are geographic longitude and latitude themselves.
     pub fn is_latlon(&self) -> bool {
         matches!(self.crs, Crs::LatLon { .. })
     }
@@ -450,7 +472,11 @@ mod tests;
 /// A 2-D field on a grid; missing values are NaN.
 #[derive(Debug, Clone)]
 pub struct Field {
+    /// The grid the values sit on.
     pub grid: Grid,
+    /// Values with shape `(ny, nx)` of [`Field::grid`], in the row order of
+    /// its y axis (row 0 is `y[0]`, which may be the north or the south edge).
+    /// Units are the caller's (finecast's readers convert to canonical units).
     pub data: Array2<f32>,
 }
 

@@ -8,13 +8,24 @@ use crate::GridError;
 /// across the antimeridian); it is stored unwrapped so that `east > west`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Region {
+    /// Southern bound, degrees of latitude in [-90, 90), below `north`.
     pub south: f64,
+    /// Northern bound, degrees of latitude in (-90, 90], above `south`.
     pub north: f64,
+    /// Western bound, degrees of longitude as given (within -360..=360).
     pub west: f64,
+    /// Eastern bound, degrees of longitude, unwrapped so that
+    /// `west < east <= west + 360` (it may exceed 180).
     pub east: f64,
 }
 
 impl Region {
+    /// A box from bounds in degrees. `east <= west` means the box crosses the
+    /// antimeridian and `east` is stored plus 360.
+    ///
+    /// Errors with [`GridError::Region`] when a bound is non-finite, a
+    /// latitude is outside [-90, 90] or `south >= north`, a longitude is
+    /// outside [-360, 360], or the longitude span exceeds 360 degrees.
     pub fn new(south: f64, north: f64, west: f64, east: f64) -> Result<Region, GridError> {
         let all = [south, north, west, east];
         if all.iter().any(|v| !v.is_finite()) {

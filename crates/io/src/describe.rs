@@ -12,10 +12,15 @@ use crate::{Dataset, Format, IoError};
 /// Summary of a whole file.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetInfo {
+    /// The file, as displayed.
     pub path: String,
+    /// Its container format.
     pub format: Format,
+    /// The global `title` attribute, if any.
     pub title: Option<String>,
+    /// The global `source` attribute (the producing model), if any.
     pub source: Option<String>,
+    /// One summary per 2-D field variable, in file order.
     pub variables: Vec<VariableSummary>,
 }
 
@@ -23,25 +28,42 @@ pub struct DatasetInfo {
 /// the reason in `problems`, so one bad variable does not hide the others.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariableSummary {
+    /// The variable's name (see [`crate::VarInfo::name`]).
     pub name: String,
+    /// CF `standard_name`, if any.
     pub standard_name: Option<String>,
+    /// CF `long_name`, if any.
     pub long_name: Option<String>,
     /// Units as stored in the file.
     pub units: Option<String>,
+    /// Dimension names and lengths, slowest first; the last two are (y, x).
     pub dims: Vec<(String, usize)>,
+    /// The horizontal grid; `None` when it cannot be determined.
     pub grid: Option<GridSummary>,
+    /// The time axis; `None` for a variable without time (or an empty or
+    /// undecodable axis, the latter reported in `problems`).
     pub times: Option<TimeSummary>,
+    /// Statistics of the first time step; `None` when the grid is unknown or
+    /// reading failed.
     pub values: Option<ValueStats>,
+    /// One error message per part that could not be determined.
     pub problems: Vec<String>,
 }
 
+/// Summary of a variable's horizontal grid.
 #[derive(Debug, Clone, Serialize)]
 pub struct GridSummary {
+    /// CF `grid_mapping_name` (e.g. `latitude_longitude`,
+    /// `lambert_conformal_conic`).
     pub grid_mapping: String,
+    /// Number of columns.
     pub nx: usize,
+    /// Number of rows.
     pub ny: usize,
     /// Native coordinates of the first and last column / row centre.
     pub x_range: (f64, f64),
+    /// Native y of the first and last row centre; first > last means a
+    /// north-up (y descending) grid.
     pub y_range: (f64, f64),
     /// "degrees" or "m".
     pub native_units: String,
@@ -49,6 +71,7 @@ pub struct GridSummary {
     pub bbox_lonlat: (f64, f64, f64, f64),
     /// Approximate `(dx, dy)` in metres at the grid centre.
     pub spacing_m: (f64, f64),
+    /// PROJ string of the grid's CRS (as written to `proj4_params`).
     pub proj4: String,
     /// The Helmert shift that puts `bbox_lonlat` on WGS84, where the grid's
     /// datum has one (CF `towgs84`).
@@ -56,11 +79,14 @@ pub struct GridSummary {
     pub towgs84: Option<[f64; 7]>,
 }
 
+/// Summary of a variable's time axis.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimeSummary {
     /// ISO 8601 UTC.
     pub first: String,
+    /// Last valid time, ISO 8601 UTC.
     pub last: String,
+    /// Number of time steps.
     pub count: usize,
 }
 
@@ -69,11 +95,17 @@ pub struct TimeSummary {
 pub struct ValueStats {
     /// The time step summarised (ISO 8601), if the variable has time.
     pub time: Option<String>,
+    /// Canonical SI units the statistics are in (see [`crate::units::to_si`]).
     pub units: String,
+    /// Smallest finite value; `None` when every value is missing.
     pub min: Option<f64>,
+    /// Largest finite value; `None` when every value is missing.
     pub max: Option<f64>,
+    /// Unweighted mean of the finite values; `None` when every value is missing.
     pub mean: Option<f64>,
+    /// Number of finite values.
     pub valid: usize,
+    /// Number of missing (NaN or fill) values.
     pub missing: usize,
 }
 

@@ -34,6 +34,9 @@ mod ffi {
 }
 
 /// Switch off HDF5's automatic error printing for the calling thread.
+// The crate denies `unsafe_code`; this function holds its only unsafe block
+// (a `dlsym` lookup and an FFI call), justified by the SAFETY comment below.
+#[allow(unsafe_code)]
 pub(crate) fn silence_this_thread() {
     if SILENCED.with(Cell::get) {
         return;

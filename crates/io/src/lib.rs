@@ -65,19 +65,29 @@ impl fmt::Display for Format {
 /// A 2-D horizontal field variable of a dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VarInfo {
+    /// The variable's name in the file (for GRIB2, a conventional short name
+    /// such as `t2m` or `tp` derived from the parameter, with the statistical
+    /// period or a counter appended when two would clash). This is the name
+    /// [`Dataset::resolve`] returns.
     pub name: String,
+    /// CF `standard_name`, if the file gives one (or, for GRIB2, the one the
+    /// parameter maps to).
     pub standard_name: Option<String>,
+    /// CF `long_name`, a human-readable description.
     pub long_name: Option<String>,
     /// Units as stored in the file (before conversion to SI).
     pub units: Option<String>,
     /// Dimension names and lengths, slowest first; the last two are (y, x).
     pub dims: Vec<(String, usize)>,
+    /// Whether one of the leading dimensions is a time axis, so that
+    /// [`Dataset::times`] is non-empty and [`TimeSel`] picks a step.
     pub has_time: bool,
 }
 
 /// Which part of a variable to read.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Selection {
+    /// Which time step; [`TimeSel::First`] by default.
     pub time: TimeSel,
     /// `(west, south, east, north)` in degrees: read only the window of the
     /// grid that covers this box plus a margin of 2 cells. `east < west`
@@ -100,13 +110,23 @@ pub enum TimeSel {
 /// One decoded 2-D field.
 #[derive(Debug, Clone)]
 pub struct FieldData {
+    /// The variable's name in the file (after resolution of the name asked for).
     pub name: String,
+    /// CF `standard_name`, if any. `x_wind`/`y_wind` mark wind components
+    /// along the grid axes (see [`wind::to_earth_relative`]).
     pub standard_name: Option<String>,
+    /// CF `long_name`, if any.
     pub long_name: Option<String>,
     /// Canonical SI units after conversion (see [`units::to_si`]).
     pub units: String,
+    /// The values (NaN where missing) on the variable's grid, or on the
+    /// window of it that the selection's bounding box asked for.
     pub field: Field,
+    /// Valid time of the step read; `None` for a variable without time.
     pub time: Option<DateTime<Utc>>,
+    /// CF `cell_methods` (e.g. `time: sum (interval: 1 hour)` for an
+    /// accumulation), from the file or, for GRIB2, from the product's
+    /// statistical processing.
     pub cell_methods: Option<String>,
 }
 
@@ -267,10 +287,12 @@ fn sniff_format(path: &Path, shown: &str) -> Result<Format, IoError> {
 }
 
 impl Dataset {
+    /// The path the dataset was opened from, as given to [`open`].
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The container format recognised from the file's leading bytes.
     pub fn format(&self) -> Format {
         self.format
     }

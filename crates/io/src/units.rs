@@ -14,9 +14,15 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("variable '{var}': {quantity} units '{units}' are not recognised (accepted: {accepted})")]
 pub struct UnitError {
+    /// The variable whose units were not recognised.
     pub var: String,
+    /// The quantity it was taken to be: "temperature", "wind",
+    /// "precipitation amount", "precipitation flux", "altitude" or "pressure".
     pub quantity: &'static str,
+    /// The units attribute as found, or "(no units attribute)".
     pub units: String,
+    /// Comma-separated examples of accepted units (one spelling per
+    /// conversion, e.g. "k, degc, degf").
     pub accepted: String,
 }
 

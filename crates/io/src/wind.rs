@@ -19,7 +19,11 @@ pub fn is_grid_relative(standard_name: Option<&str>) -> bool {
 /// Which component of the wind vector a variable is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindComponent {
+    /// The u component (`u10`, `uas`, `10u`): positive towards the east, or
+    /// along the grid's +x axis when stored grid-relative.
     Eastward,
+    /// The v component (`v10`, `vas`, `10v`): positive towards the north, or
+    /// along the grid's +y axis when stored grid-relative.
     Northward,
 }
 

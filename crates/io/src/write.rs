@@ -1,7 +1,7 @@
 //! CF-1.8 NetCDF-4 output, written atomically, with provenance.
 //!
 //! Layout: dimensions `(time, y, x)`; on lat/lon grids `lat`/`lon`, on
-//! rotated-pole grids `rlat`/`rlon`. Data are float32, deflate level 4 with
+//! rotated-pole grids `rlat`/`rlon`. Data are float32, deflate level 1 with
 //! shuffle, chunked by time step. Missing values (NaN) are stored as the
 //! netCDF default float fill 9.96921e36, declared as `_FillValue`; that value
 //! cannot collide with a physical value, and it is what the finecast input
@@ -30,10 +30,17 @@ pub(crate) const FILL_F32: f32 = f32::from_bits(0x7cf0_0000);
 /// One output variable: a field per time on one grid.
 #[derive(Debug, Clone)]
 pub struct OutputVar {
+    /// NetCDF variable name: starts with a letter, then letters, digits,
+    /// `_`, `-` or `.`; unique in the file and not a coordinate name (`lat`,
+    /// `lon`, `rlat`, `rlon`, `x`, `y`, `crs`, or anything starting `time`).
     pub name: String,
+    /// CF `standard_name` attribute, written when present.
     pub standard_name: Option<String>,
+    /// CF `long_name` attribute, written when present.
     pub long_name: Option<String>,
+    /// CF `units` attribute, written as given (e.g. `K`, `m s-1`, `kg m-2`).
     pub units: String,
+    /// The grid of every field; all variables of one file share one grid.
     pub grid: Grid,
     /// Valid times; empty for a variable without time (then `data` has one field).
     pub times: Vec<DateTime<Utc>>,
@@ -44,18 +51,28 @@ pub struct OutputVar {
 /// Where an output came from, written to its global attributes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Provenance {
+    /// Input files, written as JSON in the `finecast_inputs` attribute.
     pub inputs: Vec<InputRef>,
+    /// Downscaling method name, written to `finecast_method` and `source`.
     pub method: String,
+    /// Hex SHA-256 of the model weights, for learned methods; written as
+    /// `finecast_weights_sha256` when present.
     pub weights_sha256: Option<String>,
+    /// The command that produced the file, recorded in `history` after a
+    /// UTC timestamp.
     pub command_line: String,
     /// Further global attributes, written as text after the standard ones
     /// (so an entry such as `title` replaces the default).
     pub extra: Vec<(String, String)>,
 }
 
+/// An input file of an output, identified by content so that a rerun can
+/// check it used the same data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputRef {
+    /// The path as given on the command line.
     pub path: String,
+    /// Hex SHA-256 of the file's contents (see [`sha256_file`]).
     pub sha256: String,
 }
 
@@ -132,8 +149,15 @@ pub fn write_netcdf(path: &Path, fields: &[OutputVar], prov: &Provenance) -> Res
             format!("directory {} does not exist", dir.display()),
         ));
     }
+    // Unique per process and call: two threads writing the same path never
+    // share (and delete) one temporary file.
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let temp = TempFile {
-        path: dir.join(format!(".{file_name}.tmp-{}", std::process::id())),
+        path: dir.join(format!(
+            ".{file_name}.tmp-{}-{sequence}",
+            std::process::id()
+        )),
         keep: false,
     };
     write_contents(&temp.path, fields, &time_axes, prov)

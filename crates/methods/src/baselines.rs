@@ -24,17 +24,29 @@ use crate::MethodError;
 /// Standard atmosphere lapse rate (K per metre of ascent).
 pub const STANDARD_LAPSE_RATE: f64 = 0.0065;
 
+/// A training-free downscaling method, named in requests, files and the model
+/// card by its lowercase [`Baseline::name`] (also its serde form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
+    /// Nearest coarse cell ([`Interp::Nearest`]): any variable.
     Nearest,
+    /// Bilinear interpolation ([`Interp::Bilinear`]): any variable.
     Bilinear,
+    /// Keys bicubic interpolation ([`Interp::Bicubic`]): any variable.
     Bicubic,
+    /// Bilinear temperature plus a fixed [`STANDARD_LAPSE_RATE`] correction
+    /// for the fine-minus-coarse elevation difference. Temperatures only;
+    /// needs coarse and fine orography (m).
     Lapse,
+    /// gridpp's gradient method: bilinear temperature plus a locally fitted,
+    /// clamped elevation gradient ([`local_gradients`], [`GradientParams`])
+    /// times the elevation difference. Temperatures only; needs orography.
     Gradient,
 }
 
 impl Baseline {
+    /// Every baseline, in the order they are listed and scored.
     pub const ALL: [Baseline; 5] = [
         Baseline::Nearest,
         Baseline::Bilinear,
@@ -43,6 +55,8 @@ impl Baseline {
         Baseline::Gradient,
     ];
 
+    /// The lowercase name used on the command line, in the API and in
+    /// outputs; [`FromStr`] accepts exactly these names.
     pub fn name(&self) -> &'static str {
         match self {
             Baseline::Nearest => "nearest",
@@ -80,10 +94,15 @@ impl FromStr for Baseline {
 pub struct GradientParams {
     /// Half-width of the square window of coarse cells (3 gives 7x7).
     pub radius: usize,
-    /// Clamp range of the fitted gradient, K per metre.
+    /// Lower clamp of the fitted gradient, K per metre (default −0.010,
+    /// about the dry-adiabatic rate: faster cooling with height is noise).
     pub min_gradient: f64,
+    /// Upper clamp of the fitted gradient, K per metre (default +0.005,
+    /// allowing moderate inversions).
     pub max_gradient: f64,
-    /// Used where the window's elevation spread is too small to fit a slope.
+    /// Gradient (K per metre) used where the window has fewer than 3 valid
+    /// cells or its elevation spread is too small to fit a slope (default
+    /// −[`STANDARD_LAPSE_RATE`]).
     pub default_gradient: f64,
     /// Minimum standard deviation of coarse elevation in the window (m).
     pub min_elevation_std: f64,
@@ -141,12 +160,24 @@ pub fn local_gradients(t: ArrayView2<f32>, z: ArrayView2<f32>, p: &GradientParam
 /// The coarse-grid inputs of a downscaling: the field and, for the terrain
 /// methods, the coarse orography and the local gradients derived from both.
 pub struct CoarseInput<'a> {
+    /// The coarse field to downscale (any variable; K for the terrain methods).
     pub field: &'a Field,
+    /// Coarse surface elevation (m) on the same grid as [`CoarseInput::field`];
+    /// `None` for the interpolation-only methods.
     pub orography: Option<&'a Field>,
+    /// [`local_gradients`] of the field against the orography (field units per
+    /// metre, K/m for temperature), one per coarse cell; present exactly when
+    /// the orography is. Fitted once in [`CoarseInput::new`] so that every
+    /// tile or target downscaled from this input shares them.
     pub gradients: Option<Array2<f32>>,
 }
 
 impl<'a> CoarseInput<'a> {
+    /// Bundle a coarse field with its optional orography, fitting the local
+    /// gradients with `p` when orography is given.
+    ///
+    /// Fails with [`MethodError::GridMismatch`] when the orography is not on
+    /// the field's grid.
     pub fn new(
         field: &'a Field,
         orography: Option<&'a Field>,
@@ -167,6 +198,7 @@ impl<'a> CoarseInput<'a> {
         })
     }
 
+    /// The coarse grid (that of [`CoarseInput::field`]).
     pub fn grid(&self) -> &Grid {
         &self.field.grid
     }

@@ -9,7 +9,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interp {
+    /// Value of the source cell whose centre is nearest (rounding the
+    /// fractional index); keeps the coarse cells as blocks.
     Nearest,
+    /// Bilinear on the 2x2 surrounding centres, with the weights renormalised
+    /// over the finite corners, so values next to gaps (a coastline) survive;
+    /// NaN only where all four corners are missing.
     Bilinear,
     /// Keys cubic convolution (a = -0.5) on 4x4 cells; falls back to bilinear
     /// next to missing values.
@@ -20,7 +25,12 @@ pub enum Interp {
 /// (NaN outside the source).
 #[derive(Debug, Clone)]
 pub struct Positions {
+    /// Fractional source row (y axis, index `j`) of each destination cell, in
+    /// the source grid's own row order (row 0 is `y[0]`, north or south);
+    /// shape `(ny, nx)` of the destination; NaN outside the source.
     pub fj: Array2<f64>,
+    /// Fractional source column (x axis, index `i`) of each destination cell;
+    /// same shape and NaN convention as [`Positions::fj`].
     pub fi: Array2<f64>,
 }
 

@@ -29,18 +29,37 @@ pub use fss::{fss, fss_useful_threshold};
 pub use scores::{scores, Scores};
 pub use spectrum::{default_bands, rapsd, spectral_ratio, BandRatio, Spectrum};
 
+/// Why a score could not be computed. These are errors in the *input*
+/// (caller bugs or unusable data); undefined-but-valid results are `None`
+/// in the result types instead.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MetricsError {
+    /// An input array's shape differs from the truth's `(ny, nx)`.
     #[error("shape mismatch: {what} has shape {got:?}, expected {expected:?}")]
     ShapeMismatch {
+        /// Which input: "pred", "weights", "mask" or "prediction".
         what: &'static str,
+        /// The truth's `(ny, nx)`.
         expected: (usize, usize),
+        /// The offending input's `(ny, nx)`.
         got: (usize, usize),
     },
+    /// Not a single cell is finite in every input, inside the mask and with
+    /// a positive finite weight.
     #[error("no valid cell to score (all missing, masked out or zero weight)")]
     NoValidCells,
+    /// More than half the cells are missing (in either field, for a
+    /// [`spectral_ratio`]): filling that many gaps would make the spectrum
+    /// mostly an artefact of the filling.
     #[error("{missing_percent:.1}% of the cells are missing; at most 50% allowed for spectra")]
-    TooManyMissing { missing_percent: f64 },
+    TooManyMissing {
+        /// Share of missing cells, in percent (above 50).
+        missing_percent: f64,
+    },
+    /// A parameter out of its domain: an even or zero FSS scale, a NaN
+    /// threshold, a field too small for a spectrum (under 4x4) or for the
+    /// scoring margin, a non-positive grid spacing, or a band without
+    /// `0 <= lo < hi`. The message says which.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 }

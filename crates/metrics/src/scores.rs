@@ -8,7 +8,11 @@ use crate::{check_shape, MetricsError};
 pub struct Scores {
     /// Number of cells that entered the scores.
     pub n: usize,
+    /// Weighted root-mean-square error `sqrt(Σ w (pred − truth)² / Σ w)`, in
+    /// the fields' units.
     pub rmse: f64,
+    /// Weighted mean absolute error `Σ w |pred − truth| / Σ w`, in the
+    /// fields' units.
     pub mae: f64,
     /// Weighted mean of `pred - truth`: positive means the prediction is too high.
     pub bias: f64,

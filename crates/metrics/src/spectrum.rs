@@ -21,7 +21,12 @@ const MIN_CELLS: usize = 4;
 /// different grids comparable.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Spectrum {
+    /// Centre wavelength of each bin (km), `1/|k|`, decreasing: from the
+    /// domain's longer side down to about twice the coarser grid spacing
+    /// (Nyquist).
     pub wavelength_km: Vec<f64>,
+    /// Mean power spectral density in each bin (field units² · km²), one per
+    /// entry of `wavelength_km`.
     pub power: Vec<f64>,
 }
 
@@ -30,7 +35,9 @@ pub struct Spectrum {
 pub struct BandRatio {
     /// e.g. `"6-12km"`.
     pub label: String,
+    /// Shortest wavelength of the band (km, inclusive).
     pub lo_km: f64,
+    /// Longest wavelength of the band (km, exclusive; may be infinite).
     pub hi_km: f64,
     /// `Σ P_pred / Σ P_truth` over the spectrum bins with wavelength in
     /// `[lo_km, hi_km)`. `None` when the band is not resolved (`lo_km` below twice

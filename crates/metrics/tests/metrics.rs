@@ -1,3 +1,8 @@
+//! The public scores on hand-computable and synthetic fields: weighted
+//! RMSE/MAE/bias/Pearson against hand sums, RAPSD peaks of sinusoids and the
+//! flat spectrum of white noise, spectral ratios under smoothing and added
+//! noise, FSS of blobs, and the errors each rejects bad input with.
+
 use approx::assert_abs_diff_eq;
 use finecast_metrics::{
     default_bands, fss, fss_useful_threshold, rapsd, scores, spectral_ratio, MetricsError,

@@ -10,8 +10,12 @@ use burn::tensor::Device;
 /// The device a user asks for (`--device cpu|gpu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ComputeDevice {
+    /// The CPU: Burn's flex backend, or the AMX bf16 kernel where the CPU has
+    /// AMX (unless `FINECAST_MODEL_KERNEL=flex`). The default.
     #[default]
     Cpu,
+    /// The default Vulkan adapter (needs the cargo feature `gpu`); falls back
+    /// to the CPU, with a warning, when this build or machine has none.
     Gpu,
 }
 

@@ -15,7 +15,9 @@
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3, Axis, Zip};
 use serde::{Deserialize, Serialize};
 
-use crate::wind::WindFrame;
+use finecast_methods::Baseline;
+
+use crate::wind_features::WindFrame;
 use crate::{ModelError, ModelInputs};
 
 /// Lapse rate of the physical baseline (K per metre of ascent).
@@ -107,7 +109,7 @@ pub const PRECIP_FEATURE_NAMES: [&str; 11] = [
     "grid_spacing",
 ];
 
-/// The two kinds of network finecast trains: each has its own features,
+/// The three kinds of network finecast trains: each has its own features,
 /// baseline and working space (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -119,16 +121,20 @@ pub enum ModelKind {
     /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
     Precipitation,
     /// 10 m wind vector (m s-1): residual over the bilinear coarse wind,
-    /// along and across it (see [`crate::wind`]).
+    /// along and across it (see [`crate::wind_features`]).
     Wind,
 }
 
 impl ModelKind {
+    /// Names of the kind's feature channels, in channel order
+    /// ([`FEATURE_NAMES`], [`PRECIP_FEATURE_NAMES`] or
+    /// [`crate::wind_features::WIND_FEATURE_NAMES`]); a sidecar's
+    /// [`NormStats::feature_names`] must equal them.
     pub fn feature_names(self) -> &'static [&'static str] {
         match self {
             ModelKind::Temperature => &FEATURE_NAMES,
             ModelKind::Precipitation => &PRECIP_FEATURE_NAMES,
-            ModelKind::Wind => &crate::wind::WIND_FEATURE_NAMES,
+            ModelKind::Wind => &crate::wind_features::WIND_FEATURE_NAMES,
         }
     }
 
@@ -141,28 +147,21 @@ impl ModelKind {
         }
     }
 
+    /// Number of feature channels, the network's `in_channels`.
     pub fn n_features(self) -> usize {
         self.feature_names().len()
     }
 
-    /// The baseline a model of this kind corrects unless its training
-    /// configuration names another.
-    pub fn default_baseline(self) -> Baseline {
+    /// The physical baseline a network of this kind corrects (the same
+    /// method `--method lapse` / `bilinear` runs, recorded in the sidecar):
+    /// temperature the lapse-rate baseline `bil(T_c) + Γ (bil(z_c) − z_f)`;
+    /// precipitation bilinear, corrected in `sqrt` space relative to the
+    /// local intensity; wind the bilinear vector `(bil(u_c), bil(v_c))`,
+    /// corrected along and across itself.
+    pub fn baseline(self) -> Baseline {
         match self {
             ModelKind::Temperature => Baseline::Lapse,
-            ModelKind::Precipitation => Baseline::SqrtBilinear,
-            ModelKind::Wind => Baseline::VectorBilinear,
-        }
-    }
-
-    /// Whether a model of this kind can correct `baseline`.
-    pub fn allows(self, baseline: Baseline) -> bool {
-        match self {
-            ModelKind::Temperature => {
-                matches!(baseline, Baseline::Lapse | Baseline::LocalGradient)
-            }
-            ModelKind::Precipitation => baseline == Baseline::SqrtBilinear,
-            ModelKind::Wind => baseline == Baseline::VectorBilinear,
+            ModelKind::Precipitation | ModelKind::Wind => Baseline::Bilinear,
         }
     }
 
@@ -244,8 +243,15 @@ impl std::fmt::Display for ModelKind {
 /// the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NormStats {
+    /// Names of the channels the statistics belong to, in order; checked
+    /// against [`ModelKind::feature_names`] so weights trained on another
+    /// feature set are refused.
     pub feature_names: Vec<String>,
+    /// Per-channel mean of the raw features (each in its own units), one per
+    /// entry of [`NormStats::feature_names`].
     pub mean: Vec<f32>,
+    /// Per-channel standard deviation of the raw features; finite and
+    /// positive.
     pub std: Vec<f32>,
     /// Standard deviation of the working-space residual over the baseline
     /// (K for temperature; relative units for precipitation) on the training
@@ -277,6 +283,11 @@ impl NormStats {
         }
     }
 
+    /// Check that the statistics fit a model of `kind`: the same feature
+    /// names in order, one finite mean and positive std per channel, a
+    /// positive residual std, and an output gain of exactly 1 (temperature,
+    /// wind) or within 0.5–2 (precipitation). Fails with
+    /// [`ModelError::Mismatch`].
     pub fn validate(&self, kind: ModelKind) -> Result<(), ModelError> {
         let names: Vec<&str> = self.feature_names.iter().map(String::as_str).collect();
         let expected = kind.feature_names();
@@ -322,55 +333,40 @@ impl NormStats {
     }
 }
 
-/// The physical baseline a network predicts the residual over (stored in the
-/// sidecar).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Baseline {
-    /// `bil(T_c) + 0.0065 K/m · (bil(z_c) − z_f)`.
-    Lapse,
-    /// `bil(T_c) + s · (z_f − bil(z_c))` with `s` the coarse field's own
-    /// temperature/elevation slope over ±20 cells (the `local_lapse_r20`
-    /// feature: clamped to [−10, +5] K/km, −6.5 K/km over flat ground), as
-    /// gridpp's gradient method.
-    LocalGradient,
-    /// `sqrt(bil(P_c))`, in units of `sqrt` of the local mean intensity.
-    SqrtBilinear,
-    /// The bilinear coarse wind vector `(bil(u_c), bil(v_c))`.
-    VectorBilinear,
-}
-
-impl std::fmt::Display for Baseline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Baseline::Lapse => "lapse",
-            Baseline::LocalGradient => "local-gradient",
-            Baseline::SqrtBilinear => "sqrt-bilinear",
-            Baseline::VectorBilinear => "vector-bilinear",
-        })
-    }
-}
-
 /// The baseline of a scalar tile in the model's working space and the
 /// per-cell scale of the residual: the prediction is
 /// `from_working(value + residual_std * scale * network)`.
 pub struct BaselineFrame {
+    /// The baseline in working units, per cell: the lapse-rate baseline (K)
+    /// for temperature, `sqrt(bil(P_c))` for precipitation.
     pub value: Array2<f32>,
+    /// Per-cell scale of the residual in working units: 1 for temperature;
+    /// `sqrt` of the local mean intensity for precipitation (0 where the
+    /// whole neighbourhood is dry, which keeps those cells at the baseline).
     pub scale: Array2<f32>,
 }
 
 /// What the network's residual is added to: a scalar baseline, or the
 /// coarse wind vector and its along-wind direction.
 pub enum Frame {
+    /// Temperature and precipitation: one baseline value and residual scale
+    /// per cell.
     Scalar(BaselineFrame),
+    /// Wind: the bilinear coarse vector and its along-wind unit (or shorter,
+    /// near calm) vector; the two outputs are along and across it.
     Wind(WindFrame),
 }
 
 /// A tile ready for the network: raw features, the mask of cells with
 /// every input, and the frame of the baseline the network corrects.
 pub struct Prepared {
+    /// Raw (not yet normalised) features, `(n_features, ny, nx)`; 0 in every
+    /// channel of an invalid cell. [`normalise`] them before the network.
     pub features: Array3<f32>,
+    /// `(ny, nx)`: true where every input of the cell is finite; only these
+    /// cells get a prediction or a training target.
     pub valid: Array2<bool>,
+    /// The baseline the network's residual is added to.
     pub frame: Frame,
 }
 
@@ -460,77 +456,38 @@ impl Prepared {
     }
 }
 
-/// Features of a model of `kind` and the frame of `baseline` on one tile,
-/// built together so the neighbourhood statistics both use (the T–z
-/// regression, the local mean intensity) are computed once. Temperature
-/// baselines have scale 1. Precipitation: `sqrt(bil(P_c))`, scale
+/// Features of a model of `kind` and the frame of its baseline
+/// ([`ModelKind::baseline`]) on one tile, built together so the local mean
+/// intensity both use is computed once. Temperature (lapse rate): scale 1. Precipitation: `sqrt(bil(P_c))`, scale
 /// `sqrt(mean_20(bil(P_c)))` (0 where the whole neighbourhood is dry, which
-/// keeps those cells at exactly 0). Wind: see [`crate::wind`]. Inputs must
+/// keeps those cells at exactly 0). Wind: see [`crate::wind_features`]. Inputs must
 /// share one shape, and a wind tile needs its northward component (checked
 /// by the caller: cells without one are invalid).
-pub fn prepare(kind: ModelKind, baseline: Baseline, inputs: &ModelInputs) -> Prepared {
+pub fn prepare(kind: ModelKind, inputs: &ModelInputs) -> Prepared {
     if kind == ModelKind::Wind {
-        return crate::wind::prepare(inputs);
+        return crate::wind_features::prepare(inputs);
     }
     let (t, zc, zf) = (
         inputs.coarse_bilinear,
         inputs.coarse_orog_bilinear,
         inputs.fine_orog,
     );
-    let (features, valid, stats) = features_and_stats(kind, t, zc, zf, inputs.dx_m);
-    let frame = match baseline {
-        Baseline::Lapse => BaselineFrame {
+    let (features, valid, mean_intensity) = features_and_stats(kind, t, zc, zf, inputs.dx_m);
+    let frame = match mean_intensity {
+        Some(mean) => BaselineFrame {
+            value: t.mapv(|v| ModelKind::Precipitation.to_working(v)),
+            scale: mean.mapv(f32::sqrt),
+        },
+        None => BaselineFrame {
             value: lapse_baseline(t, zc, zf),
             scale: Array2::ones(t.dim()),
         },
-        Baseline::LocalGradient => {
-            let regression = match stats {
-                Stats::Regression(r) => *r,
-                _ => Regression::new(t, zc, &valid),
-            };
-            let value = Array2::from_shape_fn(t.dim(), |(j, i)| {
-                if valid[[j, i]] {
-                    let slope = regression.slope(j, i, REGRESSION_RADII[1]);
-                    t[[j, i]] + slope * (zf[[j, i]] - zc[[j, i]])
-                } else {
-                    f32::NAN
-                }
-            });
-            BaselineFrame {
-                value,
-                scale: Array2::ones(t.dim()),
-            }
-        }
-        // A scalar's "vector bilinear" is plain bilinear (kinds refuse it, see
-        // `ModelKind::allows`).
-        Baseline::VectorBilinear => BaselineFrame {
-            value: t.to_owned(),
-            scale: Array2::ones(t.dim()),
-        },
-        Baseline::SqrtBilinear => {
-            let mean = match stats {
-                Stats::MeanIntensity(m) => m,
-                _ => local_mean_intensity(t, &valid),
-            };
-            BaselineFrame {
-                value: t.mapv(|v| ModelKind::Precipitation.to_working(v)),
-                scale: mean.mapv(f32::sqrt),
-            }
-        }
     };
     Prepared {
         features,
         valid,
         frame: Frame::Scalar(frame),
     }
-}
-
-/// The neighbourhood statistics a kind's features are built on, kept for
-/// its baseline.
-enum Stats {
-    None,
-    Regression(Box<Regression>),
-    MeanIntensity(Array2<f32>),
 }
 
 /// Summed-area tables for local regressions of `t` on `zc`.
@@ -635,7 +592,7 @@ impl Integral {
 /// finite). Invalid cells hold 0 in every channel.
 pub fn raw_features(kind: ModelKind, inputs: &ModelInputs) -> (Array3<f32>, Array2<bool>) {
     if kind == ModelKind::Wind {
-        let p = crate::wind::prepare(inputs);
+        let p = crate::wind_features::prepare(inputs);
         return (p.features, p.valid);
     }
     let (features, valid, _) = features_and_stats(
@@ -648,14 +605,16 @@ pub fn raw_features(kind: ModelKind, inputs: &ModelInputs) -> (Array3<f32>, Arra
     (features, valid)
 }
 
-/// Features of the scalar kinds (the wind's are in [`crate::wind`]).
+/// Features of the scalar kinds (the wind's are in [`crate::wind_features`]), the
+/// mask of cells with every input and, for precipitation, the local mean
+/// intensity its baseline frame is scaled by.
 fn features_and_stats(
     kind: ModelKind,
     t: ArrayView2<f32>,
     zc: ArrayView2<f32>,
     zf: ArrayView2<f32>,
     dx_m: f64,
-) -> (Array3<f32>, Array2<bool>, Stats) {
+) -> (Array3<f32>, Array2<bool>, Option<Array2<f32>>) {
     let (ny, nx) = t.dim();
     let mut valid = Array2::from_elem((ny, nx), false);
     Zip::from(&mut valid)
@@ -666,15 +625,16 @@ fn features_and_stats(
     let n = kind.n_features();
     let mut f = Array3::<f32>::zeros((n, ny, nx));
     if ny == 0 || nx == 0 {
-        return (f, valid, Stats::None);
+        let mean = (kind == ModelKind::Precipitation).then(|| Array2::zeros((ny, nx)));
+        return (f, valid, mean);
     }
     terrain_features(&mut f, zc, zf, &valid, dx_m);
-    let stats = match kind {
+    let mean_intensity = match kind {
         ModelKind::Temperature => {
             let regression = Regression::new(t, zc, &valid);
             lapse_features(&mut f, t, zc, zf, &valid, &regression);
             surface_features(&mut f, zf, &valid);
-            Stats::Regression(Box::new(regression))
+            None
         }
         ModelKind::Precipitation => {
             let mean = local_mean_intensity(t, &valid);
@@ -689,12 +649,12 @@ fn features_and_stats(
                         *v = dx_km
                     }
                 });
-            Stats::MeanIntensity(mean)
+            Some(mean)
         }
-        // Built by `crate::wind` (`prepare` and `raw_features` dispatch there).
-        ModelKind::Wind => Stats::None,
+        // Built by `crate::wind_features` (`prepare` and `raw_features` dispatch there).
+        ModelKind::Wind => None,
     };
-    (f, valid, stats)
+    (f, valid, mean_intensity)
 }
 
 /// Channels 0–5, shared by every kind: terrain anomaly, local relief at
@@ -989,14 +949,7 @@ mod tests {
         assert!(a.index_axis(Axis(0), 6).iter().any(|&v| v > 0.5));
         // The baseline scales with the square root of the unit change.
         let frame = |p: &Array2<f32>| {
-            scalar(
-                prepare(
-                    kind,
-                    Baseline::SqrtBilinear,
-                    &tile(p.view(), zc.view(), zf.view(), 3000.0),
-                )
-                .frame,
-            )
+            scalar(prepare(kind, &tile(p.view(), zc.view(), zf.view(), 3000.0)).frame)
         };
         let (fa, fb) = (frame(&mm), frame(&flux));
         for (x, y) in fa.scale.iter().zip(fb.scale.iter()) {
@@ -1005,37 +958,6 @@ mod tests {
                 "{x} vs {y}"
             );
         }
-    }
-
-    /// The local-gradient baseline is the coarse field corrected along the
-    /// terrain anomaly by the slope the `local_lapse_r20` feature reports.
-    #[test]
-    fn local_gradient_baseline_uses_the_r20_slope() {
-        let (t, zc, zf) = inputs(50, 60);
-        let Prepared {
-            features: f,
-            valid,
-            frame,
-        } = prepare(
-            ModelKind::Temperature,
-            Baseline::LocalGradient,
-            &tile(t.view(), zc.view(), zf.view(), 3000.0),
-        );
-        let frame = scalar(frame);
-        let lapse = lapse_baseline(t.view(), zc.view(), zf.view());
-        let mut differs = 0;
-        for ((j, i), &ok) in valid.indexed_iter() {
-            assert!(ok);
-            let expected = t[[j, i]] + f[[8, j, i]] / 1000.0 * f[[0, j, i]];
-            let got = frame.value[[j, i]];
-            assert!((got - expected).abs() < 1e-3, "{got} vs {expected}");
-            differs += ((got - lapse[[j, i]]).abs() > 0.01) as usize;
-        }
-        assert!(
-            differs > 100,
-            "the local slope is not the standard lapse rate"
-        );
-        assert!(frame.scale.iter().all(|&s| s == 1.0));
     }
 
     #[test]

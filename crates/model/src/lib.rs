@@ -4,7 +4,7 @@
 //! `bil(T_c) + 0.0065 (bil(z_c) − z_f)`; the precipitation model the
 //! correction to `sqrt(bil(P_c))`, relative to the local mean intensity; the
 //! wind model the correction to the bilinear wind vector, along and across
-//! it (see [`ModelKind`], [`wind`]).
+//! it (see [`ModelKind`], [`wind_features`]).
 //!
 //! * [`Downscaler`]: shipped weights + normalisation + metadata; [`Downscaler::predict`]
 //!   runs one tile. Every output cell depends only on inputs within
@@ -16,12 +16,16 @@
 //!
 //! This crate only infers: it links Burn without autodiff or optimisers.
 
+// The CPU kernel: inline assembly and raw tile loads, each `unsafe` with its
+// SAFETY comment; the only module of the crate allowed `unsafe`.
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod amx;
 pub mod device;
 pub mod features;
 pub mod net;
-pub mod wind;
+pub mod shrink;
+pub mod wind_features;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,16 +33,17 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::store::{ModuleRecord, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
-use ndarray::{Array2, Array3, Array4, ArrayView2, Axis};
+use ndarray::{Array2, Array3, Array4, ArrayView2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use device::ComputeDevice;
 pub use features::{
-    Baseline, ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
+    ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
     PRECIP_FEATURE_NAMES,
 };
 pub use net::{ResidualNet, ResidualNetConfig};
+pub use shrink::Shrinkage;
 
 /// Version of the sidecar layout.
 pub const SIDECAR_FORMAT: u32 = 1;
@@ -52,30 +57,65 @@ pub const DEFAULT_PRECIP_WEIGHTS_NAME: &str = "finecast-precip-resnet-v1";
 /// File stem of the shipped 10 m wind weights under `<workspace>/weights/`.
 pub const DEFAULT_WIND_WEIGHTS_NAME: &str = "finecast-wind-resnet-v1";
 
+/// Why a model could not be loaded, saved, trained or run.
+///
+/// Shared with `finecast-train`, which reports its data and training failures
+/// through the same type ([`ModelError::Data`], [`ModelError::Train`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The weights file (`.bpk`) or its sidecar (`.json`) does not exist;
+    /// carries the path that is missing. Usually the shipped weights were not
+    /// found: the message names the environment variables that point at them.
     #[error("weights file {0} not found (set FINECAST_WEIGHTS / FINECAST_PRECIP_WEIGHTS / FINECAST_WIND_WEIGHTS or pass a path)")]
     Missing(PathBuf),
+    /// A file exists but its contents cannot be used: a sidecar that is not
+    /// valid JSON for [`Sidecar`], a weights file whose SHA-256 differs from
+    /// the sidecar's, or bytes that are not a burnpack record.
     #[error("{path}: {what}")]
-    Corrupt { path: PathBuf, what: String },
+    Corrupt {
+        /// The offending file (sidecar or weights).
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// Readable weights that do not fit this build or this model: another
+    /// sidecar format, feature set, channel count, baseline or receptive
+    /// radius, invalid normalisation statistics or shrinkage, or tensors of
+    /// the wrong shape. Retrain (or use weights from the same finecast
+    /// version).
     #[error("weights do not match this model: {0}")]
     Mismatch(String),
+    /// The caller's inputs for a tile are unusable: arrays of different
+    /// shapes, a wind model without both components or the x-axis angle, a
+    /// scalar model given a vector, a grid spacing that is not finite and
+    /// positive, or the wrong number of feature channels.
     #[error("invalid input: {0}")]
     Input(String),
+    /// Reading or writing a file failed at the operating-system level.
     #[error("{path}: {source}")]
     Io {
+        /// The file or folder being read, written or created.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Training or evaluation data that cannot be found, read or used (a
+    /// missing shared-data folder, a case file or region without cells), or
+    /// a failure exporting the weights as safetensors.
     #[error("data: {0}")]
     Data(String),
+    /// A bad training configuration or a failure while training or
+    /// serialising a network (including an unexpected network output shape).
     #[error("training: {0}")]
     Train(String),
+    /// The compute device failed while running the network (e.g. a GPU that
+    /// cannot allocate the tile): an error of that tile, not a panic.
     #[error("compute device: {0}")]
     Device(String),
 }
 
 impl ModelError {
+    /// An [`ModelError::Io`] naming `path`, for `map_err` on file operations.
     pub fn io(path: &Path, source: std::io::Error) -> ModelError {
         ModelError::Io {
             path: path.to_path_buf(),
@@ -87,6 +127,8 @@ impl ModelError {
 /// The JSON sidecar written next to a weights file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sidecar {
+    /// Layout version of this sidecar; [`Downscaler::load`] refuses any other
+    /// than [`SIDECAR_FORMAT`].
     pub format: u32,
     /// What the model downscales (sidecars without it are temperature models).
     #[serde(default)]
@@ -95,14 +137,23 @@ pub struct Sidecar {
     pub weights_file: String,
     /// SHA-256 (hex) of the weights file.
     pub sha256: String,
+    /// Architecture of the network; its input and output channel counts must
+    /// match the kind's features and outputs.
     pub model: ResidualNetConfig,
+    /// Feature normalisation and residual scale from the training data; its
+    /// feature names must be exactly those this build computes for the kind.
     pub norm: NormStats,
     /// Variable names and standard names the model applies to.
     pub variables: Vec<String>,
-    /// Physical baseline the residual is added to.
-    pub baseline: Baseline,
+    /// Physical baseline the residual is added to: the kind's own
+    /// ([`ModelKind::baseline`]); recorded so a reader of the sidecar sees it.
+    pub baseline: finecast_methods::Baseline,
     /// Output depends on inputs within this many cells.
     pub receptive_radius: usize,
+    /// How the correction shrinks toward the baseline (fitted by
+    /// cross-validation); none: the network's correction in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrinkage: Option<Shrinkage>,
     /// Free-form description of the training data, held-out sets and run.
     pub training: serde_json::Value,
 }
@@ -240,6 +291,9 @@ impl std::fmt::Display for Kernel {
 #[derive(Clone)]
 pub struct Downscaler {
     inner: Arc<Inner>,
+    /// The sidecar's shrinkage, or another one set with
+    /// [`Downscaler::with_shrinkage`] (cross-validation tries several).
+    shrinkage: Option<Arc<Shrinkage>>,
 }
 
 impl std::fmt::Debug for Downscaler {
@@ -323,11 +377,14 @@ impl Downscaler {
                 "the sidecar lists no variables".into(),
             ));
         }
-        if !kind.allows(sidecar.baseline) {
+        if sidecar.baseline != kind.baseline() {
             return Err(ModelError::Mismatch(format!(
                 "baseline '{}' does not apply to a {kind} model",
                 sidecar.baseline
             )));
+        }
+        if let Some(shrinkage) = &sidecar.shrinkage {
+            shrinkage.check(sidecar.model.in_channels)?;
         }
         let expected_radius = sidecar.model.conv_radius() + FEATURE_RADIUS;
         if sidecar.receptive_radius != expected_radius {
@@ -398,8 +455,9 @@ impl Downscaler {
             model: config.clone(),
             norm: NormStats::identity(kind),
             variables: kind.variables(),
-            baseline: kind.default_baseline(),
+            baseline: kind.baseline(),
             receptive_radius: config.conv_radius() + FEATURE_RADIUS,
+            shrinkage: None,
             training: serde_json::Value::Null,
         };
         Ok(Downscaler::from_parts(
@@ -424,7 +482,9 @@ impl Downscaler {
         let amx = (!on_gpu && amx::available())
             .then(|| amx::AmxNet::new(&net, &sidecar.model.dilations))
             .flatten();
+        let shrinkage = sidecar.shrinkage.clone().map(Arc::new);
         Downscaler {
+            shrinkage,
             inner: Arc::new(Inner {
                 net,
                 sidecar,
@@ -453,6 +513,7 @@ impl Downscaler {
     pub fn on_flex(&self) -> Downscaler {
         let net = self.inner.net.clone().to_device(&device::cpu());
         Downscaler {
+            shrinkage: self.shrinkage.clone(),
             inner: Arc::new(Inner {
                 net,
                 sidecar: self.inner.sidecar.clone(),
@@ -499,6 +560,9 @@ impl Downscaler {
             .join(file)
     }
 
+    /// Hex SHA-256 of the weights file, as recorded in (and checked against)
+    /// the sidecar; `"untrained"` for [`Downscaler::untrained`]. Identifies
+    /// the model in outputs' provenance.
     pub fn sha256(&self) -> &str {
         &self.inner.sidecar.sha256
     }
@@ -508,6 +572,8 @@ impl Downscaler {
         self.inner.sidecar.kind
     }
 
+    /// Variable names and CF standard names the model applies to, as listed
+    /// in the sidecar (see [`ModelKind::variables`]).
     pub fn variables(&self) -> &[String] {
         &self.inner.sidecar.variables
     }
@@ -527,44 +593,94 @@ impl Downscaler {
         self.inner.sidecar.receptive_radius
     }
 
+    /// The full sidecar metadata: architecture, normalisation, baseline and
+    /// the free-form training record.
     pub fn sidecar(&self) -> &Sidecar {
         &self.inner.sidecar
     }
 
+    /// The `.bpk` file the weights were loaded from; empty for
+    /// [`Downscaler::untrained`].
     pub fn weights_path(&self) -> &Path {
         &self.inner.weights_path
     }
 
     /// Downscale one tile: the field in SI units (baseline + learned
-    /// residual), `(components, ny, nx)` (1 component; eastward and
-    /// northward for wind), NaN where any input is NaN.
+    /// residual, shrunk as the [`Shrinkage`] says), `(components, ny, nx)`
+    /// (1 component; eastward and northward for wind), NaN where any input
+    /// is NaN.
     pub fn predict(&self, inputs: &ModelInputs) -> Result<Array3<f32>, ModelError> {
+        Ok(self.predict_with_weight(inputs)?.0)
+    }
+
+    /// [`Downscaler::predict`] and, for a network with a [`Shrinkage`], the
+    /// in-range weight `w` of every cell (1 inside the training ranges, down
+    /// to 0 beyond them; NaN where there is no output).
+    pub fn predict_with_weight(
+        &self,
+        inputs: &ModelInputs,
+    ) -> Result<(Array3<f32>, Option<Array2<f32>>), ModelError> {
         check_inputs(self.kind(), inputs)?;
         if inputs.descending != (false, false) {
-            let mut out = self.predict(&inputs.ascending())?;
+            let (mut out, mut weight) = self.predict_with_weight(&inputs.ascending())?;
             let (y, x) = inputs.descending;
-            if y {
-                out.invert_axis(Axis(1));
+            for (flip, axis) in [(y, 0), (x, 1)] {
+                if flip {
+                    out.invert_axis(Axis(axis + 1));
+                    if let Some(w) = weight.as_mut() {
+                        w.invert_axis(Axis(axis));
+                    }
+                }
             }
-            if x {
-                out.invert_axis(Axis(2));
-            }
-            return Ok(out.as_standard_layout().into_owned());
+            let out = out.as_standard_layout().into_owned();
+            let weight = weight.map(|w| w.as_standard_layout().into_owned());
+            return Ok((out, weight));
         }
         let (ny, nx) = inputs.coarse_bilinear.dim();
         if ny == 0 || nx == 0 {
-            return Ok(Array3::zeros((self.kind().n_outputs(), ny, nx)));
+            let weight = self.shrinkage.as_ref().map(|_| Array2::zeros((ny, nx)));
+            return Ok((Array3::zeros((self.kind().n_outputs(), ny, nx)), weight));
         }
         let kind = self.kind();
-        let mut prepared = features::prepare(kind, self.inner.sidecar.baseline, inputs);
-        features::normalise(
-            &mut prepared.features,
-            &prepared.valid,
-            &self.inner.sidecar.norm,
-        );
+        let norm = &self.inner.sidecar.norm;
+        let mut prepared = features::prepare(kind, inputs);
+        features::normalise(&mut prepared.features, &prepared.valid, norm);
+        let weight = self
+            .shrinkage
+            .as_ref()
+            .map(|s| s.in_range_weight(prepared.features.view(), &prepared.valid));
         let feats = std::mem::take(&mut prepared.features);
         let residual = self.forward(feats)?;
-        Ok(prepared.apply(kind, residual.view(), &self.inner.sidecar.norm))
+        let mut out = prepared.apply(kind, residual.view(), norm);
+        let (Some(shrinkage), Some(mut weight)) = (&self.shrinkage, weight) else {
+            return Ok((out, None));
+        };
+        shrinkage.apply(&mut out, &prepared.baseline(kind), &weight);
+        Zip::from(&mut weight)
+            .and(&prepared.valid)
+            .for_each(|w, &ok| {
+                if !ok {
+                    *w = f32::NAN
+                }
+            });
+        Ok((out, Some(weight)))
+    }
+
+    /// The shrinkage this network runs with, if any.
+    pub fn shrinkage(&self) -> Option<&Shrinkage> {
+        self.shrinkage.as_deref()
+    }
+
+    /// The same network with another shrinkage (or none): what
+    /// cross-validation uses to score candidate shrinkages.
+    pub fn with_shrinkage(&self, shrinkage: Option<Shrinkage>) -> Result<Downscaler, ModelError> {
+        if let Some(s) = &shrinkage {
+            s.check(self.inner.sidecar.model.in_channels)?;
+        }
+        Ok(Downscaler {
+            inner: Arc::clone(&self.inner),
+            shrinkage: shrinkage.map(Arc::new),
+        })
     }
 
     /// The network's input for one tile: normalised features `(C, ny, nx)`
@@ -708,13 +824,27 @@ pub fn forward_features(
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
 }
 
-/// Save a network of `kind` over `baseline` and its sidecar: `<stem>.bpk`
-/// and `<stem>.json`. Returns the SHA-256 of the weights file.
+/// Set (or clear) the [`Shrinkage`] in the sidecar of the network at
+/// `weights`, checked against the network and written atomically; the
+/// weights file is untouched.
+pub fn set_shrinkage(weights: &Path, shrinkage: Option<Shrinkage>) -> Result<(), ModelError> {
+    let network = Downscaler::load(weights)?;
+    network.with_shrinkage(shrinkage.clone())?;
+    let (_, sidecar_path) = weights_and_sidecar(weights);
+    let mut sidecar = network.sidecar().clone();
+    sidecar.shrinkage = shrinkage;
+    let text =
+        serde_json::to_string_pretty(&sidecar).map_err(|e| ModelError::Train(e.to_string()))?;
+    finecast_io::write_atomic(&sidecar_path, (text + "\n").as_bytes())
+        .map_err(|e| ModelError::io(&sidecar_path, e))
+}
+
+/// Save a network of `kind` and its sidecar: `<stem>.bpk` and
+/// `<stem>.json`. Returns the SHA-256 of the weights file.
 pub fn save_model(
     net: &ResidualNet,
     stem: &Path,
     kind: ModelKind,
-    baseline: Baseline,
     model: &ResidualNetConfig,
     norm: &NormStats,
     training: serde_json::Value,
@@ -743,8 +873,9 @@ pub fn save_model(
         model: model.clone(),
         norm: norm.clone(),
         variables: kind.variables(),
-        baseline,
+        baseline: kind.baseline(),
         receptive_radius: model.conv_radius() + FEATURE_RADIUS,
+        shrinkage: None,
         training,
     };
     let text =

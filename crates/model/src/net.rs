@@ -39,6 +39,11 @@ impl ResidualNetConfig {
         9 * self.in_channels * w + self.dilations.len() * 9 * w * w + w * self.out_channels
     }
 
+    /// A network of this architecture on `device` with fresh random weights
+    /// (from the device's seed). The body's Kaiming-uniform weights are
+    /// scaled down (gain 0.5/√3) and the head's drawn within ±1e-3, so an
+    /// untrained network predicts a residual near 0, i.e. the baseline, and
+    /// the residual stream starts near the identity.
     pub fn init(&self, device: &Device) -> ResidualNet {
         let stem = Conv2dConfig::new([self.in_channels, self.width], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
@@ -71,8 +76,14 @@ impl ResidualNetConfig {
 /// Zero padding keeps every layer's output the size of its input.
 #[derive(Module, Debug)]
 pub struct ResidualNet {
+    /// 3x3 convolution (padding 1) from the feature channels to `width`.
     pub stem: Conv2d,
+    /// One 3x3 `width → width` convolution per entry of
+    /// [`ResidualNetConfig::dilations`], with that dilation and equal zero
+    /// padding, each added to its input after a ReLU.
     pub body: Vec<Conv2d>,
+    /// 1x1 convolution from `width` to the output channels, no activation:
+    /// the normalised residual.
     pub head: Conv2d,
 }
 

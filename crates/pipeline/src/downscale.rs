@@ -23,7 +23,14 @@ use finecast_protocol::{load_land_fraction, Terrain};
 #[derive(Debug, Clone)]
 pub enum Target {
     /// An equal-area grid over a region at a resolution in metres.
-    Region { region: Region, resolution_m: f64 },
+    Region {
+        /// The latitude/longitude box to cover (`S,N,W,E` on the command
+        /// line); the grid is a Lambert azimuthal equal-area grid centred on
+        /// it, covering all of it.
+        region: Region,
+        /// Side of the square cells, in metres (at least 10).
+        resolution_m: f64,
+    },
     /// The grid of a variable in an existing file.
     GridLike(PathBuf),
     /// An explicit grid (library callers, benchmarks); boxed, as a grid with
@@ -31,30 +38,53 @@ pub enum Target {
     Grid(Box<Grid>),
 }
 
+/// Everything a downscaling job needs: what to read, what grid to make,
+/// which method, and where to write. See [`run_downscale`].
 #[derive(Debug, Clone)]
 pub struct DownscaleRequest {
+    /// The coarse forecast (NetCDF or GRIB); it must cover the whole target.
     pub input: PathBuf,
+    /// The DEM (surface altitude in m, NetCDF or GRIB): regridded onto the
+    /// target as the fine orography, and averaged onto each input grid as
+    /// the coarse orography for the terrain methods. Missing DEM cells count
+    /// as sea level. Always read: the output carries it as `orog`.
     pub terrain: PathBuf,
     /// Optional land mask or land fraction; written to the output as `sftlf`.
     pub land_mask: Option<PathBuf>,
+    /// The fine grid to produce.
     pub target: Target,
+    /// The method to run; with `model`, each variable gets the network of
+    /// its kind, or bilinear where no loaded network serves it.
     pub method: Method,
     /// Variable names or standard names; empty means every variable of the input.
     pub vars: Vec<String>,
     /// Valid times to produce; empty means every time in the input.
     pub times: Vec<DateTime<Utc>>,
+    /// The CF-NetCDF file to write (atomically: complete or absent).
     pub out: PathBuf,
+    /// Tile size, halo and blend width in target cells. The halo is widened
+    /// per method when a network needs more context, so any spec gives the
+    /// same field as one big tile.
     pub tiles: TileSpec,
     /// Recorded in the output's history.
     pub command_line: String,
 }
 
+/// What a finished downscaling job produced (printed as JSON by the CLI and
+/// returned by the server).
 #[derive(Debug, Clone, Serialize)]
 pub struct DownscaleReport {
+    /// The file written.
     pub out: PathBuf,
+    /// The target grid, described for people (its CRS, size and native
+    /// coordinate ranges; not meant to be parsed).
     pub grid: String,
+    /// `(ny, nx)` of the target grid: rows, then columns.
     pub shape: (usize, usize),
+    /// One entry per variable written, in output order (the static `orog`
+    /// and `sftlf` fields are not listed).
     pub variables: Vec<VariableReport>,
+    /// Wall time of the whole job, in seconds.
     pub seconds: f64,
     /// Wall time of each phase in seconds, in order.
     pub phases: Vec<(String, f64)>,
@@ -74,12 +104,35 @@ impl PhaseTimer {
     }
 }
 
+/// One downscaled variable of a [`DownscaleReport`].
 #[derive(Debug, Clone, Serialize)]
 pub struct VariableReport {
+    /// The variable's name in the input (and the output).
     pub name: String,
+    /// Its units as read (finecast's readers convert to canonical SI units,
+    /// e.g. `K`, `kg m-2`, `m s-1`), which the output keeps.
     pub units: String,
+    /// The method that actually ran on it: the requested one, or the
+    /// fallback (`bilinear`) where it did not apply.
     pub method: String,
+    /// Number of time steps downscaled (1 for a variable without time).
     pub times: usize,
+    /// For a network with a shrinkage: its factor `alpha` and the share of
+    /// cells (over all times) whose inputs lay outside the training ranges,
+    /// so the correction shrank further toward the baseline there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrinkage: Option<ShrinkReport>,
+}
+
+/// How a network's correction was shrunk on one variable (see
+/// [`finecast_model::Shrinkage`]).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ShrinkReport {
+    /// The network's factor on its whole correction.
+    pub alpha: f32,
+    /// Share of the network's cells, over all times, that ran shrunk (inputs
+    /// outside the training ranges).
+    pub shrunk_fraction: f64,
 }
 
 /// The names a variable goes by: its name and CF standard name.
@@ -117,6 +170,9 @@ fn selected_times(
 /// method's window and the bicubic stencil.
 const COARSE_MARGIN_DEG: f64 = 2.5;
 
+/// Run a downscaling job in named phases: plan (open the input, choose
+/// variables, times and the target grid), terrain, every time step of every
+/// variable (tiled), then the static fields and the atomic write.
 pub fn run_downscale(
     req: &DownscaleRequest,
     ctl: &dyn JobControl,
@@ -124,245 +180,442 @@ pub fn run_downscale(
     let started = Instant::now();
     let mut timer = PhaseTimer::default();
     ctl.progress(0.0, "opening input");
-    let input = finecast_io::open(&req.input)?;
-    let vars = resolve_vars(&input, &req.vars)?;
-    let target = target_grid(&req.target)?;
-    tracing::info!(grid = ?target, "target grid");
-    for (var, _) in &vars {
-        check_covers(&input.grid(var)?, &target, &req.input, var)?;
-    }
-
+    let plan = Plan::make(req)?;
     timer.add("open and plan", started);
+
     ctl.progress(2.0, "regridding terrain");
     let t = Instant::now();
-    let terrain = Terrain::load(&req.terrain, &target, COARSE_MARGIN_DEG)?;
+    let terrain = Terrain::load(&req.terrain, &plan.target, COARSE_MARGIN_DEG)?;
+    let JobTerrain {
+        coarse_orography,
+        mut first_fields,
+        fine_orography,
+        regrid,
+    } = JobTerrain::prepare(req, &plan, terrain)?;
     timer.add("terrain", t);
 
-    let (w, s, e, n) = target.bbox_lonlat();
-    let bbox = (
-        w - COARSE_MARGIN_DEG,
-        s - COARSE_MARGIN_DEG,
-        e + COARSE_MARGIN_DEG,
-        n + COARSE_MARGIN_DEG,
-    );
-    let selection = |time: &Option<DateTime<Utc>>| Selection {
-        time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
-        bbox: Some(bbox),
+    let mut steps = Steps {
+        req,
+        ctl,
+        plan: &plan,
+        coarse_orography: &coarse_orography,
+        fine_orography: &fine_orography,
+        computed: HashMap::new(),
+        shrunk: HashMap::new(),
+        done: 0,
+        total: plan.vars.iter().map(|(_, sels)| sels.len()).sum(),
+        timer: &mut timer,
     };
-    let mut plan = Vec::with_capacity(vars.len());
-    for (var, times) in &vars {
-        plan.push((var, selected_times(var, times, req)?));
-    }
-
-    // The coarse orography of every input grid comes from the DEM before the
-    // tiles run, so the DEM window (which grows with the domain) is not
-    // resident during the tile phase, where a job peaks.
-    // Each variable's first field, read here, is the first one downscaled.
-    let t = Instant::now();
-    let mut coarse_orography: Vec<Field> = Vec::new();
-    let mut first_fields = Vec::with_capacity(plan.len());
-    for (var, sels) in &plan {
-        let first = input.read(var, &selection(&sels[0]))?;
-        let quantity = Quantity::classify(&first.units, first.standard_name.as_deref());
-        let grid = &first.field.grid;
-        if req
-            .method
-            .for_variable(quantity, &variable_names(&first))
-            .needs_terrain()
-            && !coarse_orography.iter().any(|z| &z.grid == grid)
-        {
-            coarse_orography.push(terrain.coarse(grid));
-        }
-        first_fields.push(Some(first));
-    }
-    let Terrain {
-        fine: fine_orography,
-        how: terrain_regrid,
-        ..
-    } = terrain;
-    timer.add("terrain", t);
-
     let mut outputs = Vec::new();
     let mut reports = Vec::new();
-    let total_steps: usize = plan.iter().map(|(_, sels)| sels.len()).sum();
-    let mut done = 0usize;
-    // The wind network computes both components at once; the one of a
-    // variable still to come is kept here, by (variable, time), and used
-    // when its turn comes instead of running the network again.
-    let mut computed: HashMap<(String, Option<DateTime<Utc>>), Array2<f32>> = HashMap::new();
-    for (k, ((var, sels), first)) in plan.iter().zip(&mut first_fields).enumerate() {
-        let mut data = Vec::new();
+    for (k, first) in first_fields.iter_mut().enumerate() {
+        let (output, report) = steps.variable(k, first.take())?;
+        outputs.push(output);
+        reports.push(report);
+    }
+
+    outputs.extend(static_outputs(req, &plan.target, fine_orography, ctl)?);
+    ctl.progress(96.0, "writing output");
+    let t = Instant::now();
+    write_output(req, &outputs, &reports, regrid)?;
+    timer.add("write", t);
+    ctl.progress(100.0, "done");
+    Ok(DownscaleReport {
+        out: req.out.clone(),
+        grid: format!("{:?}", plan.target),
+        shape: plan.target.shape(),
+        variables: reports,
+        seconds: started.elapsed().as_secs_f64(),
+        phases: timer.0,
+    })
+}
+
+/// What a job reads and produces, fixed before any field is read: the
+/// input, the target grid it must cover, and the times of every variable.
+struct Plan {
+    input: finecast_io::Dataset,
+    target: Grid,
+    /// The target's lon/lat box widened by [`COARSE_MARGIN_DEG`]: the part of
+    /// the input that is read.
+    bbox: (f64, f64, f64, f64),
+    /// Every variable to downscale, in order, with its selected times.
+    vars: Vec<(String, Vec<Option<DateTime<Utc>>>)>,
+}
+
+impl Plan {
+    fn make(req: &DownscaleRequest) -> Result<Plan, PipelineError> {
+        let input = finecast_io::open(&req.input)?;
+        let target = target_grid(&req.target)?;
+        tracing::info!(grid = ?target, "target grid");
+        let mut vars = Vec::new();
+        for (var, times) in resolve_vars(&input, &req.vars)? {
+            check_covers(&input.grid(&var)?, &target, &req.input, &var)?;
+            let sels = selected_times(&var, &times, req)?;
+            vars.push((var, sels));
+        }
+        let (w, s, e, n) = target.bbox_lonlat();
+        let m = COARSE_MARGIN_DEG;
+        Ok(Plan {
+            input,
+            target,
+            bbox: (w - m, s - m, e + m, n + m),
+            vars,
+        })
+    }
+
+    fn read(
+        &self,
+        var: &str,
+        time: &Option<DateTime<Utc>>,
+    ) -> Result<finecast_io::FieldData, PipelineError> {
+        let selection = Selection {
+            time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
+            bbox: Some(self.bbox),
+        };
+        Ok(self.input.read(var, &selection)?)
+    }
+}
+
+/// The terrain of a job once the tiles can start: the coarse orography of
+/// every input grid a terrain method needs, taken from the DEM before the
+/// tiles run so the DEM window (which grows with the domain) is not resident
+/// during the tile phase, where a job peaks; each variable's first field,
+/// read to learn its grid and downscaled first.
+struct JobTerrain {
+    coarse_orography: Vec<Field>,
+    first_fields: Vec<Option<finecast_io::FieldData>>,
+    fine_orography: Field,
+    regrid: finecast_methods::TerrainRegrid,
+}
+
+impl JobTerrain {
+    fn prepare(
+        req: &DownscaleRequest,
+        plan: &Plan,
+        terrain: Terrain,
+    ) -> Result<JobTerrain, PipelineError> {
+        let mut coarse_orography: Vec<Field> = Vec::new();
+        let mut first_fields = Vec::with_capacity(plan.vars.len());
+        for (var, sels) in &plan.vars {
+            let first = plan.read(var, &sels[0])?;
+            let quantity = Quantity::classify(&first.units, first.standard_name.as_deref());
+            let grid = &first.field.grid;
+            if req
+                .method
+                .for_variable(quantity, &variable_names(&first))
+                .needs_terrain()
+                && !coarse_orography.iter().any(|z| &z.grid == grid)
+            {
+                coarse_orography.push(terrain.coarse(grid));
+            }
+            first_fields.push(Some(first));
+        }
+        Ok(JobTerrain {
+            coarse_orography,
+            first_fields,
+            fine_orography: terrain.fine,
+            regrid: terrain.how,
+        })
+    }
+}
+
+/// The time steps of a job, variable after variable, with what they share:
+/// progress, phase times and the wind components computed ahead.
+struct Steps<'a> {
+    req: &'a DownscaleRequest,
+    ctl: &'a dyn JobControl,
+    plan: &'a Plan,
+    coarse_orography: &'a [Field],
+    fine_orography: &'a Field,
+    /// The wind network computes both components at once; the one of a
+    /// variable still to come is kept here, by (variable, time), and used
+    /// when its turn comes instead of running the network again.
+    computed: HashMap<(String, Option<DateTime<Utc>>), Array2<f32>>,
+    /// Per variable, over its times: cells that ran shrunk (inputs outside
+    /// the network's training ranges) and cells the network gave.
+    shrunk: HashMap<String, (usize, usize)>,
+    done: usize,
+    total: usize,
+    timer: &'a mut PhaseTimer,
+}
+
+/// The wind side of one time step: a component the wind network already
+/// gave with its counterpart, or the counterpart read for the network or to
+/// turn grid-relative components to east/north, or neither.
+enum WindSide {
+    Computed(Array2<f32>),
+    Partner(WindComponent, Box<finecast_io::FieldData>),
+    Alone,
+}
+
+impl Steps<'_> {
+    /// Every time of variable `k`: its output and report.
+    fn variable(
+        &mut self,
+        k: usize,
+        mut first: Option<finecast_io::FieldData>,
+    ) -> Result<(OutputVar, VariableReport), PipelineError> {
+        let (var, sels) = &self.plan.vars[k];
+        let mut data = Vec::with_capacity(sels.len());
         let mut meta = None;
         for time in sels {
-            if ctl.is_cancelled() {
+            if self.ctl.is_cancelled() {
                 return Err(PipelineError::Cancelled);
             }
-            ctl.progress(
-                5.0 + 90.0 * done as f32 / total_steps as f32,
+            self.ctl.progress(
+                5.0 + 90.0 * self.done as f32 / self.total as f32,
                 &format!(
                     "downscaling {var}{}",
                     time.map(|t| format!(" at {t}")).unwrap_or_default()
                 ),
             );
-            let t = Instant::now();
-            let mut coarse = match first.take() {
-                Some(field) => field,
-                None => input.read(var, &selection(time))?,
-            };
-            timer.add("read input", t);
-            if coarse.field.valid_count() == 0 {
-                return Err(PipelineError::input(
-                    &req.input,
-                    format!("variable '{var}' is all missing over the target region"),
-                ));
-            }
-            check_covers(&coarse.field.grid, &target, &req.input, var)?;
-            let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
-            let mut method = req.method.for_variable(quantity, &variable_names(&coarse));
-            // The wind network downscales a component with the other one,
-            // and components along the input grid's axes (WRF, Lambert HRRR)
-            // are turned to east/north with it, whatever the method: the
-            // output grid has other axes.
-            let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
-            // A component the wind network already gave with the other one
-            // needs no second read, only its earth-relative name.
-            let computed_before = computed.remove(&(var.to_string(), *time));
-            if computed_before.is_some() && grid_relative {
-                if let Some((component, _)) = WindComponent::of(&variable_names(&coarse)) {
-                    coarse.standard_name = Some(component.standard_name().into());
-                }
-            }
-            let partner = if computed_before.is_none()
-                && (method.needs_wind_partner() || grid_relative)
-            {
-                match find_partner(&input, &variable_names(&coarse))? {
-                    Some((component, name)) => {
-                        let t = Instant::now();
-                        let mut other = input.read(&name, &selection(time))?;
-                        timer.add("read input", t);
-                        to_earth_relative(&req.input, component, &mut coarse, &mut other)?;
-                        Some((component, other))
-                    }
-                    None => {
-                        if grid_relative {
-                            tracing::warn!(
-                                var = %var,
-                                "lies along the input grid's axes and its counterpart is not in the input: it cannot be turned to east/north and is interpolated as it is"
-                            );
-                        }
-                        if method.needs_wind_partner() {
-                            tracing::warn!(
-                                var = %var,
-                                "the wind network needs both wind components and the other one is not in the input: using bilinear"
-                            );
-                            method = Method::Baseline(finecast_methods::Baseline::Bilinear);
-                        }
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            if let (Method::Model(_), Method::Baseline(b)) = (&req.method, &method) {
-                match quantity {
-                    // Networks of this kind exist, but none loaded serves the
-                    // variable (`--weights` named another kind, or e.g. a
-                    // dew point rather than an air temperature, or a 100 m
-                    // wind).
-                    Quantity::Temperature | Quantity::Precipitation | Quantity::Wind => {
-                        tracing::warn!(
-                            var = %var,
-                            "no loaded network serves this {quantity:?} variable: using {b}"
-                        )
-                    }
-                    Quantity::Other => {
-                        tracing::info!(var = %var, "no network for {quantity:?}: using {b}")
-                    }
-                }
-            }
-            let z_c = if method.needs_terrain() {
-                let z = coarse_orography
-                    .iter()
-                    .find(|z| z.grid == coarse.field.grid)
-                    .ok_or_else(|| {
-                        PipelineError::input(
-                            &req.input,
-                            format!("variable '{var}' changes its grid between times"),
-                        )
-                    })?;
-                Some(z.clone())
-            } else {
-                None
-            };
-            let input_fields = coarse_input(&coarse.field, z_c.as_ref(), || {
-                format!("{}: variable '{var}'", req.input.display())
-            })?;
-            let partner_fields = partner
-                .as_ref()
-                .map(|(_, other)| {
-                    coarse_input(&other.field, z_c.as_ref(), || {
-                        format!("{}: '{}'", req.input.display(), other.name)
-                    })
-                })
-                .transpose()?;
-            let wind_partner =
-                partner
-                    .as_ref()
-                    .zip(partner_fields.as_ref())
-                    .map(|((component, _), other)| WindPartner {
-                        component: *component,
-                        other,
-                    });
-            let t = Instant::now();
-            let mut field = match computed_before {
-                Some(field) => field,
-                None => {
-                    let fields = downscale_tiled(
-                        &method,
-                        &input_fields,
-                        wind_partner.as_ref(),
-                        &target,
-                        Some(&fine_orography),
-                        &req.tiles,
-                        ctl,
-                    )?;
-                    let own = field_of(fields.dim().0, wind_partner.as_ref());
-                    if let (2, Some((_, other))) = (fields.dim().0, &partner) {
-                        if plan[k + 1..].iter().any(|(v, _)| **v == other.name) {
-                            let theirs = fields.index_axis(Axis(0), 1 - own).to_owned();
-                            computed.insert((other.name.clone(), *time), theirs);
-                        }
-                    }
-                    fields.index_axis_move(Axis(0), own)
-                }
-            };
-            quantity.bound(&mut field);
-            timer.add("downscale", t);
-            meta.get_or_insert((coarse.clone(), method.clone()));
+            let (field, coarse, method) = self.step(k, time, first.take())?;
+            meta.get_or_insert((coarse, method));
             data.push(field);
-            done += 1;
+            self.done += 1;
         }
-        let (first, method) = meta.expect("at least one time per variable");
-        reports.push(VariableReport {
+        let (first, method) = meta.ok_or_else(|| {
+            PipelineError::input(&self.req.input, format!("variable '{var}' has no time"))
+        })?;
+        let shrinkage = self.shrink_report(var, &method);
+        let report = VariableReport {
             name: first.name.clone(),
             units: first.units.clone(),
             method: method.name().to_string(),
             times: data.len(),
-        });
-        outputs.push(OutputVar {
-            name: first.name.clone(),
-            standard_name: first.standard_name.clone(),
-            long_name: first.long_name.clone(),
-            units: first.units.clone(),
-            grid: target.clone(),
+            shrinkage,
+        };
+        let output = OutputVar {
+            name: first.name,
+            standard_name: first.standard_name,
+            long_name: first.long_name,
+            units: first.units,
+            grid: self.plan.target.clone(),
             times: sels.iter().flatten().copied().collect(),
             data,
-        });
+        };
+        Ok((output, report))
     }
 
-    // The static fields on the target grid travel with the output: users need
-    // the terrain the method saw (and maps use it for hillshade).
-    outputs.push(OutputVar {
+    /// The shrinkage the network of `method` ran `var` with, logged.
+    fn shrink_report(&self, var: &str, method: &Method) -> Option<ShrinkReport> {
+        let Method::Model(nets) = method else {
+            return None;
+        };
+        let alpha = nets.iter().find_map(|m| m.shrinkage())?.alpha;
+        let (shrunk, cells) = self.shrunk.get(var).copied().unwrap_or_default();
+        let shrunk_fraction = shrunk as f64 / cells.max(1) as f64;
+        tracing::info!(
+            var = %var,
+            alpha,
+            shrunk_percent = format!("{:.2}", 100.0 * shrunk_fraction),
+            "network correction shrunk toward the baseline by alpha everywhere, further where inputs lie outside the training ranges"
+        );
+        Some(ShrinkReport {
+            alpha,
+            shrunk_fraction,
+        })
+    }
+
+    /// One time of variable `k` (`first`: its field, if already read): the
+    /// fine field, the coarse field's metadata and the method that ran.
+    fn step(
+        &mut self,
+        k: usize,
+        time: &Option<DateTime<Utc>>,
+        first: Option<finecast_io::FieldData>,
+    ) -> Result<(Array2<f32>, finecast_io::FieldData, Method), PipelineError> {
+        let (req, var) = (self.req, self.plan.vars[k].0.as_str());
+        let t = Instant::now();
+        let mut coarse = match first {
+            Some(field) => field,
+            None => self.plan.read(var, time)?,
+        };
+        self.timer.add("read input", t);
+        if coarse.field.valid_count() == 0 {
+            return Err(PipelineError::input(
+                &req.input,
+                format!("variable '{var}' is all missing over the target region"),
+            ));
+        }
+        check_covers(&coarse.field.grid, &self.plan.target, &req.input, var)?;
+        let quantity = Quantity::classify(&coarse.units, coarse.standard_name.as_deref());
+        let mut method = req.method.for_variable(quantity, &variable_names(&coarse));
+        let wind = self.wind_side(var, time, &mut coarse, &mut method)?;
+        if let (Method::Model(_), Method::Baseline(b)) = (&req.method, &method) {
+            warn_no_network(var, quantity, *b);
+        }
+        let t = Instant::now();
+        let mut field = match wind {
+            WindSide::Computed(field) => field,
+            WindSide::Partner(component, other) => {
+                self.downscale(k, time, &method, &coarse, Some((component, *other)))?
+            }
+            WindSide::Alone => self.downscale(k, time, &method, &coarse, None)?,
+        };
+        quantity.bound(&mut field);
+        self.timer.add("downscale", t);
+        Ok((field, coarse, method))
+    }
+
+    /// Wind components, in one place. A component the wind network already
+    /// gave with the other one needs no second read, only its earth-relative
+    /// name. Otherwise the wind network downscales a component with the other
+    /// one, and components along the input grid's axes (WRF, Lambert HRRR)
+    /// are turned to east/north with it, whatever the method: the output grid
+    /// has other axes. Without a counterpart the network falls back to
+    /// bilinear, with a warning.
+    fn wind_side(
+        &mut self,
+        var: &str,
+        time: &Option<DateTime<Utc>>,
+        coarse: &mut finecast_io::FieldData,
+        method: &mut Method,
+    ) -> Result<WindSide, PipelineError> {
+        let grid_relative = is_grid_relative(coarse.standard_name.as_deref());
+        if let Some(field) = self.computed.remove(&(var.to_string(), *time)) {
+            if grid_relative {
+                if let Some((component, _)) = WindComponent::of(&variable_names(coarse)) {
+                    coarse.standard_name = Some(component.standard_name().into());
+                }
+            }
+            return Ok(WindSide::Computed(field));
+        }
+        if !(method.needs_wind_partner() || grid_relative) {
+            return Ok(WindSide::Alone);
+        }
+        let Some((component, name)) = find_partner(&self.plan.input, &variable_names(coarse))?
+        else {
+            if grid_relative {
+                tracing::warn!(
+                    var = %var,
+                    "lies along the input grid's axes and its counterpart is not in the input: it cannot be turned to east/north and is interpolated as it is"
+                );
+            }
+            if method.needs_wind_partner() {
+                tracing::warn!(
+                    var = %var,
+                    "the wind network needs both wind components and the other one is not in the input: using bilinear"
+                );
+                *method = Method::Baseline(finecast_methods::Baseline::Bilinear);
+            }
+            return Ok(WindSide::Alone);
+        };
+        let t = Instant::now();
+        let mut other = self.plan.read(&name, time)?;
+        self.timer.add("read input", t);
+        to_earth_relative(&self.req.input, component, coarse, &mut other)?;
+        Ok(WindSide::Partner(component, Box::new(other)))
+    }
+
+    /// Run `method` over the target tile by tile. When the wind network gave
+    /// the other component too and a later variable is that component, it is
+    /// kept for it.
+    fn downscale(
+        &mut self,
+        k: usize,
+        time: &Option<DateTime<Utc>>,
+        method: &Method,
+        coarse: &finecast_io::FieldData,
+        partner: Option<(WindComponent, finecast_io::FieldData)>,
+    ) -> Result<Array2<f32>, PipelineError> {
+        let (req, var) = (self.req, self.plan.vars[k].0.as_str());
+        let z_c = if method.needs_terrain() {
+            let z = self
+                .coarse_orography
+                .iter()
+                .find(|z| z.grid == coarse.field.grid)
+                .ok_or_else(|| {
+                    PipelineError::input(
+                        &req.input,
+                        format!("variable '{var}' changes its grid between times"),
+                    )
+                })?;
+            Some(z.clone())
+        } else {
+            None
+        };
+        let input_fields = coarse_input(&coarse.field, z_c.as_ref(), || {
+            format!("{}: variable '{var}'", req.input.display())
+        })?;
+        let partner_fields = partner
+            .as_ref()
+            .map(|(_, other)| {
+                coarse_input(&other.field, z_c.as_ref(), || {
+                    format!("{}: '{}'", req.input.display(), other.name)
+                })
+            })
+            .transpose()?;
+        let wind_partner =
+            partner
+                .as_ref()
+                .zip(partner_fields.as_ref())
+                .map(|((component, _), other)| WindPartner {
+                    component: *component,
+                    other,
+                });
+        let fields = downscale_tiled(
+            method,
+            &input_fields,
+            wind_partner.as_ref(),
+            &self.plan.target,
+            Some(self.fine_orography),
+            &req.tiles,
+            self.ctl,
+        )?;
+        let (fields, weight) = method.split_weight(fields);
+        let share = weight.map(|w| finecast_model::shrink::shrunk_share(&w));
+        let mut tally = |name: &str| {
+            if let Some((shrunk, cells)) = share {
+                let t = self.shrunk.entry(name.to_string()).or_default();
+                t.0 += shrunk;
+                t.1 += cells;
+            }
+        };
+        tally(var);
+        let own = field_of(fields.dim().0, wind_partner.as_ref());
+        if let (2, Some((_, other))) = (fields.dim().0, &partner) {
+            if self.plan.vars[k + 1..]
+                .iter()
+                .any(|(v, _)| *v == other.name)
+            {
+                tally(&other.name);
+                let theirs = fields.index_axis(Axis(0), 1 - own).to_owned();
+                self.computed.insert((other.name.clone(), *time), theirs);
+            }
+        }
+        Ok(fields.index_axis_move(Axis(0), own))
+    }
+}
+
+/// Say why `--method model` ran baseline `b` on a variable.
+fn warn_no_network(var: &str, quantity: Quantity, b: finecast_methods::Baseline) {
+    match quantity {
+        // Networks of this kind exist, but none loaded serves the variable
+        // (`--weights` named another kind, or e.g. a dew point rather than an
+        // air temperature, or a 100 m wind).
+        Quantity::Temperature | Quantity::Precipitation | Quantity::Wind => {
+            tracing::warn!(
+                var = %var,
+                "no loaded network serves this {quantity:?} variable: using {b}"
+            )
+        }
+        Quantity::Other => {
+            tracing::info!(var = %var, "no network for {quantity:?}: using {b}")
+        }
+    }
+}
+
+/// The static fields on the target grid that travel with the output: users
+/// need the terrain the method saw (maps use it for hillshade), and the land
+/// fraction when a mask was given.
+fn static_outputs(
+    req: &DownscaleRequest,
+    target: &Grid,
+    fine_orography: Field,
+    ctl: &dyn JobControl,
+) -> Result<Vec<OutputVar>, PipelineError> {
+    let mut outputs = vec![OutputVar {
         name: "orog".into(),
         standard_name: Some("surface_altitude".into()),
         long_name: Some(format!("surface altitude from {}", file_name(&req.terrain))),
@@ -371,10 +624,10 @@ pub fn run_downscale(
         times: vec![],
         // Moved, not copied: the job is done with the terrain.
         data: vec![fine_orography.data],
-    });
+    }];
     if let Some(mask) = &req.land_mask {
         ctl.progress(95.0, "regridding land mask");
-        let sftlf = load_land_fraction(mask, &target)?;
+        let sftlf = load_land_fraction(mask, target)?;
         outputs.push(OutputVar {
             name: "sftlf".into(),
             standard_name: Some("land_area_fraction".into()),
@@ -385,9 +638,18 @@ pub fn run_downscale(
             data: vec![sftlf.data],
         });
     }
+    Ok(outputs)
+}
 
-    ctl.progress(96.0, "writing output");
-    let t = Instant::now();
+/// Write the output with its provenance: the inputs and their SHA-256, the
+/// method and weights, how terrain was regridded, the tiling, the kernel and
+/// how each network's correction was shrunk.
+fn write_output(
+    req: &DownscaleRequest,
+    outputs: &[OutputVar],
+    reports: &[VariableReport],
+    terrain_regrid: finecast_methods::TerrainRegrid,
+) -> Result<(), PipelineError> {
     let mut inputs = Vec::new();
     for p in [Some(&req.input), Some(&req.terrain), req.land_mask.as_ref()]
         .into_iter()
@@ -414,6 +676,22 @@ pub fn run_downscale(
     if let Some(kernel) = req.method.kernel() {
         extra.push(("finecast_model_kernel".into(), kernel));
     }
+    let shrunk: Vec<String> = reports
+        .iter()
+        .filter_map(|r| {
+            r.shrinkage.map(|s| {
+                format!(
+                    "{}: alpha {:.3}, {:.2} % of cells shrunk further (inputs outside the training ranges)",
+                    r.name,
+                    s.alpha,
+                    100.0 * s.shrunk_fraction
+                )
+            })
+        })
+        .collect();
+    if !shrunk.is_empty() {
+        extra.push(("finecast_model_shrinkage".into(), shrunk.join("; ")));
+    }
     let prov = Provenance {
         inputs,
         method: req.method.name().to_string(),
@@ -421,17 +699,8 @@ pub fn run_downscale(
         command_line: req.command_line.clone(),
         extra,
     };
-    finecast_io::write_netcdf(&req.out, &outputs, &prov)?;
-    timer.add("write", t);
-    ctl.progress(100.0, "done");
-    Ok(DownscaleReport {
-        out: req.out.clone(),
-        grid: format!("{target:?}"),
-        shape: target.shape(),
-        variables: reports,
-        seconds: started.elapsed().as_secs_f64(),
-        phases: timer.0,
-    })
+    finecast_io::write_netcdf(&req.out, outputs, &prov)?;
+    Ok(())
 }
 
 fn file_name(p: &Path) -> String {

@@ -28,15 +28,35 @@ use finecast_protocol::Quantity;
 
 use finecast_io::wind::{find_partner, is_grid_relative, to_earth_relative, WindComponent};
 
+/// A perfect-model evaluation (`finecast evaluate`): which truth, how to
+/// make the coarse field, and which methods to score. See [`run_evaluate`].
 #[derive(Debug, Clone)]
 pub struct EvaluateRequest {
+    /// The fine truth file (NetCDF); every method downscales back onto its
+    /// grid.
     pub truth: PathBuf,
+    /// The truth's variable, by name or CF standard name.
     pub var: String,
+    /// DEM (m) for the terrain methods (`lapse`, `gradient`, `model`),
+    /// regridded onto the truth grid; required when one of them is asked
+    /// for.
     pub terrain: Option<PathBuf>,
+    /// The methods to score, at least one; each must apply to the variable
+    /// (a terrain baseline on a non-temperature, or a `model` with no
+    /// network for it, is an error rather than a silent fallback).
     pub methods: Vec<Method>,
+    /// Crop the truth to this box before anything else.
     pub region: Option<Region>,
+    /// Score this valid time only; `None` scores every time in the file.
     pub time: Option<DateTime<Utc>>,
+    /// Resolution in degrees (0 < res <= 5) of the lat/lon grid the truth is
+    /// conservatively coarsened to; its cell edges lie on multiples of it.
+    /// Ignored when `coarse` is given.
     pub coarse_res_deg: f64,
+    /// A real coarse file (e.g. ERA5) to downscale instead of the coarsened
+    /// truth: read at each truth time, or aggregated over the truth's period
+    /// (CF `cell_methods` maximum, minimum, sum or mean) where it is finer in
+    /// time. Its units must be the truth's.
     pub coarse: Option<PathBuf>,
     /// The variable of `coarse` (default: the truth's name, then its
     /// standard name).
@@ -45,6 +65,8 @@ pub struct EvaluateRequest {
     /// the variable of the same name (or standard name) at each truth time,
     /// brought bilinearly onto the truth grid where it is on another grid.
     pub predictions: Vec<(String, PathBuf)>,
+    /// Folder for PNG maps (truth, each prediction and its error) and power
+    /// spectra, drawn for the first time scored; created if needed.
     pub plots: Option<PathBuf>,
 }
 
@@ -69,18 +91,28 @@ impl EvaluateRequest {
     }
 }
 
+/// The scores of an evaluation (the JSON `finecast evaluate` prints).
 #[derive(Debug, Clone, Serialize)]
 pub struct EvaluateReport {
+    /// The truth variable's resolved name in the file.
     pub var: String,
+    /// Units of the truth, of every prediction, and of RMSE, MAE and bias.
     pub units: String,
+    /// Path of the truth file.
     pub truth: String,
     /// The time scored, when only one was.
     pub time: Option<DateTime<Utc>>,
     /// How many times were scored (pooled in `methods`).
     pub n_times: usize,
+    /// The crop box in degrees as `[south, north, west, east]` (the order of
+    /// `--region`), with `east` unwrapped past `west`.
     pub region: Option<[f64; 4]>,
+    /// As requested (meaningless when a coarse file was given).
     pub coarse_res_deg: f64,
+    /// Where the coarse field came from: `conservative <res>° mean of the
+    /// truth`, or the coarse file's path (with how it was aggregated in time).
     pub coarse: String,
+    /// Path of the DEM, when one was given.
     pub terrain: Option<String>,
     /// SHA-256 of the network's weights when `model` is among the methods.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,8 +134,12 @@ pub struct EvaluateReport {
 /// The scores of one time of the truth.
 #[derive(Debug, Clone, Serialize)]
 pub struct TimeScores {
+    /// The truth's valid time (`None` for a variable without time).
     pub time: Option<DateTime<Utc>>,
+    /// Truth cells scored at this time: one coarse cell in from the edge,
+    /// where the truth and every prediction are valid.
     pub n_scored: usize,
+    /// Scores by method or prediction name.
     pub methods: BTreeMap<String, MethodScore>,
 }
 
@@ -516,6 +552,7 @@ fn predict(
             &tiles,
             &crate::LogControl::default(),
         )?;
+        let (fields, _) = m.split_weight(fields);
         let k = field_of(fields.dim().0, partner.as_ref());
         let mut pred = fields.index_axis_move(ndarray::Axis(0), k);
         truth.quantity.bound(&mut pred);

@@ -9,20 +9,31 @@ use ndarray::Array2;
 
 use crate::PipelineError;
 
+/// A map to draw (`finecast map`): one variable of one file at one time.
 #[derive(Debug, Clone)]
 pub struct MapRequest {
+    /// The NetCDF (or GRIB) file to read.
     pub file: PathBuf,
+    /// The variable, by name or CF standard name.
     pub var: String,
+    /// Valid time to draw; `None` draws the first.
     pub time: Option<DateTime<Utc>>,
     /// Palette name; default by variable.
     pub palette: Option<String>,
     /// Colour range; default fixed per variable, else the 2–98 % range.
     pub range: Option<(f64, f64)>,
+    /// The PNG to write.
     pub out: PathBuf,
+    /// Figure width in pixels, frame and colour bar included (200 to 8192).
     pub width: u32,
+    /// Figure height in pixels (150 to 8192).
     pub height: u32,
 }
 
+/// Draw `req` as a framed PNG: title from the variable's long name, valid
+/// time and source file as subtitle, rows drawn north-up whatever the file's
+/// row order. Fails on an unknown palette, a missing variable or time, or a
+/// figure size the renderer refuses.
 pub fn render_file_map(req: &MapRequest) -> Result<(), PipelineError> {
     let ds = finecast_io::open(&req.file)?;
     let var = ds.resolve(&req.var)?;

@@ -14,8 +14,11 @@ use ndarray::{Array3, ArrayView2, Axis};
 use crate::PipelineError;
 use finecast_protocol::Quantity;
 
+/// A downscaling method as a job runs it, named by [`Method::name`] (one of
+/// [`Method::NAMES`]).
 #[derive(Clone, Debug)]
 pub enum Method {
+    /// A training-free baseline (interpolation, lapse rate, gridpp gradient).
     Baseline(Baseline),
     /// The terrain-conditioned networks (2 m temperature, precipitation,
     /// 10 m wind).
@@ -69,14 +72,18 @@ impl Networks {
         .map(Networks)
     }
 
+    /// One network (e.g. `--weights PATH`): only variables of its kind get
+    /// it (jobs fall back to bilinear for the rest).
     pub fn single(model: Downscaler) -> Networks {
         Networks(vec![model])
     }
 
+    /// The loaded network of `kind`, if any.
     pub fn get(&self, kind: ModelKind) -> Option<&Downscaler> {
         self.0.iter().find(|m| m.kind() == kind)
     }
 
+    /// Every loaded network (one per kind at most).
     pub fn iter(&self) -> impl Iterator<Item = &Downscaler> {
         self.0.iter()
     }
@@ -144,6 +151,8 @@ impl Method {
         })
     }
 
+    /// The method's name as users give it and outputs record it (provenance,
+    /// reports, score tables): the baseline's name, or `model`.
     pub fn name(&self) -> &'static str {
         match self {
             Method::Baseline(b) => b.name(),
@@ -225,20 +234,41 @@ impl Method {
         matches!(self, Method::Model(nets) if nets.iter().any(|m| m.kind() == ModelKind::Wind))
     }
 
-    /// How many fields [`Method::predict_fields`] returns: 2 for the wind
-    /// network (eastward, northward), else 1.
+    /// How many fields [`Method::predict_fields`] returns: the outputs (2
+    /// for the wind network, eastward and northward, else 1) and, for a
+    /// network with a shrinkage, its in-range weight after them.
     pub fn n_fields(&self) -> usize {
-        if self.needs_wind_partner() {
-            2
-        } else {
-            1
+        let outputs = if self.needs_wind_partner() { 2 } else { 1 };
+        outputs + self.reports_weight() as usize
+    }
+
+    /// Whether [`Method::predict_fields`] ends with the network's in-range
+    /// weight (a network with a [`finecast_model::Shrinkage`]), so jobs can
+    /// say how much of the domain ran shrunk.
+    pub fn reports_weight(&self) -> bool {
+        matches!(self, Method::Model(nets) if nets.iter().any(|m| m.shrinkage().is_some()))
+    }
+
+    /// Split what [`Method::predict_fields`] gave (blended over the tiles)
+    /// into the outputs and, where the method reports it, the in-range weight.
+    pub fn split_weight(&self, fields: Array3<f32>) -> (Array3<f32>, Option<ndarray::Array2<f32>>) {
+        if !self.reports_weight() {
+            return (fields, None);
         }
+        let n = fields.dim().0 - 1;
+        let weight = fields.index_axis(Axis(0), n).to_owned();
+        let outputs = fields
+            .slice_axis(Axis(0), ndarray::Slice::from(..n))
+            .to_owned();
+        (outputs, Some(weight))
     }
 
     /// Downscale onto `dst`, whose cells are at `pos` in the coarse grid:
     /// every field the method computes, `(n_fields, ny, nx)`. The wind
     /// network needs the other wind component (`partner`) and gives both
-    /// components (eastward, northward); [`field_of`] picks the variable's.
+    /// components, eastward then northward (the variable's own is the one
+    /// at its [`WindPartner::component`]'s index). A network with a
+    /// shrinkage appends its in-range weight ([`Method::reports_weight`]).
     pub fn predict_fields(
         &self,
         coarse: &CoarseInput,
@@ -274,7 +304,7 @@ impl Method {
                     source: e,
                 };
                 if model.kind() != ModelKind::Wind {
-                    return model.predict(&inputs).map_err(error);
+                    return predict_with_weight(model, &inputs).map_err(error);
                 }
                 // Checked by the jobs before the tiles run; a library caller
                 // that skips them gets an error, not a wrong field.
@@ -301,10 +331,29 @@ impl Method {
                     ..inputs
                 }
                 .with_wind(north, Some(angle.view()));
-                model.predict(&inputs).map_err(error)
+                predict_with_weight(model, &inputs).map_err(error)
             }
         }
     }
+}
+
+/// The network's outputs, and its in-range weight after them where it has a
+/// shrinkage (see [`Method::n_fields`]).
+fn predict_with_weight(
+    model: &Downscaler,
+    inputs: &ModelInputs,
+) -> Result<Array3<f32>, finecast_model::ModelError> {
+    Ok(match model.predict_with_weight(inputs)? {
+        (out, Some(weight)) => {
+            let (n, ny, nx) = out.dim();
+            let mut all = Array3::zeros((n + 1, ny, nx));
+            all.slice_axis_mut(Axis(0), ndarray::Slice::from(..n))
+                .assign(&out);
+            all.index_axis_mut(Axis(0), n).assign(&weight);
+            all
+        }
+        (out, None) => out,
+    })
 }
 
 /// Which of `n` fields computed together is the variable being downscaled.

@@ -22,13 +22,25 @@ pub use quantity::Quantity;
 pub use score::{Labelled, MethodScore, Moments, Scorer};
 pub use terrain::{load_land_fraction, Terrain};
 
+/// Why a protocol step (loading a DEM or land mask, building the coarse
+/// grid, reordering a field) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
+    /// Reading an input file failed (missing file or variable, corrupt data,
+    /// unknown units); the message names the file and variable.
     #[error(transparent)]
     Io(#[from] finecast_io::IoError),
     /// A file that reads but cannot serve (wrong units, does not cover).
     #[error("{path}: {what}")]
-    Input { path: PathBuf, what: String },
+    Input {
+        /// The input file.
+        path: PathBuf,
+        /// What is wrong, naming the variable (e.g. a DEM not in m, or one
+        /// that does not cover the target grid).
+        what: String,
+    },
+    /// A grid could not be built: the coarse grid for the requested
+    /// resolution, or a reordered copy of a truth grid.
     #[error("{0}")]
     Grid(#[from] finecast_grid::GridError),
 }

@@ -12,6 +12,8 @@ pub enum Quantity {
     Precipitation,
     /// Wind components or speed (m s-1).
     Wind,
+    /// Anything else (pressure, humidity, orography, ...): no physical
+    /// bound is imposed and no FSS is computed.
     Other,
 }
 

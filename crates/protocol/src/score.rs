@@ -14,9 +14,16 @@ use crate::edge_margin;
 /// length of the error).
 #[derive(Debug, Clone, Serialize)]
 pub struct MethodScore {
+    /// Area-weighted root-mean-square error against the truth, in the
+    /// field's SI units (K, m s-1, kg m-2, ...).
     pub rmse: f64,
+    /// Area-weighted mean absolute error, in the field's SI units.
     pub mae: f64,
+    /// Area-weighted mean of prediction − truth: positive means the method
+    /// is too high (too warm, too windy, too wet).
     pub bias: f64,
+    /// Area-weighted Pearson correlation with the truth; `None` (JSON null)
+    /// where either field is constant on the scored cells.
     pub pearson: Option<f64>,
     /// Power of the prediction over the truth per wavelength band, fine to
     /// coarse ("6-12km", ...); null where the band is finer than twice the
@@ -25,6 +32,10 @@ pub struct MethodScore {
     /// Fractions skill score by "threshold@scale_km", for precipitation.
     #[serde(skip_serializing_if = "Labelled::is_empty")]
     pub fss: Labelled,
+    /// For wind, the RMSE of the (u, v) vector error (see
+    /// [`Scorer::vector_rmse`]), in m s-1; `None`, and left out of the JSON,
+    /// otherwise. The method ranking uses it when present
+    /// ([`MethodScore::headline_rmse`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector_rmse: Option<f64>,
 }
@@ -42,10 +53,15 @@ impl MethodScore {
 pub struct Labelled(pub Vec<(String, Option<f64>)>);
 
 impl Labelled {
+    /// Whether there are no labels at all (e.g. no FSS for a
+    /// non-precipitation variable), so the field is left out of the JSON.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The value under `label` (e.g. "6-12km" or a "threshold@scale_km"
+    /// key); `None` both when the label is absent and when its value is
+    /// undefined.
     pub fn get(&self, label: &str) -> Option<f64> {
         self.0
             .iter()

@@ -19,11 +19,14 @@ const LAND_NAMES: [&str; 5] = [
 
 /// A DEM read for one target grid.
 pub struct Terrain {
+    /// The DEM file it was read from (for messages and provenance).
     pub path: std::path::PathBuf,
     /// The DEM itself, cropped to the target's surroundings.
     pub dem: Field,
     /// DEM on the target grid.
     pub fine: Field,
+    /// How `fine` was made: area mean of the DEM cells in each target cell
+    /// when the DEM is over twice as fine, else bilinear interpolation.
     pub how: TerrainRegrid,
 }
 

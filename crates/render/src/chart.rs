@@ -32,8 +32,11 @@ const MARKER_MAX_POINTS: usize = 40;
 
 /// One spectrum to plot; `wavelength_km` and `power` have the same length.
 pub struct SpectrumLine<'a> {
+    /// Legend entry, e.g. the method's name.
     pub label: String,
+    /// Wavelength of each point (km), as in `finecast_metrics::Spectrum`.
     pub wavelength_km: &'a [f64],
+    /// Power spectral density of each point (field units² · km²).
     pub power: &'a [f64],
 }
 

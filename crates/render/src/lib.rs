@@ -23,19 +23,32 @@ pub use map::{
 };
 pub use palette::{default_range, Palette};
 
+/// Why a figure could not be rendered or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    /// The caller's input cannot be drawn: an empty field, a figure size
+    /// outside 200x150..8192x8192 or too small for its labels, a colour range
+    /// that is not finite with `lo < hi`, a hillshade terrain of another
+    /// shape, spectrum lengths that differ, or no plottable point at all.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// The bundled DejaVu Sans could not be parsed or registered with
+    /// plotters (a build problem, not an input problem).
     #[error("cannot load the bundled font")]
     Font,
+    /// plotters failed while drawing a chart.
     #[error("drawing failed: {0}")]
     Draw(String),
+    /// The `png` encoder failed.
     #[error("PNG encoding failed: {0}")]
     Encode(String),
+    /// The PNG could not be written (e.g. a missing directory); no partial
+    /// or temporary file is left behind.
     #[error("cannot write {path}: {source}")]
     Io {
+        /// The destination file.
         path: PathBuf,
+        /// The underlying OS error.
         source: std::io::Error,
     },
 }

@@ -29,6 +29,8 @@ const CAP_HEIGHT: f64 = 0.63;
 /// Everything needed to draw one map.
 #[derive(Debug, Clone)]
 pub struct MapSpec<'a> {
+    /// First header line, e.g. variable and region; shrunk, then cut with an
+    /// ellipsis, if it is wider than the figure. Empty to omit.
     pub title: String,
     /// Second header line, e.g. valid time, source and method.
     pub subtitle: String,
@@ -39,12 +41,15 @@ pub struct MapSpec<'a> {
     /// `true` if row 0 is the northernmost row (drawn at the top); `false`
     /// if row 0 is the southernmost (drawn at the bottom).
     pub north_up_rows: bool,
+    /// Colour ramp from `range.0` to `range.1` (see
+    /// [`Palette::for_variable`]).
     pub palette: Palette,
     /// Values mapped to the palette's first and last colour; values outside
     /// are clamped to the end colours. Must be finite with `lo < hi`.
     pub range: (f64, f64),
     /// Figure size in pixels (200×150 up to 8192×8192).
     pub width: u32,
+    /// Figure height in pixels (see `width`).
     pub height: u32,
     /// Optional terrain (same shape and row order as `data`) whose Lambertian
     /// shading, lit from the north-west, darkens and lightens the colours.
@@ -54,9 +59,13 @@ pub struct MapSpec<'a> {
 /// A rectangle of pixels; `x`, `y` is the top-left pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PixelRect {
+    /// Column of the left edge, counted from the figure's left (0).
     pub x: u32,
+    /// Row of the top edge, counted down from the figure's top (0).
     pub y: u32,
+    /// Width in pixels.
     pub width: u32,
+    /// Height in pixels.
     pub height: u32,
 }
 

@@ -10,6 +10,8 @@
 /// missing data ([`crate::NO_DATA_RGB`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Palette {
+    /// The palette's name, one of [`Palette::NAMES`] (what
+    /// [`Palette::by_name`] accepts).
     pub name: &'static str,
     stops: Vec<[u8; 3]>,
 }
@@ -133,6 +135,8 @@ impl Palette {
         }
     }
 
+    /// The RGB colours the ramp interpolates between, from the value at the
+    /// low end of a range to the high end (evenly spaced).
     pub fn stops(&self) -> &[[u8; 3]] {
         &self.stops
     }

@@ -1,3 +1,8 @@
+//! The public rendering API end to end: map PNGs (size, row order, colour
+//! ramp, missing cells, square cells, label fitting, hillshade), palettes and
+//! default ranges, spectra and line charts, and the errors for invalid specs
+//! and unwritable paths.
+
 use std::path::Path;
 
 use finecast_render::{

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
+/// Values with their sizes, evicted least recently used first once their
+/// total passes the capacity.
 pub struct ByteLru<K, V> {
     map: HashMap<K, (V, usize, u64)>,
     order: BTreeMap<u64, K>,
@@ -13,6 +15,7 @@ pub struct ByteLru<K, V> {
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
+    /// An empty cache holding at most `capacity` bytes.
     pub fn new(capacity: usize) -> ByteLru<K, V> {
         ByteLru {
             map: HashMap::new(),
@@ -23,6 +26,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         }
     }
 
+    /// The value for `key`, which becomes the most recently used.
     pub fn get(&mut self, key: &K) -> Option<V> {
         let (value, _, tick) = self.map.get_mut(key)?;
         self.order.remove(tick);
@@ -53,31 +57,23 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         self.bytes += size;
     }
 
-    pub fn remove(&mut self, key: &K) {
+    /// Drop `key`'s entry, if any.
+    fn remove(&mut self, key: &K) {
         if let Some((_, size, tick)) = self.map.remove(key) {
             self.order.remove(&tick);
             self.bytes -= size;
         }
     }
 
-    /// Drop every entry whose key matches (e.g. all fields of a deleted run).
-    pub fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
-        let gone: Vec<K> = self.map.keys().filter(|k| !keep(k)).cloned().collect();
-        for k in gone {
-            self.remove(&k);
-        }
-    }
-
+    /// Total size of the entries.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn len(&self) -> usize {
+    /// Number of entries.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 

@@ -72,28 +72,49 @@ pub struct ServeArgs {
     pub debug_job_delay_ms: u64,
 }
 
-/// The validated configuration.
+/// The validated configuration: directories exist and are canonical, sizes
+/// are in bytes.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address and port to listen on.
     pub bind: SocketAddr,
+    /// The data directory, canonical.
     pub data_dir: PathBuf,
+    /// Published runs, one directory each (`DATA_DIR/runs`).
     pub runs_dir: PathBuf,
+    /// Job records, `<id>.json` (`DATA_DIR/jobs`).
     pub jobs_dir: PathBuf,
+    /// Uploaded inputs, one directory per job (`DATA_DIR/uploads`).
     pub uploads_dir: PathBuf,
+    /// Scratch files of data subsets (`DATA_DIR/tmp`).
     pub tmp_dir: PathBuf,
+    /// Where the input files that jobs may name live, canonical.
     pub input_dir: PathBuf,
+    /// The bundled sample, when found.
     pub sample_dir: Option<PathBuf>,
+    /// DEM for jobs that name none.
     pub terrain: Option<PathBuf>,
+    /// Create the demo run on an empty data directory.
     pub demo: bool,
+    /// Keys for the write endpoints; empty leaves writes open.
     pub api_keys: Vec<String>,
+    /// Jobs that may wait in the queue.
     pub max_queue: usize,
+    /// Job worker threads.
     pub workers: usize,
+    /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Requests taking longer are answered 503.
     pub request_timeout: Duration,
+    /// Largest width or height of a rendered image, pixels.
     pub max_image_px: u32,
+    /// Largest number of cells of a job's target grid or a data subset.
     pub max_bbox_cells: u64,
+    /// Memory for rendered tiles and legends, bytes.
     pub tile_cache_bytes: usize,
+    /// Memory for decoded fields, bytes.
     pub field_cache_bytes: usize,
+    /// Testing aid: how long each job waits before it starts.
     pub job_delay: Duration,
 }
 
@@ -200,11 +221,13 @@ impl Config {
     }
 }
 
+/// The bundled sample forecast: 0.25° over the Alps.
 pub const SAMPLE_FORECAST: &str = "forecast_alps_0p25.nc";
+/// The bundled sample's DEM (ETOPO5), the default terrain.
 pub const SAMPLE_TERRAIN: &str = "terrain_alps_etopo5.nc";
 
 /// data/sample of the source tree: next to the executable's workspace
-/// (target/<profile>/finecast → ../../data/sample), under the current
+/// (`target/<profile>/finecast` → `../../data/sample`), under the current
 /// directory, or where this crate was built from.
 fn find_sample_dir() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = Vec::new();

@@ -1,43 +1,70 @@
-//! The one error type of the HTTP API and the one place where errors become
-//! status codes and JSON bodies `{"error": true, "code": "...", "reason": "..."}`.
+//! The edge between the core and HTTP: the API's one error type, how the
+//! core's errors ([`StoreError`], [`QueueError`], [`IdError`], [`TimeError`])
+//! become it, and the one place where errors become status codes and JSON
+//! bodies `{"error": true, "code": "...", "reason": "..."}`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::ids::IdError;
+use crate::queue::QueueError;
+use crate::store::StoreError;
+use crate::times::TimeError;
+
+/// Every way a request can fail, one variant per HTTP status (see
+/// [`ApiError::status`]); the message is the `reason` clients read.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// Malformed parameters (not a number, bad syntax).
+    /// Malformed parameters (not a number, bad syntax): 400.
     #[error("{0}")]
     BadRequest(String),
-    /// Well-formed but unacceptable parameters (out of range, outside the domain).
+    /// Well-formed but unacceptable parameters (out of range, outside the
+    /// domain, a job request the server cannot run): 422.
     #[error("{0}")]
     Unprocessable(String),
-    /// Unknown run, job, variable, time or path.
+    /// Unknown run, job, variable, time or path: 404.
     #[error("{0}")]
     NotFound(String),
+    /// The route exists, but not for this method: 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request contradicts the resource's state (cancelling a finished
+    /// job): 409.
     #[error("{0}")]
     Conflict(String),
+    /// The body is larger than `--max-body-mb`: 413.
     #[error("the request body exceeds the limit of {limit_mb} MiB (--max-body-mb)")]
-    PayloadTooLarge { limit_mb: u64 },
+    PayloadTooLarge {
+        /// The configured limit, in MiB.
+        limit_mb: u64,
+    },
+    /// `--max-queue` jobs are already waiting: 429 with `Retry-After`.
     #[error("the job queue is full ({0} jobs waiting, --max-queue); retry later")]
     QueueFull(usize),
+    /// A write endpoint was called without a key while keys are configured:
+    /// 401 with `WWW-Authenticate: Bearer`.
     #[error(
         "this endpoint needs an API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
     )]
     Unauthorized,
+    /// A key was sent but is not one of the configured keys: 403.
     #[error("the API key is not valid")]
     Forbidden,
+    /// Starting up, creating the demo run or shutting down: 503 with
+    /// `Retry-After`, since the same request will succeed shortly.
     #[error("{0}")]
     NotReady(String),
+    /// The handler ran past `--request-timeout-s` (the value, in seconds): 503.
     #[error("the request took longer than {0} s (--request-timeout-s)")]
     Timeout(u64),
+    /// A fault of the server, not of the request (unreadable run file, a
+    /// panicked render): 500, and logged.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ApiError {
+    /// The HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -77,8 +104,65 @@ impl ApiError {
         serde_json::json!({"error": true, "code": self.code(), "reason": self.to_string()})
     }
 
+    /// A 500 carrying the text of any error (a join or I/O failure).
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(e.to_string())
+    }
+}
+
+/// A bad id is 404 (nothing by that name can exist); a bad input file name
+/// in a job request is 422.
+impl From<IdError> for ApiError {
+    fn from(e: IdError) -> ApiError {
+        match e {
+            IdError::InvalidId(_) => ApiError::NotFound(e.to_string()),
+            IdError::NotPlainFileName(_) | IdError::NoSuchFile(_) | IdError::OutsideDir(_) => {
+                ApiError::Unprocessable(e.to_string())
+            }
+        }
+    }
+}
+
+/// A time that does not parse is malformed syntax: 400.
+impl From<TimeError> for ApiError {
+    fn from(e: TimeError) -> ApiError {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            // The store does not know the API; the hint at what to do is added here.
+            StoreError::NoRuns => ApiError::NotFound(format!("{e}; submit a job to POST /v1/jobs")),
+            StoreError::NoSuchRun(_)
+            | StoreError::NoVariables
+            | StoreError::NoSuchVar { .. }
+            | StoreError::NoSuchTime { .. } => ApiError::NotFound(e.to_string()),
+            StoreError::Id(e) => e.into(),
+            StoreError::Time(e) => e.into(),
+            // Runs are immutable and were readable when loaded: failing to
+            // read one now is the server's fault.
+            StoreError::Run { .. } | StoreError::Read(_) | StoreError::OffGrid { .. } => {
+                ApiError::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> ApiError {
+        match e {
+            QueueError::NoSuchJob(_) | QueueError::NoRequestedTime { .. } => {
+                ApiError::NotFound(e.to_string())
+            }
+            QueueError::Full(waiting) => ApiError::QueueFull(waiting),
+            QueueError::ShuttingDown => ApiError::NotReady(e.to_string()),
+            QueueError::Finished { .. } => ApiError::Conflict(e.to_string()),
+            QueueError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
+            QueueError::Id(e) => e.into(),
+            QueueError::Time(e) => e.into(),
+        }
     }
 }
 
@@ -104,44 +188,73 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A WMS error: the same status mapping, but an OGC ServiceExceptionReport
-/// body that WMS clients (QGIS, GDAL) know how to show.
-#[derive(Debug)]
-pub struct WmsError {
-    pub code: &'static str,
-    pub error: ApiError,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl WmsError {
-    pub fn new(code: &'static str, error: ApiError) -> WmsError {
-        WmsError { code, error }
-    }
-}
-
-impl From<ApiError> for WmsError {
-    fn from(error: ApiError) -> WmsError {
-        let code = match &error {
-            ApiError::NotFound(_) => "LayerNotDefined",
-            _ => "InvalidParameterValue",
-        };
-        WmsError { code, error }
-    }
-}
-
-impl IntoResponse for WmsError {
-    fn into_response(self) -> Response {
-        let body = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServiceExceptionReport version=\"1.3.0\" \
-             xmlns=\"http://www.opengis.net/ogc\">\n  <ServiceException code=\"{}\">{}</ServiceException>\n\
-             </ServiceExceptionReport>\n",
-            self.code,
-            crate::api::xml_escape(&self.error.to_string())
-        );
-        (
-            self.error.status(),
-            [(header::CONTENT_TYPE, "application/vnd.ogc.se_xml")],
-            body,
-        )
-            .into_response()
+    /// The core's errors keep the statuses, codes and messages the API had
+    /// when the core returned `ApiError` itself.
+    #[test]
+    fn core_errors_map_to_the_same_statuses_and_messages() {
+        let cases: Vec<(ApiError, StatusCode, &str)> = vec![
+            (
+                StoreError::NoRuns.into(),
+                StatusCode::NOT_FOUND,
+                "there are no runs yet; submit a job to POST /v1/jobs",
+            ),
+            (
+                StoreError::NoSuchRun("r1".into()).into(),
+                StatusCode::NOT_FOUND,
+                "no run 'r1'",
+            ),
+            (
+                StoreError::Id(IdError::InvalidId("a/b".into())).into(),
+                StatusCode::NOT_FOUND,
+                "'a/b' is not a valid id (letters, digits, '-' and '_')",
+            ),
+            (
+                StoreError::Time(crate::times::parse_time("noon").expect_err("noon")).into(),
+                StatusCode::BAD_REQUEST,
+                "time 'noon' is not ISO 8601 (e.g. 2024-01-15T06:00:00Z)",
+            ),
+            (
+                QueueError::Full(3).into(),
+                StatusCode::TOO_MANY_REQUESTS,
+                "the job queue is full (3 jobs waiting, --max-queue); retry later",
+            ),
+            (
+                QueueError::ShuttingDown.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            ),
+            (
+                QueueError::Finished {
+                    id: "j".into(),
+                    status: "failed",
+                }
+                .into(),
+                StatusCode::CONFLICT,
+                "job 'j' has already finished (failed)",
+            ),
+            (
+                QueueError::NoSuchJob("j".into()).into(),
+                StatusCode::NOT_FOUND,
+                "no job 'j'",
+            ),
+            (
+                QueueError::Invalid("bad".into()).into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad",
+            ),
+            (
+                QueueError::Id(IdError::NoSuchFile("f.nc".into())).into(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "input file 'f.nc' does not exist in the input directory",
+            ),
+        ];
+        for (error, status, reason) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.to_string(), reason);
+        }
     }
 }

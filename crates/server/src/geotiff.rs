@@ -16,11 +16,17 @@ use crate::raster::{cell_indices, sample, LonLatView, Sampling};
 /// the first pixel.
 #[derive(Debug, Clone, Copy)]
 pub struct GeoRaster {
+    /// Longitude of the left edge, degrees.
     pub west: f64,
+    /// Latitude of the top edge, degrees.
     pub north: f64,
+    /// Pixel width, degrees of longitude.
     pub dlon: f64,
+    /// Pixel height, degrees of latitude.
     pub dlat: f64,
+    /// Pixels across.
     pub width: u32,
+    /// Pixels down.
     pub height: u32,
 }
 
@@ -44,11 +50,14 @@ impl GeoRaster {
         }
     }
 
+    /// Number of pixels, to check against `--max-bbox-cells`.
     pub fn cells(&self) -> u64 {
         u64::from(self.width) * u64::from(self.height)
     }
 }
 
+/// The field `data` on `grid` sampled bilinearly at every pixel centre of
+/// `r`, row-major from the north-west (NaN off the grid).
 pub fn resample(grid: &Grid, data: &Array2<f32>, r: &GeoRaster) -> Vec<f32> {
     let view = LonLatView {
         west: r.west,

@@ -7,7 +7,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 
-use crate::error::ApiError;
+/// Why a request-supplied id or file name was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IdError {
+    /// A run or job id with other characters than letters, digits, '-' and
+    /// '_' (shortened to 80 characters): nothing by that name can exist.
+    #[error("'{0}' is not a valid id (letters, digits, '-' and '_')")]
+    InvalidId(String),
+    /// A file name with directories, a leading dot or control characters
+    /// (shortened to 80 characters).
+    #[error(
+        "'{0}' is not a plain file name: give the name of a file in the input directory, \
+         without directories"
+    )]
+    NotPlainFileName(String),
+    /// A plain file name that names nothing in the directory.
+    #[error("input file '{0}' does not exist in the input directory")]
+    NoSuchFile(String),
+    /// A name that resolves (through a symlink, say) to something that is
+    /// not a regular file inside the directory.
+    #[error("input file '{0}' is not a file inside the input directory")]
+    OutsideDir(String),
+}
 
 /// A new id: UTC time to the second (so ids sort by creation) and 32 random bits.
 pub fn new_id() -> String {
@@ -32,7 +53,7 @@ pub fn new_id() -> String {
 
 /// A run or job id from a URL: letters, digits, '-' and '_' only, so it is
 /// always a single, harmless path component.
-pub fn check_id(id: &str) -> Result<&str, ApiError> {
+pub fn check_id(id: &str) -> Result<&str, IdError> {
     let ok = !id.is_empty()
         && id.len() <= 80
         && !id.starts_with('-')
@@ -42,15 +63,12 @@ pub fn check_id(id: &str) -> Result<&str, ApiError> {
     if ok {
         Ok(id)
     } else {
-        Err(ApiError::NotFound(format!(
-            "'{}' is not a valid id (letters, digits, '-' and '_')",
-            truncate(id, 80)
-        )))
+        Err(IdError::InvalidId(truncate(id, 80)))
     }
 }
 
 /// A plain file name (no directories, no '..', no hidden files).
-pub fn check_file_name(name: &str) -> Result<&str, ApiError> {
+pub fn check_file_name(name: &str) -> Result<&str, IdError> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('.')
@@ -60,32 +78,26 @@ pub fn check_file_name(name: &str) -> Result<&str, ApiError> {
     if ok {
         Ok(name)
     } else {
-        Err(ApiError::Unprocessable(format!(
-            "'{}' is not a plain file name: give the name of a file in the input directory, \
-             without directories",
-            truncate(name, 80)
-        )))
+        Err(IdError::NotPlainFileName(truncate(name, 80)))
     }
 }
 
 /// `dir/name` for an existing file, refusing anything (a symlink, say) that
 /// resolves outside `dir`.
-pub fn file_in_dir(dir: &Path, name: &str) -> Result<PathBuf, ApiError> {
+pub fn file_in_dir(dir: &Path, name: &str) -> Result<PathBuf, IdError> {
     let name = check_file_name(name)?;
     let path = dir.join(name);
-    let real = path.canonicalize().map_err(|_| {
-        ApiError::Unprocessable(format!(
-            "input file '{name}' does not exist in the input directory"
-        ))
-    })?;
+    let real = path
+        .canonicalize()
+        .map_err(|_| IdError::NoSuchFile(name.to_string()))?;
     if !real.starts_with(dir) || !real.is_file() {
-        return Err(ApiError::Unprocessable(format!(
-            "input file '{name}' is not a file inside the input directory"
-        )));
+        return Err(IdError::OutsideDir(name.to_string()));
     }
     Ok(real)
 }
 
+/// `s` cut to `n` characters (with an ellipsis when cut), so that error
+/// messages quoting client input stay short whatever the client sent.
 pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()

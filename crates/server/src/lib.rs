@@ -1,45 +1,58 @@
 //! `finecast serve`: an HTTP service over finecast's downscaling pipeline.
 //!
-//! The layout follows text-embeddings-inference: a core (the [`jobs`] queue
-//! and the [`store`] of finished runs) under a thin router ([`api`]), with a
-//! single error type ([`error::ApiError`]) mapped to HTTP status codes in
-//! one place. Heavy work never runs on the async executor: jobs run on their
-//! own worker threads, and reads and rendering go to tokio's blocking pool.
+//! The layout follows text-embeddings-inference's router over its core: a
+//! core that knows no HTTP (the job `queue`, the `store` of finished runs,
+//! the renderer in [`raster`]), each with its own error type, under a thin
+//! router (`api`). The core's errors become HTTP status codes in one place,
+//! `error`. Heavy work never runs on the async executor: jobs run on their
+//! own worker threads, and reads and rendering go to tokio's blocking pool
+//! and render pools.
+//!
+//! Outside the crate only [`serve`] (with its flags, [`ServeArgs`]) and the
+//! renderer ([`raster`], for the benchmarks) are used.
 
-pub mod api;
-pub mod cache;
-pub mod config;
-pub mod error;
-pub mod geotiff;
-pub mod ids;
-pub mod jobs;
-pub mod metrics;
-pub mod openapi;
-pub mod priority;
+mod api;
+mod cache;
+mod config;
+mod error;
+mod geotiff;
+mod ids;
+mod openapi;
+mod priority;
+mod queue;
 pub mod raster;
-pub mod store;
-pub mod times;
+mod store;
+mod telemetry;
+mod times;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{Config, ServeArgs};
+pub use config::ServeArgs;
 
 use crate::api::{App, AppState};
-use crate::jobs::{JobRecord, JobSpec, Jobs, TargetSpec};
-use crate::metrics::Metrics;
+use crate::config::Config;
+use crate::queue::{JobQueue, JobRecord, JobSpec, TargetSpec};
 use crate::store::Store;
+use crate::telemetry::Metrics;
 
+/// Why `finecast serve` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// A flag is invalid, a data directory cannot be created, or a thread
+    /// pool cannot start; the message names which.
     #[error("{0}")]
     Config(String),
+    /// The listening socket cannot be bound (in use, no permission).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address of `--bind`.
         addr: String,
+        /// The operating system's reason.
         source: std::io::Error,
     },
+    /// The runtime or the connection loop failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -54,26 +67,27 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
     runtime.block_on(run(config))
 }
 
-/// Build the core (store, job queue, workers) and the router.
-pub fn build(config: Config) -> Result<(App, Vec<std::thread::JoinHandle<()>>), ServeError> {
+/// Build the core (store, job queue, workers) and the state the router
+/// serves; the workers' handles, to wait for at shutdown.
+fn build(config: Config) -> Result<(App, Vec<std::thread::JoinHandle<()>>), ServeError> {
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::open(
         &config.runs_dir,
         config.field_cache_bytes,
         metrics.clone(),
     ));
-    let jobs = Jobs::open(&config, store.clone());
+    let queue = JobQueue::open(&config, store.clone());
     let state =
-        AppState::new(config.clone(), store, jobs.clone(), metrics).map_err(ServeError::Config)?;
-    let workers = jobs.start_workers(config.workers);
+        AppState::new(config.clone(), store, queue.clone(), metrics).map_err(ServeError::Config)?;
+    let workers = queue.start_workers(config.workers);
     Ok((Arc::new(state), workers))
 }
 
 /// Queue the demo job when there is no run yet, so that every endpoint has
 /// something to show on a fresh machine.
-pub fn ensure_demo(app: &App) {
+fn ensure_demo(app: &App) {
     let cfg = &app.config;
-    if !cfg.demo || !app.store.is_empty() || app.jobs.demo_pending() {
+    if !cfg.demo || !app.store.is_empty() || app.queue.demo_pending() {
         return;
     }
     let (Some(sample), Some(terrain)) = (&cfg.sample_dir, &cfg.terrain) else {
@@ -101,7 +115,7 @@ pub fn ensure_demo(app: &App) {
         "method": "lapse",
     });
     match app
-        .jobs
+        .queue
         .submit(JobRecord::new(ids::new_id(), request, spec, true), false)
     {
         Ok(r) => tracing::info!(job = %r.id, "creating the demo run from the bundled Alps sample"),
@@ -109,6 +123,7 @@ pub fn ensure_demo(app: &App) {
     }
 }
 
+/// Serve until a shutdown signal, then interrupt running jobs.
 async fn run(config: Config) -> Result<(), ServeError> {
     let addr = config.bind;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -134,14 +149,15 @@ async fn run(config: Config) -> Result<(), ServeError> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down: interrupting running jobs");
-    let jobs = app.jobs.clone();
-    tokio::task::spawn_blocking(move || jobs.shutdown(workers, Duration::from_secs(10)))
+    let queue = app.queue.clone();
+    tokio::task::spawn_blocking(move || queue.shutdown(workers, Duration::from_secs(10)))
         .await
         .map_err(|e| ServeError::Config(format!("shutdown failed: {e}")))?;
     println!("finecast serve: stopped");
     Ok(())
 }
 
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {

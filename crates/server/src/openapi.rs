@@ -1,16 +1,19 @@
 //! The OpenAPI 3 description of the API, written by hand. A test checks it
-//! against [`crate::api::ROUTES`], the list the router is built from.
+//! against `api::ROUTES`, the list of the router's routes.
 
 use serde_json::{json, Value};
 
+/// A parameter object.
 fn param(name: &str, location: &str, required: bool, description: &str) -> Value {
     json!({"name": name, "in": location, "required": required, "description": description, "schema": {"type": "string"}})
 }
 
+/// An optional query parameter.
 fn q(name: &str, description: &str) -> Value {
     param(name, "query", false, description)
 }
 
+/// A path parameter, described by its name.
 fn path(name: &str) -> Value {
     param(
         name,
@@ -28,6 +31,7 @@ fn path(name: &str) -> Value {
     )
 }
 
+/// The success response (`ctype`) and the JSON errors every endpoint may give.
 fn responses(ok: &str, ctype: &str) -> Value {
     json!({
         "200": {"description": ok, "content": {ctype: {}}},
@@ -38,10 +42,12 @@ fn responses(ok: &str, ctype: &str) -> Value {
     })
 }
 
+/// An operation object.
 fn op(summary: &str, params: Vec<Value>, resp: Value) -> Value {
     json!({"summary": summary, "parameters": params, "responses": resp})
 }
 
+/// The OpenAPI 3 document served at `/openapi.json`.
 pub fn document() -> Value {
     let json_ok = |d: &str| responses(d, "application/json");
     let png_ok = |d: &str| responses(d, "image/png");
@@ -154,7 +160,7 @@ pub fn document() -> Value {
                         "resolution_km": {"type": "number"},
                         "grid_like": {"type": "string", "description": "file in the input directory whose grid is the target"}}},
                     "vars": {"type": "array", "items": {"type": "string"}},
-                    "method": {"type": "string", "enum": crate::jobs::METHODS, "default": "lapse"},
+                    "method": {"type": "string", "enum": crate::queue::METHODS, "default": "lapse"},
                     "times": {"type": "array", "items": {"type": "string", "format": "date-time"}},
                     "reference_time": {"type": "string", "format": "date-time"}}},
                 "Job": {"type": "object", "properties": {
@@ -168,18 +174,18 @@ pub fn document() -> Value {
     })
 }
 
-/// `/v1/tiles/{run}/{var}/{z}/{x}/{y}` (the router's form) as documented.
-pub fn documented_path(route: &str) -> String {
-    match route {
-        "/v1/tiles/{run}/{var}/{z}/{x}/{y}" => "/v1/tiles/{run}/{var}/{z}/{x}/{y}.png".into(),
-        "/assets/{*path}" => "/assets/{path}".into(),
-        other => other.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/v1/tiles/{run}/{var}/{z}/{x}/{y}` (the router's form) as documented.
+    fn documented_path(route: &str) -> String {
+        match route {
+            "/v1/tiles/{run}/{var}/{z}/{x}/{y}" => "/v1/tiles/{run}/{var}/{z}/{x}/{y}.png".into(),
+            "/assets/{*path}" => "/assets/{path}".into(),
+            other => other.into(),
+        }
+    }
 
     #[test]
     fn every_route_is_documented_and_nothing_else() {

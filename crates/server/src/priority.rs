@@ -18,6 +18,7 @@ pub fn lower_thread_priority(nice: i32) {
     if nice > 0 {
         // SAFETY: setpriority has no memory-safety preconditions; with
         // PRIO_PROCESS and who = 0 it changes the calling thread only.
+        #[allow(unsafe_code)]
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
         if rc != 0 {
             tracing::debug!(

@@ -5,7 +5,7 @@
 //!
 //! Projecting every pixel exactly costs a proj transform per pixel; instead
 //! the native coordinates are computed exactly on a lattice every
-//! [`LATTICE_STEP`] pixels and interpolated bilinearly in between, as GDAL's
+//! `LATTICE_STEP` (16) pixels and interpolated bilinearly in between, as GDAL's
 //! approximate transformer does. The mappings are smooth, so the error is a
 //! small fraction of a pixel at any zoom.
 
@@ -15,15 +15,22 @@ use finecast_grid::Grid;
 use finecast_render::Palette;
 use ndarray::Array2;
 
+/// Pixels between exactly projected lattice points.
 const LATTICE_STEP: usize = 16;
-/// Spherical Mercator radius (EPSG:3857).
+/// Spherical Mercator radius (EPSG:3857), metres.
 pub const MERCATOR_R: f64 = 6_378_137.0;
+/// The latitude (degrees) where Web Mercator's square world ends; tiles
+/// cover nothing beyond it.
 pub const MERCATOR_MAX_LAT: f64 = 85.051_128_779_806_59;
+/// Width and height of an XYZ tile, pixels.
 pub const TILE_SIZE: u32 = 256;
 
+/// How a value is read between cell centres.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sampling {
+    /// The value of the cell the pixel falls in: shows the grid's cells.
     Nearest,
+    /// Bilinear between the four nearest centres: smooth when zoomed in.
     Bilinear,
 }
 
@@ -32,21 +39,29 @@ pub enum Sampling {
 pub enum OutOfRange {
     /// The end colour of the palette.
     Extend,
+    /// Nothing: the background shows through.
     Transparent,
+    /// A fixed RGB colour.
     Color([u8; 3]),
 }
 
+/// How values become colours.
 #[derive(Debug, Clone)]
 pub struct Style {
+    /// The colour ramp.
     pub palette: Palette,
+    /// Values mapped to the ramp's ends, in the field's units (`lo < hi`).
     pub range: (f64, f64),
     /// Number of colour bands (NUMCOLORBANDS), 2..=256.
     pub bands: usize,
+    /// What values above the range get.
     pub above: OutOfRange,
+    /// What values below the range get.
     pub below: OutOfRange,
 }
 
 impl Style {
+    /// A continuous (256-band) ramp over `range`, extended beyond it.
     pub fn new(palette: Palette, range: (f64, f64)) -> Style {
         Style {
             palette,
@@ -61,6 +76,8 @@ impl Style {
 /// Geographic `(lon, lat)` of the centre of pixel `(px, py)` of a view, or
 /// `None` where the view has no such point.
 pub trait View: Send + Sync {
+    /// Geographic `(lon, lat)` in degrees of pixel coordinates `(px, py)`
+    /// (pixel centres at half-integers), or `None` off the globe.
     fn lonlat(&self, px: f64, py: f64) -> Option<(f64, f64)>;
     /// `(width, height)` in pixels.
     fn size(&self) -> (u32, u32);
@@ -68,11 +85,17 @@ pub trait View: Send + Sync {
 
 /// A rectangle in a CRS whose pixels map linearly to lon/lat (EPSG:4326, CRS:84).
 pub struct LonLatView {
+    /// Longitude of the left edge, degrees.
     pub west: f64,
+    /// Latitude of the bottom edge, degrees.
     pub south: f64,
+    /// Longitude of the right edge, degrees.
     pub east: f64,
+    /// Latitude of the top edge, degrees.
     pub north: f64,
+    /// Pixels across.
     pub width: u32,
+    /// Pixels down.
     pub height: u32,
 }
 
@@ -89,11 +112,17 @@ impl View for LonLatView {
 
 /// A rectangle in spherical Mercator metres (EPSG:3857); XYZ tiles are these.
 pub struct MercatorView {
+    /// Left edge, metres east.
     pub min_x: f64,
+    /// Bottom edge, metres north.
     pub min_y: f64,
+    /// Right edge, metres east.
     pub max_x: f64,
+    /// Top edge, metres north.
     pub max_y: f64,
+    /// Pixels across.
     pub width: u32,
+    /// Pixels down.
     pub height: u32,
 }
 
@@ -131,12 +160,15 @@ impl View for MercatorView {
     }
 }
 
+/// Degrees `(lon, lat)` of spherical Mercator metres `(x, y)`.
 pub fn mercator_to_lonlat(x: f64, y: f64) -> (f64, f64) {
     let lon = (x / MERCATOR_R).to_degrees();
     let lat = (2.0 * (y / MERCATOR_R).exp().atan() - PI / 2.0).to_degrees();
     (lon, lat)
 }
 
+/// Spherical Mercator metres of `(lon, lat)` in degrees; latitudes beyond
+/// [`MERCATOR_MAX_LAT`] are clamped to it.
 pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
     let lat = lat.clamp(-MERCATOR_MAX_LAT, MERCATOR_MAX_LAT);
     (

@@ -16,60 +16,146 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::ByteLru;
-use crate::error::ApiError;
-use crate::ids::write_atomic;
-use crate::metrics::Metrics;
+use crate::ids::{write_atomic, IdError};
+use crate::telemetry::Metrics;
+use crate::times::TimeError;
 
+/// The downscaled output of a run, in its directory.
 pub const OUTPUT_NC: &str = "output.nc";
+/// The run's metadata ([`RunMeta`]) beside its output.
 pub const RUN_JSON: &str = "run.json";
 /// Static variables written by the pipeline beside the downscaled ones.
 pub const OROGRAPHY_VAR: &str = "orog";
 
+/// Why the store cannot load a run or answer a lookup.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A run directory that cannot be read or described; the file and why.
+    #[error("{path}: {what}")]
+    Run {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// `latest` was asked for, but no run has been published yet.
+    #[error("there are no runs yet")]
+    NoRuns,
+    /// No run has this id.
+    #[error("no run '{0}'")]
+    NoSuchRun(String),
+    /// The run has no variables at all, so there is none to show by default.
+    #[error("the run has no variables")]
+    NoVariables,
+    /// The run has no variable by this name, standard name or alias.
+    #[error("run '{run}' has no variable '{name}'; it has {available}")]
+    NoSuchVar {
+        /// The run's id.
+        run: String,
+        /// The name asked for (shortened to 60 characters).
+        name: String,
+        /// The run's variable names, comma-separated.
+        available: String,
+    },
+    /// The variable has no valid time equal to the one asked for.
+    #[error("variable '{var}' of run '{run}' has no time {time}; valid times are {valid}")]
+    NoSuchTime {
+        /// The variable's name.
+        var: String,
+        /// The run's id.
+        run: String,
+        /// The time asked for, ISO 8601.
+        time: String,
+        /// The variable's valid times, ISO 8601, comma-separated.
+        valid: String,
+    },
+    /// The run id is not a valid id.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The time asked for is not ISO 8601.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// A field of a loaded run cannot be read from its NetCDF file.
+    #[error(transparent)]
+    Read(#[from] finecast_io::IoError),
+    /// A variable's field does not have the shape of the run's grid.
+    #[error("variable '{var}' of run '{run}' is not on the run's grid")]
+    OffGrid {
+        /// The run's id.
+        run: String,
+        /// The variable's name.
+        var: String,
+    },
+}
+
 /// Everything `GET /v1/runs/{id}` reports, stored as `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// The run's id: its directory name, and the id of the job that made it.
     pub id: String,
+    /// The job that made the run; `None` for an output copied in by hand.
     pub job_id: Option<String>,
+    /// Made by the server itself from the bundled sample, not by a user.
     #[serde(default)]
     pub demo: bool,
     /// When the job that made the run was submitted.
     pub created: DateTime<Utc>,
+    /// When the run was published (the newest is `latest`).
     pub finished: DateTime<Utc>,
     /// The forecast's reference (analysis) time: given with the job, else the
     /// first valid time of the input.
     pub reference_time: Option<DateTime<Utc>>,
+    /// The downscaling method (`lapse`, `model`, ...), from the output's provenance.
     pub method: String,
     /// `kind:sha256` of each network used, comma-separated; null for the baselines.
     pub weights_sha256: Option<String>,
+    /// The input files by file name (never the server's path) and checksum.
     pub inputs: Vec<InputRef>,
+    /// The finecast version that wrote the output.
     pub finecast_version: Option<String>,
+    /// The NetCDF `history` attribute: the command that made the output.
     pub history: Option<String>,
+    /// The run's grid and projection.
     pub grid: GridMeta,
     /// `[west, south, east, north]` in degrees.
     pub bbox: [f64; 4],
+    /// Every valid time of any variable, sorted.
     pub valid_times: Vec<DateTime<Utc>>,
+    /// The run's variables, in the output's order.
     pub variables: Vec<VarMeta>,
 }
 
+/// The run's grid, as clients need it to place the data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GridMeta {
+    /// CF `grid_mapping_name` of the projection (`lambert_azimuthal_equal_area`, ...).
     pub grid_mapping: String,
+    /// The projection as a proj4 string.
     pub proj4: String,
+    /// Columns.
     pub nx: usize,
+    /// Rows.
     pub ny: usize,
-    /// Approximate cell size at the centre, metres.
+    /// Approximate cell width at the centre, metres.
     pub dx_m: f64,
+    /// Approximate cell height at the centre, metres.
     pub dy_m: f64,
-    /// Native coordinates of the first and last centres.
+    /// Native x coordinates of the first and last column centres.
     pub x: [f64; 2],
+    /// Native y coordinates of the first and last row centres.
     pub y: [f64; 2],
 }
 
+/// One variable of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VarMeta {
+    /// The name in the output file (`t2m`, `tp`, ...).
     pub name: String,
+    /// CF standard name, which requests may use instead of the name.
     pub standard_name: Option<String>,
+    /// Human-readable title for maps and legends.
     pub long_name: Option<String>,
+    /// Units as the output file states them (`K`, `m`, ...).
     pub units: String,
     /// Empty for static fields (orography).
     pub times: Vec<DateTime<Utc>>,
@@ -84,8 +170,11 @@ pub struct VarMeta {
 
 /// A run loaded for serving.
 pub struct Run {
+    /// What `run.json` says.
     pub meta: RunMeta,
+    /// The grid of its fields, for locating points and rendering.
     pub grid: Grid,
+    /// Its directory under the store.
     pub dir: PathBuf,
     /// Fine orography on the run's grid (point elevations, hillshade).
     pub orography: Option<Arc<Array2<f32>>>,
@@ -104,13 +193,14 @@ const ALIASES: [(&str, &str); 8] = [
 ];
 
 impl Run {
+    /// The run's NetCDF output.
     pub fn nc_path(&self) -> PathBuf {
         self.dir.join(OUTPUT_NC)
     }
 
     /// A variable by name, case-insensitive name, standard name or an
     /// Open-Meteo alias.
-    pub fn var(&self, name: &str) -> Result<&VarMeta, ApiError> {
+    pub fn var(&self, name: &str) -> Result<&VarMeta, StoreError> {
         let vars = &self.meta.variables;
         let lower = name.trim().to_ascii_lowercase();
         let alias = ALIASES.iter().find(|(a, _)| *a == lower).map(|(_, v)| *v);
@@ -122,22 +212,36 @@ impl Run {
                     .find(|v| v.standard_name.as_deref() == Some(name))
             })
             .or_else(|| alias.and_then(|a| vars.iter().find(|v| v.name == a)))
-            .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "run '{}' has no variable '{}'; it has {}",
-                    self.meta.id,
-                    crate::ids::truncate(name, 60),
-                    vars.iter()
-                        .map(|v| v.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+            .ok_or_else(|| StoreError::NoSuchVar {
+                run: self.meta.id.clone(),
+                name: crate::ids::truncate(name, 60),
+                available: vars
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
+    }
+
+    /// The variable `name` as [`Run::var`] finds it or, when `name` is absent
+    /// or blank, the first time-dependent variable (the first static one if
+    /// there is none): what a map shows when the client names nothing.
+    pub fn var_or_default(&self, name: Option<&str>) -> Result<&VarMeta, StoreError> {
+        match name.map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => self.var(n),
+            None => self
+                .meta
+                .variables
+                .iter()
+                .find(|v| !v.times.is_empty())
+                .or(self.meta.variables.first())
+                .ok_or(StoreError::NoVariables),
+        }
     }
 
     /// Index of a valid time of `var` (the first when none is asked for;
     /// static fields ignore the time).
-    pub fn time_index(&self, var: &VarMeta, time: Option<&str>) -> Result<usize, ApiError> {
+    pub fn time_index(&self, var: &VarMeta, time: Option<&str>) -> Result<usize, StoreError> {
         let Some(s) = time.map(str::trim).filter(|s| !s.is_empty()) else {
             return Ok(0);
         };
@@ -145,26 +249,29 @@ impl Run {
             return Ok(0);
         }
         let t = crate::times::parse_time(s)?;
-        var.times.iter().position(|x| *x == t).ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "variable '{}' of run '{}' has no time {}; valid times are {}",
-                var.name,
-                self.meta.id,
-                crate::times::iso(&t),
-                var.times
+        var.times
+            .iter()
+            .position(|x| *x == t)
+            .ok_or_else(|| StoreError::NoSuchTime {
+                var: var.name.clone(),
+                run: self.meta.id.clone(),
+                time: crate::times::iso(&t),
+                valid: var
+                    .times
                     .iter()
                     .map(crate::times::iso)
                     .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+                    .join(", "),
+            })
     }
 }
 
+/// A decoded field in the cache: (run id, variable, time index).
 type FieldKey = (String, String, usize);
 
+/// The published runs, and a byte-bounded cache of their decoded fields
+/// shared by every request.
 pub struct Store {
-    runs_dir: PathBuf,
     runs: RwLock<BTreeMap<String, Arc<Run>>>,
     fields: Mutex<ByteLru<FieldKey, Arc<Array2<f32>>>>,
     metrics: Arc<Metrics>,
@@ -176,17 +283,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What the job knew about a run that the NetCDF file does not say.
 pub struct RunOrigin {
+    /// See [`RunMeta::id`].
     pub id: String,
+    /// See [`RunMeta::job_id`].
     pub job_id: Option<String>,
+    /// See [`RunMeta::demo`].
     pub demo: bool,
+    /// See [`RunMeta::created`].
     pub created: DateTime<Utc>,
+    /// The reference time given with the job; `None` takes the first valid time.
     pub reference_time: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{path}: {what}")]
-    Run { path: PathBuf, what: String },
 }
 
 fn run_err(path: &Path, what: impl std::fmt::Display) -> StoreError {
@@ -202,7 +308,6 @@ impl Store {
     /// leftovers of interrupted jobs (`.tmp-*`) are removed.
     pub fn open(runs_dir: &Path, field_cache_bytes: usize, metrics: Arc<Metrics>) -> Store {
         let store = Store {
-            runs_dir: runs_dir.to_path_buf(),
             runs: RwLock::new(BTreeMap::new()),
             fields: Mutex::new(ByteLru::new(field_cache_bytes)),
             metrics,
@@ -234,10 +339,6 @@ impl Store {
         store
     }
 
-    pub fn runs_dir(&self) -> &Path {
-        &self.runs_dir
-    }
-
     /// Read `run.json` (rebuilding it from the NetCDF provenance when it is
     /// missing, e.g. for a finecast output copied in by hand) and the grid.
     fn load_run(dir: &Path, id: &str) -> Result<Run, StoreError> {
@@ -264,6 +365,8 @@ impl Store {
         Store::open_run(dir, meta)
     }
 
+    /// Open the output in `dir` described by `meta`: its grid, and the
+    /// orography kept in memory for point elevations and hillshading.
     pub fn open_run(dir: &Path, meta: RunMeta) -> Result<Run, StoreError> {
         let nc = dir.join(OUTPUT_NC);
         let ds = finecast_io::open(&nc).map_err(|e| run_err(&nc, e))?;
@@ -419,6 +522,7 @@ impl Store {
         Ok(meta)
     }
 
+    /// Publish a run (replacing one with the same id).
     pub fn insert(&self, run: Run) {
         let id = run.meta.id.clone();
         self.runs
@@ -427,10 +531,12 @@ impl Store {
             .insert(id, Arc::new(run));
     }
 
+    /// Number of runs.
     pub fn len(&self) -> usize {
         self.runs.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// No run published yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -454,11 +560,9 @@ impl Store {
     }
 
     /// A run by id, or `latest` for the most recently finished one.
-    pub fn get(&self, id: &str) -> Result<Arc<Run>, ApiError> {
+    pub fn get(&self, id: &str) -> Result<Arc<Run>, StoreError> {
         if id == "latest" {
-            return self.list().into_iter().next().ok_or_else(|| {
-                ApiError::NotFound("there are no runs yet; submit a job to POST /v1/jobs".into())
-            });
+            return self.list().into_iter().next().ok_or(StoreError::NoRuns);
         }
         let id = crate::ids::check_id(id)?;
         self.runs
@@ -466,11 +570,11 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
-            .ok_or_else(|| ApiError::NotFound(format!("no run '{id}'")))
+            .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))
     }
 
     /// One time step of a variable, decoded (blocking on a cache miss).
-    pub fn field(&self, run: &Run, var: &str, t: usize) -> Result<Arc<Array2<f32>>, ApiError> {
+    pub fn field(&self, run: &Run, var: &str, t: usize) -> Result<Arc<Array2<f32>>, StoreError> {
         if var == OROGRAPHY_VAR {
             if let Some(z) = &run.orography {
                 return Ok(z.clone());
@@ -482,13 +586,12 @@ impl Store {
             return Ok(f);
         }
         Metrics::hit(&self.metrics.field_cache_misses);
-        let ds = finecast_io::open(&run.nc_path()).map_err(ApiError::internal)?;
-        let f = self.read_into_cache(&ds, run, var, t)?;
-        Ok(f)
+        let ds = finecast_io::open(&run.nc_path())?;
+        self.read_into_cache(&ds, run, var, t)
     }
 
     /// Every time step of a variable (one file open for all misses).
-    pub fn series(&self, run: &Run, var: &VarMeta) -> Result<Vec<Arc<Array2<f32>>>, ApiError> {
+    pub fn series(&self, run: &Run, var: &VarMeta) -> Result<Vec<Arc<Array2<f32>>>, StoreError> {
         let n = var.times.len().max(1);
         let mut out: Vec<Option<Arc<Array2<f32>>>> = (0..n)
             .map(|t| {
@@ -506,7 +609,7 @@ impl Store {
             self.metrics
                 .field_cache_misses
                 .fetch_add(missing as u64, std::sync::atomic::Ordering::Relaxed);
-            let ds = finecast_io::open(&run.nc_path()).map_err(ApiError::internal)?;
+            let ds = finecast_io::open(&run.nc_path())?;
             for (t, slot) in out.iter_mut().enumerate() {
                 if slot.is_none() {
                     *slot = Some(self.read_into_cache(&ds, run, &var.name, t)?);
@@ -522,7 +625,7 @@ impl Store {
         run: &Run,
         var: &str,
         t: usize,
-    ) -> Result<Arc<Array2<f32>>, ApiError> {
+    ) -> Result<Arc<Array2<f32>>, StoreError> {
         let has_time = run.var(var).map(|v| !v.times.is_empty()).unwrap_or(true);
         let sel = Selection {
             time: if has_time {
@@ -538,13 +641,13 @@ impl Store {
             Err(finecast_io::IoError::AllMissing { .. }) => {
                 Array2::from_elem(run.grid.shape(), f32::NAN)
             }
-            Err(e) => return Err(ApiError::internal(e)),
+            Err(e) => return Err(e.into()),
         };
         if data.dim() != run.grid.shape() {
-            return Err(ApiError::Internal(format!(
-                "variable '{var}' of run '{}' is not on the run's grid",
-                run.meta.id
-            )));
+            return Err(StoreError::OffGrid {
+                run: run.meta.id.clone(),
+                var: var.to_string(),
+            });
         }
         let f = Arc::new(data);
         let bytes = f.len() * std::mem::size_of::<f32>();
@@ -552,6 +655,7 @@ impl Store {
         Ok(f)
     }
 
+    /// Bytes of decoded fields in memory.
     pub fn cache_bytes(&self) -> usize {
         lock(&self.fields).bytes()
     }

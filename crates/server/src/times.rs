@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::error::ApiError;
+/// A request time that is not ISO 8601 (the text, shortened to 60 characters).
+#[derive(Debug, thiserror::Error)]
+#[error("time '{0}' is not ISO 8601 (e.g. 2024-01-15T06:00:00Z)")]
+pub struct TimeError(String);
 
 /// `2024-01-15T06:00:00Z`.
 pub fn iso(t: &DateTime<Utc>) -> String {
@@ -16,13 +19,8 @@ pub fn iso_minutes(t: &DateTime<Utc>) -> String {
 
 /// RFC 3339 with any offset, or a zone-less date-time or date taken as UTC:
 /// 2024-01-15T06:00:00Z, 2024-01-15T06:00, 2024-01-15 06:00, 2024-01-15.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, ApiError> {
-    finecast_io::parse_utc_time(s).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "time '{}' is not ISO 8601 (e.g. 2024-01-15T06:00:00Z)",
-            crate::ids::truncate(s, 60)
-        ))
-    })
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, TimeError> {
+    finecast_io::parse_utc_time(s).ok_or_else(|| TimeError(crate::ids::truncate(s, 60)))
 }
 
 #[cfg(test)]

@@ -20,20 +20,36 @@ use ndarray::{s, Array2, Array3, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// Why tiling failed: a spec that cannot tile exactly, or a tile operator
+/// that broke its contract. Operator errors of the caller's own type pass
+/// through [`run_tiled`] unchanged; these convert into it via `From`.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TileError {
+    /// The [`TileSpec`] is invalid: a zero tile size, `blend > 2 * halo`
+    /// (the cross-fade would reach past the halo into cells the tile did not
+    /// compute) or `blend > tile` (two cross-fades of one tile would overlap).
     #[error("invalid tile spec: {0}")]
     Spec(String),
+    /// The operator returned an array whose `(rows, columns)` differ from
+    /// its window's (a bug in the operator).
     #[error("tile {window:?} returned shape {got:?}, expected {expected:?}")]
     Shape {
+        /// The tile whose output was wrong.
         window: Window,
+        /// `(rows, columns)` the operator returned.
         got: (usize, usize),
+        /// `(rows, columns)` of the window, [`Window::shape`].
         expected: (usize, usize),
     },
+    /// The operator of [`run_tiled_fields`] returned a different number of
+    /// fields (length of axis 0) than asked for.
     #[error("tile {window:?} returned {got} fields, expected {expected}")]
     Fields {
+        /// The tile whose output was wrong.
         window: Window,
+        /// Number of fields returned.
         got: usize,
+        /// Number of fields asked for (`n`).
         expected: usize,
     },
 }
@@ -51,6 +67,8 @@ pub struct TileSpec {
 }
 
 impl TileSpec {
+    /// A validated spec; [`TileError::Spec`] when `tile` is 0, `blend`
+    /// exceeds `2 * halo`, or `blend` exceeds `tile`.
     pub fn new(tile: usize, halo: usize, blend: usize) -> Result<TileSpec, TileError> {
         let spec = TileSpec { tile, halo, blend };
         spec.validate()?;
@@ -92,15 +110,24 @@ impl TileSpec {
 /// half-open row `j` and column `i` ranges in domain cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// First row of the window (core start minus halo, clipped at 0).
     pub j0: usize,
+    /// One past the last row of the window (clipped to the domain's rows).
     pub j1: usize,
+    /// First column of the window (core start minus halo, clipped at 0).
     pub i0: usize,
+    /// One past the last column of the window (clipped to the domain's columns).
     pub i1: usize,
+    /// Rows `[start, end)` of the core this tile owns; the cores of all
+    /// tiles partition the domain.
     pub core_j: (usize, usize),
+    /// Columns `[start, end)` of the core this tile owns.
     pub core_i: (usize, usize),
 }
 
 impl Window {
+    /// `(rows, columns)` of the window: the shape the tile operator must
+    /// return.
     pub fn shape(&self) -> (usize, usize) {
         (self.j1 - self.j0, self.i1 - self.i0)
     }

@@ -18,15 +18,23 @@ use crate::train::{train, Progress, TrainConfig};
 /// cases to score each left-out source on.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CrossvalConfig {
+    /// The training configuration every fold starts from (the TOML's top
+    /// level); each fold drops the left-out source's `train` and
+    /// `validation` sets and writes under [`CrossvalSection::output_dir`]
+    /// instead of `output` and `checkpoint_dir`.
     #[serde(flatten)]
     pub base: TrainConfig,
+    /// The `[crossval]` table: where the folds go and the cases they score.
     pub crossval: CrossvalSection,
 }
 
+/// The `[crossval]` table of a [`CrossvalConfig`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct CrossvalSection {
     /// Where each fold's network, checkpoints and scores go.
     pub output_dir: PathBuf,
+    /// The `[[crossval.case]]` entries; their sources, in order of first
+    /// appearance, are the folds.
     pub case: Vec<CrossvalCase>,
 }
 
@@ -36,9 +44,13 @@ pub struct CrossvalCase {
     /// The source it belongs to: the fold that leaves this source out
     /// scores it.
     pub source: String,
+    /// Row label in the results table.
     pub name: String,
+    /// The fine truth file, relative to the data root.
     pub truth: PathBuf,
+    /// The truth's variable, by name or standard name.
     pub var: String,
+    /// The DEM file, relative to the data root.
     pub terrain: PathBuf,
     /// `[south, north, west, east]`.
     #[serde(default)]
@@ -48,13 +60,21 @@ pub struct CrossvalCase {
 /// One fold: the source left out, what the network trained on, its scores.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fold {
+    /// The source this fold left out (and scored).
     pub left_out: String,
+    /// Names of the training sets the fold's network trained on.
     pub trained_on: Vec<String>,
+    /// The fold's network: `<output_dir>/without-<source>/model.bpk`.
     pub weights: PathBuf,
+    /// Each case of the left-out source with its `finecast evaluate` report
+    /// (the baselines of the model's kind and `model`, every time pooled).
     pub cases: Vec<(CrossvalCase, EvaluateReport)>,
 }
 
 impl CrossvalConfig {
+    /// Read a configuration from a TOML file: a [`TrainConfig`] plus a
+    /// `[crossval]` table. Unreadable files are [`ModelError::Io`], syntax or
+    /// schema errors [`ModelError::Train`].
     pub fn from_toml_file(path: &Path) -> Result<CrossvalConfig, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         toml::from_str(&text).map_err(|e| ModelError::Train(format!("{}: {e}", path.display())))
@@ -116,7 +136,9 @@ pub fn run_crossval(
         let report = train(&fold_cfg, progress)?;
         let mut cases = Vec::new();
         for case in cfg.crossval.case.iter().filter(|c| c.source == source) {
-            let scored = score_case(cfg.base.kind, case, &root, &report.weights)?;
+            let network = Method::parse("model", Some(&report.weights))
+                .map_err(|e| ModelError::Data(format!("case '{}': {e}", case.name)))?;
+            let scored = score_case(cfg.base.kind, case, &root, network)?;
             cases.push((case.clone(), scored));
         }
         folds.push(Fold {
@@ -129,27 +151,19 @@ pub fn run_crossval(
     Ok(folds)
 }
 
-/// `finecast evaluate` of one case with the baselines of `kind` and the
-/// fold's network.
-fn score_case(
+/// `finecast evaluate` of one case with the baselines of `kind` and
+/// `network` (a fold's network, or one with a trial shrinkage).
+pub fn score_case(
     kind: ModelKind,
     case: &CrossvalCase,
     root: &Path,
-    weights: &Path,
+    network: Method,
 ) -> Result<EvaluateReport, ModelError> {
-    let names: &[&str] = match kind {
-        ModelKind::Temperature => &["bilinear", "bicubic", "lapse", "gradient"],
-        ModelKind::Precipitation | ModelKind::Wind => &["bilinear", "bicubic"],
-    };
     let fail = |e: finecast_pipeline::PipelineError| {
         ModelError::Data(format!("case '{}': {e}", case.name))
     };
-    let mut methods = names
-        .iter()
-        .map(|m| Method::parse(m, None))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(fail)?;
-    methods.push(Method::parse("model", Some(weights)).map_err(fail)?);
+    let mut methods = baseline_methods(kind).map_err(fail)?;
+    methods.push(network);
     let region = case
         .region
         .map(|[s, n, w, e]| finecast_grid::Region::new(s, n, w, e))
@@ -161,6 +175,16 @@ fn score_case(
         ..EvaluateRequest::new(root.join(&case.truth), &case.var, methods)
     })
     .map_err(fail)
+}
+
+/// The physical baselines a network of `kind` is compared with: the
+/// terrain methods only for temperature.
+pub fn baseline_methods(kind: ModelKind) -> Result<Vec<Method>, finecast_pipeline::PipelineError> {
+    let names: &[&str] = match kind {
+        ModelKind::Temperature => &["bilinear", "bicubic", "lapse", "gradient"],
+        ModelKind::Precipitation | ModelKind::Wind => &["bilinear", "bicubic"],
+    };
+    names.iter().map(|m| Method::parse(m, None)).collect()
 }
 
 /// The folds as a markdown table: per case, the best baseline, the

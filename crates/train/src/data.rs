@@ -66,16 +66,35 @@ fn one() -> f64 {
 /// northward one.
 #[derive(Debug, Clone)]
 pub struct Pair {
+    /// The set's name, with `[t]` appended for time index `t` (e.g.
+    /// `prism-co[2]`); logs, validation columns and the sampler's grouping
+    /// use it.
     pub name: String,
+    /// The truth grid in ascending order (rows south to north, columns west
+    /// to east): every array of the pair is on it.
     pub grid: Grid,
+    /// The fine truth (SI units: K, kg m-2 or kg m-2 s-1, or the eastward
+    /// wind in m s-1), NaN where missing or blanked out.
     pub truth: Array2<f32>,
+    /// The conservatively coarsened truth, interpolated bilinearly back onto
+    /// the truth cells: the model's `coarse_bilinear` input.
     pub coarse_bilinear: Array2<f32>,
+    /// The coarse mean of the fine DEM, interpolated bilinearly back onto the
+    /// truth cells (m).
     pub coarse_orog_bilinear: Array2<f32>,
+    /// The DEM on the truth cells (m).
     pub fine_orog: Array2<f32>,
+    /// Effective grid spacing of the truth grid (m), see
+    /// [`effective_spacing`].
     pub dx_m: f64,
-    /// Coarse field and orography (0.25°), for the baselines.
+    /// Coarse field on the coarse lat/lon grid (`coarse_res_deg`, 0.25° by
+    /// default), for the baselines.
     pub coarse: Field,
+    /// Coarse orography (m) on the same coarse grid, for the terrain
+    /// baselines.
     pub coarse_orog: Field,
+    /// Sampling weight of the pair's source ([`SourceSpec::weight`]; 1 when
+    /// made directly with [`make_pair`]).
     pub weight: f64,
     /// Wind pairs: the northward component and the grid's orientation.
     pub wind: Option<WindPair>,
@@ -84,14 +103,22 @@ pub struct Pair {
 /// The northward half of a wind pair (earth-relative, m s-1).
 #[derive(Debug, Clone)]
 pub struct WindPair {
+    /// The northward fine truth (m s-1) on the pair's grid.
     pub truth: Array2<f32>,
+    /// The coarsened northward component, interpolated bilinearly back onto
+    /// the truth cells: the model's `northward_bilinear` input.
     pub coarse_bilinear: Array2<f32>,
+    /// The coarsened northward component on the coarse grid (for the
+    /// baselines).
     pub coarse: Field,
     /// [`Grid::x_axis_angle`] of the truth grid.
     pub x_axis_angle: Array2<f32>,
 }
 
 impl Pair {
+    /// Cells where the truth and every input (both components for wind)
+    /// are finite: the cells that can give a training target. Used to spread
+    /// a source's sampling weight over its pairs.
     pub fn valid_count(&self) -> usize {
         let wind_ok = |j: usize, i: usize| {
             self.wind.as_ref().is_none_or(|w| {

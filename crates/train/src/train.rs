@@ -14,7 +14,7 @@ use ndarray::{s, Array2, Array3, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_pairs, shared_data_dir, Pair, SourceSpec};
-use finecast_model::features::{self, Baseline, ModelKind, NormStats};
+use finecast_model::features::{self, ModelKind, NormStats};
 use finecast_model::net::{ResidualNet, ResidualNetConfig};
 use finecast_model::{save_model, ModelError};
 
@@ -83,8 +83,13 @@ impl Default for Augment {
 /// Model size in the TOML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSection {
+    /// Channels of the hidden layers (default 32); see
+    /// [`ResidualNetConfig::width`].
     #[serde(default = "default_width")]
     pub width: usize,
+    /// Dilation of each 3x3 residual layer (default `[1, 2, 3, 2, 1]`); their
+    /// sum plus 1 is the network's receptive radius in cells, added to
+    /// [`features::FEATURE_RADIUS`] for the tiling halo.
     #[serde(default = "default_dilations")]
     pub dilations: Vec<usize>,
 }
@@ -111,10 +116,6 @@ pub struct TrainConfig {
     /// What the model downscales (default: temperature).
     #[serde(default)]
     pub kind: ModelKind,
-    /// The baseline the network corrects (default: the kind's, `lapse` or
-    /// `sqrt-bilinear`; temperature may use `local-gradient`).
-    #[serde(default)]
-    pub baseline: Option<Baseline>,
     /// Root of the relative data paths; default: the shared data folder.
     #[serde(default)]
     pub data_root: Option<PathBuf>,
@@ -122,12 +123,19 @@ pub struct TrainConfig {
     pub output: PathBuf,
     /// Folder for checkpoints and loss curves.
     pub checkpoint_dir: PathBuf,
+    /// Resolution (degrees) of the lat/lon grid the truth is coarsened to
+    /// for the perfect-model pairs (default 0.25).
     #[serde(default = "default_coarse_res")]
     pub coarse_res_deg: f64,
+    /// Network width and dilations.
     #[serde(default)]
     pub model: ModelSection,
+    /// Side of the square training patches in truth cells (default 64, at
+    /// least 8); features are computed with [`features::FEATURE_RADIUS`]
+    /// cells of context around them.
     #[serde(default = "default_patch")]
     pub patch: usize,
+    /// Patches per optimisation step (default 8).
     #[serde(default = "default_batch")]
     pub batch: usize,
     /// Total optimisation steps.
@@ -141,8 +149,11 @@ pub struct TrainConfig {
     /// Peak learning rate (after a short warm-up), decayed by a cosine to `lr_final`.
     #[serde(default = "default_lr")]
     pub lr: f64,
+    /// Learning rate at the last step (default 1e-4).
     #[serde(default = "default_lr_final")]
     pub lr_final: f64,
+    /// Seed of the weight initialisation and of the patch sampler, so a run
+    /// draws the same patches from the same data (default 0).
     #[serde(default)]
     pub seed: u64,
     /// Continue from the checkpoint in `checkpoint_dir` if there is one.
@@ -151,11 +162,14 @@ pub struct TrainConfig {
     /// Stop (after saving) once this much wall time has passed in this run.
     #[serde(default)]
     pub time_limit_s: Option<f64>,
+    /// Temperature augmentation; must be switched off (probabilities 0) for
+    /// the other kinds.
     #[serde(default)]
     pub augment: Augment,
     /// Minimum fraction of valid target cells for a patch to be used.
     #[serde(default = "default_min_valid")]
     pub min_valid_fraction: f64,
+    /// The training sets (at least one), sampled by their weights.
     pub train: Vec<SourceSpec>,
     /// Held-out sets scored every epoch (never used for fitting).
     #[serde(default)]
@@ -188,14 +202,12 @@ fn default_min_valid() -> f64 {
 }
 
 impl TrainConfig {
+    /// Read a configuration from a TOML file. Unreadable files are
+    /// [`ModelError::Io`], syntax or schema errors [`ModelError::Train`];
+    /// the values themselves are checked when training starts.
     pub fn from_toml_file(path: &Path) -> Result<TrainConfig, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         toml::from_str(&text).map_err(|e| ModelError::Train(format!("{}: {e}", path.display())))
-    }
-
-    /// The baseline of this run.
-    pub fn baseline(&self) -> Baseline {
-        self.baseline.unwrap_or(self.kind.default_baseline())
     }
 
     fn net_config(&self) -> ResidualNetConfig {
@@ -226,13 +238,6 @@ impl TrainConfig {
         {
             return bad("model width and dilations must be positive");
         }
-        if !self.kind.allows(self.baseline()) {
-            return Err(ModelError::Train(format!(
-                "baseline '{}' does not apply to a {} model",
-                self.baseline(),
-                self.kind
-            )));
-        }
         if self.kind != ModelKind::Temperature
             && (self.augment.probability > 0.0 || self.augment.dem_smoothing_probability > 0.0)
         {
@@ -255,9 +260,16 @@ impl TrainConfig {
 
 /// Progress callbacks of a training run.
 pub trait Progress {
+    /// Called once before the first step: the configured total and the step
+    /// the run starts from (above 0 when resumed from a checkpoint).
     fn start(&self, _total_steps: usize, _first_step: usize) {}
+    /// After every optimisation step: the steps done so far and that batch's
+    /// loss (masked MSE of the normalised residual).
     fn step(&self, _step: usize, _loss: f32) {}
+    /// After every epoch's validation: a one-line summary (mean training
+    /// loss, each held-out set's RMSE next to its baseline's).
     fn epoch(&self, _line: &str) {}
+    /// Called once when the step loop ends (done or out of time).
     fn finish(&self) {}
 }
 
@@ -269,6 +281,8 @@ impl Progress for NoProgress {}
 pub struct BarProgress(indicatif::ProgressBar);
 
 impl BarProgress {
+    /// A bar that stays hidden until [`Progress::start`], then redraws at
+    /// most twice a second.
     pub fn new() -> BarProgress {
         BarProgress(indicatif::ProgressBar::hidden())
     }
@@ -307,20 +321,32 @@ impl Progress for BarProgress {
 /// Summary of a training run (also stored in the sidecar).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {
+    /// The weights file written (`<output>.bpk`; its sidecar is next to it).
     pub weights: PathBuf,
+    /// Hex SHA-256 of the weights file, as in the sidecar.
     pub sha256: String,
+    /// Optimisation steps done in total (fewer than configured when a time
+    /// limit stopped the run).
     pub steps: usize,
+    /// Trainable parameters of the network.
     pub parameters: usize,
+    /// Multiply-adds per output cell ([`ResidualNetConfig::macs_per_pixel`]).
     pub macs_per_pixel: usize,
+    /// Cells of input one output cell depends on: the halo tiling needs.
     pub receptive_radius: usize,
+    /// Wall time of this process's part of the training, in seconds.
     pub seconds_this_run: f64,
     /// Total training seconds across resumed runs.
     pub seconds_total: f64,
+    /// The last batch's loss (normalised MSE); NaN if no step ran.
     pub final_train_loss: f32,
     /// Validation RMSE (the truth's units) per held-out set at the end:
     /// (name, model, baseline).
     pub validation: Vec<(String, f64, f64)>,
+    /// Valid cells over all training pairs (see [`Pair::valid_count`]).
     pub training_cells: usize,
+    /// The loss curves: `loss.csv` in the checkpoint folder (with
+    /// `loss.png` drawn next to it).
     pub loss_csv: PathBuf,
 }
 
@@ -330,9 +356,11 @@ pub struct TrainReport {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose sequence depends only on `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -344,29 +372,27 @@ impl Rng {
     pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
+    /// Uniform integer in `0..n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
         (self.unit() * n as f64) as usize % n.max(1)
     }
+    /// Uniform in `[-max, max)`.
     pub fn symmetric(&mut self, max: f32) -> f32 {
         ((self.unit() * 2.0 - 1.0) as f32) * max
     }
 }
 
-/// Normalisation statistics of a model of `kind` over `baseline` on the
+/// Normalisation statistics of a model of `kind` on the
 /// valid training cells (for precipitation, those with rain in their
 /// neighbourhood).
-pub fn compute_norm_stats(
-    kind: ModelKind,
-    baseline: Baseline,
-    pairs: &[Pair],
-) -> Result<NormStats, ModelError> {
+pub fn compute_norm_stats(kind: ModelKind, pairs: &[Pair]) -> Result<NormStats, ModelError> {
     let nf = kind.n_features();
     let mut sum = vec![0.0f64; nf];
     let mut sum2 = vec![0.0f64; nf];
     let (mut n, mut rs2) = (0.0f64, 0.0f64);
     for p in pairs {
         let (rows, cols) = p.whole();
-        let prepared = features::prepare(kind, baseline, &p.inputs(rows.clone(), cols.clone()));
+        let prepared = features::prepare(kind, &p.inputs(rows.clone(), cols.clone()));
         let targets = prepared.targets(kind, &p.truths(rows, cols));
         let f = &prepared.features;
         for ((j, i), &ok) in prepared.valid.indexed_iter() {
@@ -491,7 +517,7 @@ fn sample_patch(
         if let Some(z) = &smoothed {
             inputs.fine_orog = z.view();
         }
-        let mut prepared = features::prepare(kind, cfg.baseline(), &inputs);
+        let mut prepared = features::prepare(kind, &inputs);
         let targets = prepared.targets(kind, &truths);
         let (pj, pi) = (j0 - wj0, i0 - wi0);
         let patch = s![.., pj..pj + p, pi..pi + p];
@@ -542,14 +568,12 @@ struct ValidationSet {
 impl ValidationSet {
     fn new(
         kind: ModelKind,
-        baseline: Baseline,
         pair: &Pair,
         norm: &NormStats,
         margin: (usize, usize),
     ) -> ValidationSet {
         let (rows, cols) = pair.whole();
-        let mut prepared =
-            features::prepare(kind, baseline, &pair.inputs(rows.clone(), cols.clone()));
+        let mut prepared = features::prepare(kind, &pair.inputs(rows.clone(), cols.clone()));
         features::normalise(&mut prepared.features, &prepared.valid, norm);
         let truth: Vec<Array2<f32>> = pair
             .truths(rows, cols)
@@ -635,7 +659,6 @@ impl ValidationSet {
 /// training cell, each pair weighted by its source's sampling weight.
 fn output_gain(
     kind: ModelKind,
-    baseline: Baseline,
     net: &ResidualNet,
     norm: &NormStats,
     pairs: &[Pair],
@@ -647,7 +670,7 @@ fn output_gain(
     let (mut truth, mut predicted) = (0.0f64, 0.0f64);
     for pair in pairs {
         // No edge margin: every training cell counts.
-        let set = ValidationSet::new(kind, baseline, pair, norm, (0, 0));
+        let set = ValidationSet::new(kind, pair, norm, (0, 0));
         let (t, p) = set.totals(&set.predict(net, norm, device)?);
         truth += pair.weight * t;
         predicted += pair.weight * p;
@@ -671,12 +694,187 @@ struct CheckpointState {
     last_loss: f32,
 }
 
-fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (
-        dir.join("checkpoint-model.bpk"),
-        dir.join("checkpoint-optim.bpk"),
-        dir.join("checkpoint-state.json"),
-    )
+/// The three files of a checkpoint in `checkpoint_dir`: the network, the
+/// optimiser's moments and the [`CheckpointState`].
+struct Checkpoint {
+    model: PathBuf,
+    optim: PathBuf,
+    state: PathBuf,
+}
+
+impl Checkpoint {
+    fn in_dir(dir: &Path) -> Result<Checkpoint, ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        Ok(Checkpoint {
+            model: dir.join("checkpoint-model.bpk"),
+            optim: dir.join("checkpoint-optim.bpk"),
+            state: dir.join("checkpoint-state.json"),
+        })
+    }
+
+    fn complete(&self) -> bool {
+        self.state.is_file() && self.model.is_file() && self.optim.is_file()
+    }
+
+    /// The run saved here, and `optim` with the saved moments. The network
+    /// must have the configured architecture.
+    fn load(
+        &self,
+        net_cfg: &ResidualNetConfig,
+        device: &Device,
+        optim: burn::optim::ModuleOptimizer,
+    ) -> Result<(Run, burn::optim::ModuleOptimizer), ModelError> {
+        let corrupt = |path: &Path, what: String| ModelError::Corrupt {
+            path: path.to_path_buf(),
+            what,
+        };
+        let text =
+            std::fs::read_to_string(&self.state).map_err(|e| ModelError::io(&self.state, e))?;
+        let st: CheckpointState =
+            serde_json::from_str(&text).map_err(|e| corrupt(&self.state, e.to_string()))?;
+        if &st.model != net_cfg {
+            return Err(ModelError::Mismatch(format!(
+                "checkpoint model {:?} differs from the configured {:?}",
+                st.model, net_cfg
+            )));
+        }
+        let record =
+            ModuleRecord::load(&self.model).map_err(|e| corrupt(&self.model, e.to_string()))?;
+        let net = net_cfg
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| ModelError::Mismatch(e.to_string()))?;
+        let optim = optim
+            .load(&self.optim)
+            .map_err(|e| corrupt(&self.optim, e.to_string()))?;
+        tracing::info!(step = st.step, "resumed from checkpoint");
+        let run = Run {
+            net,
+            norm: st.norm,
+            rng: st.rng,
+            step: st.step,
+            seconds_before: st.seconds,
+            last_loss: st.last_loss,
+        };
+        Ok((run, optim))
+    }
+
+    /// Save the run at its current step (`seconds`: training time so far).
+    fn save(
+        &self,
+        run: &Run,
+        optim: &burn::optim::ModuleOptimizer,
+        net_cfg: &ResidualNetConfig,
+        seconds: f64,
+    ) -> Result<(), ModelError> {
+        run.net
+            .clone()
+            .into_record()
+            .save(&self.model)
+            .map_err(|e| ModelError::Train(format!("saving checkpoint: {e}")))?;
+        optim
+            .save(&self.optim)
+            .map_err(|e| ModelError::Train(format!("saving optimizer: {e}")))?;
+        let st = CheckpointState {
+            step: run.step,
+            rng: run.rng.clone(),
+            norm: run.norm.clone(),
+            model: net_cfg.clone(),
+            seconds,
+            last_loss: run.last_loss,
+        };
+        let text =
+            serde_json::to_string_pretty(&st).map_err(|e| ModelError::Train(e.to_string()))?;
+        finecast_io::write_atomic(&self.state, text.as_bytes())
+            .map_err(|e| ModelError::io(&self.state, e))
+    }
+}
+
+/// A training run in progress: the network, its normalisation, the patch
+/// sampler's random state, the steps done and the time they took before this
+/// process (a resumed run), and the last batch's loss.
+struct Run {
+    net: ResidualNet,
+    norm: NormStats,
+    rng: Rng,
+    step: usize,
+    seconds_before: f64,
+    last_loss: f32,
+}
+
+impl Run {
+    /// A fresh run: seeded weights, normalisation from the training pairs.
+    fn fresh(
+        cfg: &TrainConfig,
+        net_cfg: &ResidualNetConfig,
+        device: &Device,
+        train_pairs: &[Pair],
+    ) -> Result<Run, ModelError> {
+        device.seed(cfg.seed);
+        let norm = compute_norm_stats(cfg.kind, train_pairs)?;
+        tracing::info!(?norm, "normalisation statistics");
+        Ok(Run {
+            net: net_cfg.init(device),
+            norm,
+            rng: Rng::new(cfg.seed),
+            step: 0,
+            seconds_before: 0.0,
+            last_loss: f32::NAN,
+        })
+    }
+}
+
+/// `loss.csv` in the checkpoint folder: one row per epoch with the training
+/// loss and every validation set's RMSE and baseline RMSE.
+struct LossLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl LossLog {
+    /// Open for appending (a resumed run continues its curve; a fresh run
+    /// starts a fresh one) and write the header to a new file.
+    fn open(dir: &Path, validation: &[ValidationSet], resume: bool) -> Result<LossLog, ModelError> {
+        let path = dir.join("loss.csv");
+        if !resume && path.exists() {
+            std::fs::remove_file(&path).map_err(|e| ModelError::io(&path, e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| ModelError::io(&path, e))?;
+        let mut log = LossLog { path, file };
+        if log.file.metadata().map(|m| m.len() == 0).unwrap_or(true) {
+            let mut header = "step,epoch,seconds,lr,train_loss".to_string();
+            for v in validation {
+                header.push_str(&format!(
+                    ",val_rmse_{0},val_baseline_rmse_{0}",
+                    v.name.replace([',', ' '], "_")
+                ));
+            }
+            header.push_str(",val_rmse_mean\n");
+            log.write(&header)?;
+        }
+        Ok(log)
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), ModelError> {
+        self.file
+            .write_all(text.as_bytes())
+            .and_then(|_| self.file.flush())
+            .map_err(|e| ModelError::io(&self.path, e))
+    }
+
+    /// Append an epoch's row, then redraw `loss.png` (a failed plot is only
+    /// a warning: the CSV is the record).
+    fn append_row(&mut self, row: &str) -> Result<(), ModelError> {
+        self.write(row)?;
+        if let Err(e) = plot_loss_csv(&self.path, &self.path.with_extension("png")) {
+            tracing::warn!("loss plot: {e}");
+        }
+        Ok(())
+    }
 }
 
 fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
@@ -710,13 +908,111 @@ pub fn train(cfg: &TrainConfig, progress: &dyn Progress) -> Result<TrainReport, 
     train_on_pairs(cfg, &train_pairs, &val_pairs, progress)
 }
 
-/// Train on prepared pairs (the data part of `cfg` is only recorded).
+/// Train on prepared pairs (the data part of `cfg` is only recorded), in
+/// phases: check the pairs, start or resume, then step by step with
+/// validation every epoch and checkpoints, and finally save the network with
+/// its sidecar.
 pub fn train_on_pairs(
     cfg: &TrainConfig,
     train_pairs: &[Pair],
     val_pairs: &[Pair],
     progress: &dyn Progress,
 ) -> Result<TrainReport, ModelError> {
+    check_pairs(cfg, train_pairs, val_pairs)?;
+    let run_started = Instant::now();
+    let checkpoint = Checkpoint::in_dir(&cfg.checkpoint_dir)?;
+    let net_cfg = cfg.net_config();
+    let device = finecast_model::device::cpu().autodiff();
+    let plain = finecast_model::device::cpu();
+    let sampler = Sampler::new(train_pairs);
+
+    let resume = cfg.resume && checkpoint.complete();
+    let optim = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
+        .init();
+    let (mut run, mut optim) = if resume {
+        checkpoint.load(&net_cfg, &device, optim)?
+    } else {
+        (Run::fresh(cfg, &net_cfg, &device, train_pairs)?, optim)
+    };
+    let parameters = run.net.num_params();
+    tracing::info!(
+        parameters,
+        macs_per_pixel = net_cfg.macs_per_pixel(),
+        "model"
+    );
+    let validation: Vec<ValidationSet> = val_pairs
+        .iter()
+        .map(|p| {
+            let margin = finecast_protocol::edge_margin(&p.grid, &p.coarse.grid);
+            ValidationSet::new(cfg.kind, p, &run.norm, margin)
+        })
+        .collect();
+    let mut log = LossLog::open(&cfg.checkpoint_dir, &validation, resume)?;
+
+    progress.start(cfg.steps, run.step);
+    let mut epoch_loss = (0.0f64, 0usize);
+    let mut final_validation = Vec::new();
+    while run.step < cfg.steps {
+        let lr = learning_rate(cfg, run.step);
+        let loss = train_step(cfg, &mut run, &mut optim, &sampler, lr, &device)?;
+        epoch_loss.0 += loss as f64;
+        epoch_loss.1 += 1;
+        progress.step(run.step, loss);
+
+        let step = run.step;
+        let elapsed = run.seconds_before + run_started.elapsed().as_secs_f64();
+        let out_of_time = cfg
+            .time_limit_s
+            .is_some_and(|l| run_started.elapsed().as_secs_f64() >= l);
+        if step % cfg.steps_per_epoch == 0 || step == cfg.steps || out_of_time {
+            let mean_loss = epoch_loss.0 / epoch_loss.1.max(1) as f64;
+            let mut row = format!(
+                "{step},{},{elapsed:.1},{lr:.6},{mean_loss:.5}",
+                step.div_ceil(cfg.steps_per_epoch),
+            );
+            let mut line = format!("step {step}: train loss {mean_loss:.4} (normalised MSE)");
+            final_validation = validate(&validation, &run, &plain)?;
+            for (name, rm, rb) in &final_validation {
+                row.push_str(&format!(",{rm:.4},{rb:.4}"));
+                line.push_str(&format!("; {name} {rm:.4} (baseline {rb:.4})"));
+            }
+            let sum: f64 = final_validation.iter().map(|(_, rm, _)| rm).sum();
+            row.push_str(&format!(",{:.4}\n", sum / validation.len().max(1) as f64));
+            log.append_row(&row)?;
+            progress.epoch(&line);
+            tracing::info!("{line}");
+            epoch_loss = (0.0, 0);
+        }
+        if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
+            checkpoint.save(&run, &optim, &net_cfg, elapsed)?;
+        }
+        if out_of_time {
+            tracing::warn!(step, "time limit reached; stopping after the checkpoint");
+            break;
+        }
+    }
+    progress.finish();
+    let seconds_total = run.seconds_before + run_started.elapsed().as_secs_f64();
+    let report = Finished {
+        parameters,
+        training_cells: sampler.training_cells,
+        seconds_this_run: run_started.elapsed().as_secs_f64(),
+        seconds_total,
+        validation: final_validation,
+        loss_csv: log.path,
+    };
+    finish(cfg, run, &net_cfg, train_pairs, &plain, report)
+}
+
+/// The pairs must exist and be of the model's kind (wind pairs for a wind
+/// model, scalar pairs otherwise).
+fn check_pairs(
+    cfg: &TrainConfig,
+    train_pairs: &[Pair],
+    val_pairs: &[Pair],
+) -> Result<(), ModelError> {
     cfg.validate()?;
     if train_pairs.is_empty() {
         return Err(ModelError::Train("no training pairs".into()));
@@ -734,231 +1030,130 @@ pub fn train_on_pairs(
             cfg.kind
         )));
     }
-    let run_started = Instant::now();
-    std::fs::create_dir_all(&cfg.checkpoint_dir)
-        .map_err(|e| ModelError::io(&cfg.checkpoint_dir, e))?;
-    let (ck_model, ck_optim, ck_state) = checkpoint_paths(&cfg.checkpoint_dir);
-    let net_cfg = cfg.net_config();
-    let device = finecast_model::device::cpu().autodiff();
-    let plain = finecast_model::device::cpu();
+    Ok(())
+}
 
-    // Sampling weights: each source's weight spread over its pairs by valid cells.
-    let counts: Vec<usize> = train_pairs.iter().map(Pair::valid_count).collect();
-    let training_cells: usize = counts.iter().sum();
-    let mut by_source: std::collections::HashMap<String, usize> = Default::default();
-    for (p, &c) in train_pairs.iter().zip(&counts) {
-        *by_source.entry(source_of(&p.name)).or_default() += c;
-    }
-    let mut cumulative = Vec::with_capacity(train_pairs.len());
-    let mut acc = 0.0;
-    for (p, &c) in train_pairs.iter().zip(&counts) {
-        let total = by_source[&source_of(&p.name)].max(1) as f64;
-        acc += p.weight * c as f64 / total;
-        cumulative.push(acc);
-    }
+/// Where patches are drawn: each source's weight spread over its pairs by
+/// valid cells, so a source with many small pairs weighs as much as one with
+/// a single large pair.
+struct Sampler<'a> {
+    pairs: &'a [Pair],
+    /// Cumulative sampling weight of the pairs, in order.
+    cumulative: Vec<f64>,
+    training_cells: usize,
+}
 
-    let resume = cfg.resume && ck_state.is_file() && ck_model.is_file() && ck_optim.is_file();
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(1.0)))
-        .init();
-    let (mut net, norm, mut rng, first_step, seconds_before, mut last_loss) = if resume {
-        let text = std::fs::read_to_string(&ck_state).map_err(|e| ModelError::io(&ck_state, e))?;
-        let st: CheckpointState = serde_json::from_str(&text).map_err(|e| ModelError::Corrupt {
-            path: ck_state.clone(),
-            what: e.to_string(),
-        })?;
-        if st.model != net_cfg {
-            return Err(ModelError::Mismatch(format!(
-                "checkpoint model {:?} differs from the configured {:?}",
-                st.model, net_cfg
-            )));
+impl<'a> Sampler<'a> {
+    fn new(pairs: &'a [Pair]) -> Sampler<'a> {
+        let counts: Vec<usize> = pairs.iter().map(Pair::valid_count).collect();
+        let mut by_source: std::collections::HashMap<String, usize> = Default::default();
+        for (p, &c) in pairs.iter().zip(&counts) {
+            *by_source.entry(source_of(&p.name)).or_default() += c;
         }
-        let record = ModuleRecord::load(&ck_model).map_err(|e| ModelError::Corrupt {
-            path: ck_model.clone(),
-            what: e.to_string(),
-        })?;
-        let net = net_cfg
-            .init(&device)
-            .try_load_record(record)
-            .map_err(|e| ModelError::Mismatch(e.to_string()))?;
-        optim = optim.load(&ck_optim).map_err(|e| ModelError::Corrupt {
-            path: ck_optim.clone(),
-            what: e.to_string(),
-        })?;
-        tracing::info!(step = st.step, "resumed from checkpoint");
-        (net, st.norm, st.rng, st.step, st.seconds, st.last_loss)
-    } else {
-        device.seed(cfg.seed);
-        let norm = compute_norm_stats(cfg.kind, cfg.baseline(), train_pairs)?;
-        tracing::info!(?norm, "normalisation statistics");
-        (
-            net_cfg.init(&device),
-            norm,
-            Rng::new(cfg.seed),
-            0,
-            0.0,
-            f32::NAN,
-        )
-    };
-    let parameters = net.num_params();
-    tracing::info!(
-        parameters,
-        macs_per_pixel = net_cfg.macs_per_pixel(),
-        "model"
-    );
-
-    let validation: Vec<ValidationSet> = val_pairs
-        .iter()
-        .map(|p| {
-            let margin = finecast_protocol::edge_margin(&p.grid, &p.coarse.grid);
-            ValidationSet::new(cfg.kind, cfg.baseline(), p, &norm, margin)
-        })
-        .collect();
-    let csv_path = cfg.checkpoint_dir.join("loss.csv");
-    if !resume && csv_path.exists() {
-        // A fresh run starts a fresh loss curve.
-        std::fs::remove_file(&csv_path).map_err(|e| ModelError::io(&csv_path, e))?;
-    }
-    let mut csv = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&csv_path)
-        .map_err(|e| ModelError::io(&csv_path, e))?;
-    if csv.metadata().map(|m| m.len() == 0).unwrap_or(true) {
-        let mut header = "step,epoch,seconds,lr,train_loss".to_string();
-        for v in &validation {
-            header.push_str(&format!(
-                ",val_rmse_{0},val_baseline_rmse_{0}",
-                v.name.replace([',', ' '], "_")
-            ));
+        let mut cumulative = Vec::with_capacity(pairs.len());
+        let mut acc = 0.0;
+        for (p, &c) in pairs.iter().zip(&counts) {
+            let total = by_source[&source_of(&p.name)].max(1) as f64;
+            acc += p.weight * c as f64 / total;
+            cumulative.push(acc);
         }
-        header.push_str(",val_rmse_mean\n");
-        csv.write_all(header.as_bytes())
-            .map_err(|e| ModelError::io(&csv_path, e))?;
+        Sampler {
+            pairs,
+            cumulative,
+            training_cells: counts.iter().sum(),
+        }
     }
+}
 
-    let save_checkpoint = |net: &ResidualNet,
-                           optim: &burn::optim::ModuleOptimizer,
-                           rng: &Rng,
-                           step: usize,
-                           loss: f32,
-                           secs: f64|
-     -> Result<(), ModelError> {
-        net.clone()
-            .into_record()
-            .save(&ck_model)
-            .map_err(|e| ModelError::Train(format!("saving checkpoint: {e}")))?;
-        optim
-            .save(&ck_optim)
-            .map_err(|e| ModelError::Train(format!("saving optimizer: {e}")))?;
-        let st = CheckpointState {
-            step,
-            rng: rng.clone(),
-            norm: norm.clone(),
-            model: net_cfg.clone(),
-            seconds: secs,
-            last_loss: loss,
-        };
-        let text =
-            serde_json::to_string_pretty(&st).map_err(|e| ModelError::Train(e.to_string()))?;
-        std::fs::write(&ck_state, text).map_err(|e| ModelError::io(&ck_state, e))
-    };
-
+/// One optimiser step on a batch of random patches; the batch's loss
+/// (masked MSE of the normalised residual). A loss that is not finite stops
+/// training with an error rather than writing a broken network.
+fn train_step(
+    cfg: &TrainConfig,
+    run: &mut Run,
+    optim: &mut burn::optim::ModuleOptimizer,
+    sampler: &Sampler,
+    lr: f64,
+    device: &Device,
+) -> Result<f32, ModelError> {
     let (b, p, c) = (cfg.batch, cfg.patch, cfg.kind.n_features());
     let outputs = cfg.kind.n_outputs();
-    progress.start(cfg.steps, first_step);
-    let mut epoch_loss = (0.0f64, 0usize);
-    let mut step = first_step;
-    let mut final_validation = Vec::new();
-    while step < cfg.steps {
-        let mut xs: Vec<f32> = Vec::with_capacity(b * c * p * p);
-        let mut ys: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
-        let mut ms: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
-        for _ in 0..b {
-            let (f, t, m) = sample_patch(train_pairs, &cumulative, cfg, &norm, &mut rng);
-            xs.extend(f.iter());
-            ys.extend(t.iter());
-            ms.extend(m.iter());
-        }
-        let msum: f32 = ms.iter().sum::<f32>().max(1.0);
-        let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, p, p]), &device);
-        let y = Tensor::<4>::from_data(TensorData::new(ys, [b, outputs, p, p]), &device);
-        let m = Tensor::<4>::from_data(TensorData::new(ms, [b, outputs, p, p]), &device);
-        let pred = net.forward(x);
-        let diff = (pred - y) * m;
-        let loss = (diff.clone() * diff).sum().div_scalar(msum);
-        let loss_value: f32 = loss.clone().into_scalar::<f32>();
-        if !loss_value.is_finite() {
-            return Err(ModelError::Train(format!(
-                "loss became {loss_value} at step {step}"
-            )));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        let lr = learning_rate(cfg, step);
-        net = optim.step(lr, net, grads);
-        step += 1;
-        last_loss = loss_value;
-        epoch_loss.0 += loss_value as f64;
-        epoch_loss.1 += 1;
-        progress.step(step, loss_value);
-
-        let elapsed = seconds_before + run_started.elapsed().as_secs_f64();
-        let out_of_time = cfg
-            .time_limit_s
-            .map(|l| run_started.elapsed().as_secs_f64() >= l)
-            .unwrap_or(false);
-        if step % cfg.steps_per_epoch == 0 || step == cfg.steps || out_of_time {
-            let valid_net = net.valid();
-            let mut row = format!(
-                "{step},{},{elapsed:.1},{lr:.6},{:.5}",
-                step.div_ceil(cfg.steps_per_epoch),
-                epoch_loss.0 / epoch_loss.1.max(1) as f64
-            );
-            let mut line = format!(
-                "step {step}: train loss {:.4} (normalised MSE)",
-                epoch_loss.0 / epoch_loss.1.max(1) as f64
-            );
-            final_validation.clear();
-            let mut sum = 0.0;
-            for v in &validation {
-                let (rm, rb) = v.score(&v.predict(&valid_net, &norm, &plain)?);
-                row.push_str(&format!(",{rm:.4},{rb:.4}"));
-                line.push_str(&format!("; {} {rm:.4} (baseline {rb:.4})", v.name));
-                sum += rm;
-                final_validation.push((v.name.clone(), rm, rb));
-            }
-            row.push_str(&format!(",{:.4}\n", sum / validation.len().max(1) as f64));
-            csv.write_all(row.as_bytes())
-                .map_err(|e| ModelError::io(&csv_path, e))?;
-            progress.epoch(&line);
-            tracing::info!("{line}");
-            csv.flush().map_err(|e| ModelError::io(&csv_path, e))?;
-            if let Err(e) = plot_loss_csv(&csv_path, &csv_path.with_extension("png")) {
-                tracing::warn!("loss plot: {e}");
-            }
-            epoch_loss = (0.0, 0);
-        }
-        if step % cfg.checkpoint_every == 0 || step == cfg.steps || out_of_time {
-            save_checkpoint(&net, &optim, &rng, step, last_loss, elapsed)?;
-        }
-        if out_of_time {
-            tracing::warn!(step, "time limit reached; stopping after the checkpoint");
-            break;
-        }
+    let mut xs: Vec<f32> = Vec::with_capacity(b * c * p * p);
+    let mut ys: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
+    let mut ms: Vec<f32> = Vec::with_capacity(b * outputs * p * p);
+    for _ in 0..b {
+        let (f, t, m) = sample_patch(
+            sampler.pairs,
+            &sampler.cumulative,
+            cfg,
+            &run.norm,
+            &mut run.rng,
+        );
+        xs.extend(f.iter());
+        ys.extend(t.iter());
+        ms.extend(m.iter());
     }
-    progress.finish();
-    let seconds_total = seconds_before + run_started.elapsed().as_secs_f64();
-    let valid_net = net.valid();
-    let mut norm = norm;
-    norm.output_gain = output_gain(
-        cfg.kind,
-        cfg.baseline(),
-        &valid_net,
-        &norm,
-        train_pairs,
-        &plain,
-    )?;
+    let msum: f32 = ms.iter().sum::<f32>().max(1.0);
+    let x = Tensor::<4>::from_data(TensorData::new(xs, [b, c, p, p]), device);
+    let y = Tensor::<4>::from_data(TensorData::new(ys, [b, outputs, p, p]), device);
+    let m = Tensor::<4>::from_data(TensorData::new(ms, [b, outputs, p, p]), device);
+    let pred = run.net.forward(x);
+    let diff = (pred - y) * m;
+    let loss = (diff.clone() * diff).sum().div_scalar(msum);
+    let loss_value: f32 = loss.clone().into_scalar::<f32>();
+    if !loss_value.is_finite() {
+        return Err(ModelError::Train(format!(
+            "loss became {loss_value} at step {}",
+            run.step
+        )));
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &run.net);
+    run.net = optim.step(lr, run.net.clone(), grads);
+    run.step += 1;
+    run.last_loss = loss_value;
+    Ok(loss_value)
+}
+
+/// Every validation set's (name, RMSE, baseline RMSE) for the network as it
+/// is now, run without autodiff.
+fn validate(
+    validation: &[ValidationSet],
+    run: &Run,
+    plain: &Device,
+) -> Result<Vec<(String, f64, f64)>, ModelError> {
+    let net = run.net.valid();
+    validation
+        .iter()
+        .map(|v| {
+            let (rm, rb) = v.score(&v.predict(&net, &run.norm, plain)?);
+            Ok((v.name.clone(), rm, rb))
+        })
+        .collect()
+}
+
+/// What the step loop hands to [`finish`] for the report.
+struct Finished {
+    parameters: usize,
+    training_cells: usize,
+    seconds_this_run: f64,
+    seconds_total: f64,
+    validation: Vec<(String, f64, f64)>,
+    loss_csv: PathBuf,
+}
+
+/// Fix a precipitation network's output gain, record the training in the
+/// sidecar and save the network.
+fn finish(
+    cfg: &TrainConfig,
+    run: Run,
+    net_cfg: &ResidualNetConfig,
+    train_pairs: &[Pair],
+    plain: &Device,
+    f: Finished,
+) -> Result<TrainReport, ModelError> {
+    let valid_net = run.net.valid();
+    let mut norm = run.norm;
+    norm.output_gain = output_gain(cfg.kind, &valid_net, &norm, train_pairs, plain)?;
     if cfg.kind == ModelKind::Precipitation {
         tracing::info!(
             gain = norm.output_gain,
@@ -967,9 +1162,9 @@ pub fn train_on_pairs(
     }
     let training = serde_json::json!({
         "kind": cfg.kind,
-        "baseline": cfg.baseline(),
-        "steps": step,
-        "seconds": seconds_total,
+        "baseline": cfg.kind.baseline(),
+        "steps": run.step,
+        "seconds": f.seconds_total,
         "patch": cfg.patch,
         "batch": cfg.batch,
         "lr": cfg.lr,
@@ -980,35 +1175,27 @@ pub fn train_on_pairs(
         "train_sources": cfg.train,
         "validation_sources": cfg.validation,
         "held_out": cfg.held_out,
-        "training_cells": training_cells,
-        "final_train_loss": last_loss,
-        "validation_rmse": final_validation,
-        "parameters": parameters,
+        "training_cells": f.training_cells,
+        "final_train_loss": run.last_loss,
+        "validation_rmse": f.validation,
+        "parameters": f.parameters,
         "macs_per_pixel": net_cfg.macs_per_pixel(),
     });
-    let sha = save_model(
-        &valid_net,
-        &cfg.output,
-        cfg.kind,
-        cfg.baseline(),
-        &net_cfg,
-        &norm,
-        training,
-    )?;
+    let sha = save_model(&valid_net, &cfg.output, cfg.kind, net_cfg, &norm, training)?;
     let (weights, _) = finecast_model::weights_and_sidecar(&cfg.output);
     Ok(TrainReport {
         weights,
         sha256: sha,
-        steps: step,
-        parameters,
+        steps: run.step,
+        parameters: f.parameters,
         macs_per_pixel: net_cfg.macs_per_pixel(),
         receptive_radius: net_cfg.conv_radius() + features::FEATURE_RADIUS,
-        seconds_this_run: run_started.elapsed().as_secs_f64(),
-        seconds_total,
-        final_train_loss: last_loss,
-        validation: final_validation,
-        training_cells,
-        loss_csv: csv_path,
+        seconds_this_run: f.seconds_this_run,
+        seconds_total: f.seconds_total,
+        final_train_loss: run.last_loss,
+        validation: f.validation,
+        training_cells: f.training_cells,
+        loss_csv: f.loss_csv,
     })
 }
 

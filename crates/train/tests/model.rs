@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use finecast_grid::{Field, Grid};
+use finecast_methods::Baseline;
 use finecast_tiles::TileSpec;
 use ndarray::{s, Array2, Array3};
 
@@ -102,7 +103,6 @@ pub(crate) fn synthetic_wind_pair(ny: usize, nx: usize, seed: f32) -> Pair {
 fn small_config(dir: &Path) -> TrainConfig {
     TrainConfig {
         kind: ModelKind::Temperature,
-        baseline: None,
         data_root: None,
         output: dir.join("model"),
         checkpoint_dir: dir.join("ck"),
@@ -152,13 +152,12 @@ fn random_model_of(
         ModelKind::Precipitation => synthetic_precip_pair(60, 60, 0.3),
         ModelKind::Wind => synthetic_wind_pair(60, 60, 0.3),
     };
-    let norm = compute_norm_stats(kind, kind.default_baseline(), &[pair]).unwrap();
+    let norm = compute_norm_stats(kind, &[pair]).unwrap();
     let stem = dir.join(format!("random-{kind}"));
     save_model(
         &net,
         &stem,
         kind,
-        kind.default_baseline(),
         &cfg,
         &norm,
         serde_json::json!({"test": true}),
@@ -280,8 +279,8 @@ fn load_errors_are_clear() {
     let err = write_sidecar(&|s| s.variables.clear()).unwrap_err();
     assert!(matches!(err, ModelError::Mismatch(_)), "{err}");
     // A temperature model cannot correct the precipitation baseline.
-    let err = write_sidecar(&|s| s.baseline = Baseline::SqrtBilinear).unwrap_err();
-    assert!(err.to_string().contains("sqrt-bilinear"), "{err}");
+    let err = write_sidecar(&|s| s.baseline = Baseline::Bilinear).unwrap_err();
+    assert!(err.to_string().contains("'bilinear'"), "{err}");
     // A temperature model has no output gain.
     let err = write_sidecar(&|s| s.norm.output_gain = 1.3).unwrap_err();
     assert!(err.to_string().contains("output gain"), "{err}");
@@ -296,7 +295,7 @@ fn load_errors_are_clear() {
 
 /// The model over a whole pair in tiles of `tile` cells, as a job runs it.
 fn tiled_prediction(model: &Downscaler, pair: &Pair, tile: usize, blend: usize) -> Array3<f32> {
-    let components = finecast_train::evaluate::predict_tiled(model, pair, tile, blend).unwrap();
+    let components = finecast_train::skill::predict_tiled(model, pair, tile, blend).unwrap();
     let views: Vec<_> = components.iter().map(|c| c.view()).collect();
     ndarray::stack(ndarray::Axis(0), &views).unwrap()
 }
@@ -363,19 +362,14 @@ fn tiny_training_run_reduces_loss_and_resumes() {
     let out = model.predict(&inputs_of(&val_pairs[0])).unwrap();
     assert!(out.iter().all(|v| v.is_finite()));
 
-    // Over the local-gradient baseline, with every patch's DEM smoothed: a
-    // fresh run records it, and the precipitation baseline is refused for
-    // temperature.
-    let mut cfg = small_config(&dir.path().join("gradient"));
+    // With every patch's DEM smoothed: a fresh run records the kind's
+    // baseline.
+    let mut cfg = small_config(&dir.path().join("smoothed"));
     cfg.steps = 4;
     cfg.augment.dem_smoothing_probability = 1.0;
-    cfg.baseline = Some(Baseline::SqrtBilinear);
-    let err = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap_err();
-    assert!(err.to_string().contains("does not apply"), "{err}");
-    cfg.baseline = Some(Baseline::LocalGradient);
     let report = train_on_pairs(&cfg, &train_pairs, &val_pairs, &NoProgress).unwrap();
     let model = Downscaler::load(&report.weights).unwrap();
-    assert_eq!(model.sidecar().baseline, Baseline::LocalGradient);
+    assert_eq!(model.sidecar().baseline, Baseline::Lapse);
     assert!(model
         .predict(&inputs_of(&val_pairs[0]))
         .unwrap()
@@ -432,12 +426,12 @@ fn shipped_weights_load() {
 /// The skill of the shipped network of `kind` on its first standard case,
 /// which must be held out from its training; `None` (skipped, with a message)
 /// without the shared data.
-fn held_out_skill(kind: ModelKind) -> Option<finecast_train::evaluate::CaseSkill> {
+fn held_out_skill(kind: ModelKind) -> Option<finecast_train::skill::CaseSkill> {
     let root = shared_data()?;
     let model = Downscaler::load(&Downscaler::default_path_for(kind)).expect("shipped weights");
-    let case = &finecast_train::evaluate::standard_cases(kind)[0];
+    let case = &finecast_train::skill::standard_cases(kind)[0];
     assert!(case.status.contains("held out"), "{}", case.status);
-    Some(finecast_train::evaluate::evaluate_case(case, &model, &root).unwrap())
+    Some(finecast_train::skill::evaluate_case(case, &model, &root).unwrap())
 }
 
 /// On real data (skipped without the shared data): the shipped precipitation
@@ -501,7 +495,7 @@ fn real_data_pairs_match_reference_protocol() {
             .unwrap()
         }
     };
-    let cases = finecast_train::evaluate::standard_cases(ModelKind::Temperature);
+    let cases = finecast_train::skill::standard_cases(ModelKind::Temperature);
     // Reference (downscaling-notes.md), PRISM 1981-09-29 tmax, Colorado box.
     let references = [
         (
@@ -524,7 +518,7 @@ fn real_data_pairs_match_reference_protocol() {
         ),
     ];
     for (k, refs) in references {
-        let skill = finecast_train::evaluate::evaluate_case(&cases[k], &model, &root).unwrap();
+        let skill = finecast_train::skill::evaluate_case(&cases[k], &model, &root).unwrap();
         let rmse = |m: &str| skill.methods[m].rmse;
         for (m, reference) in refs {
             let r = rmse(m);
@@ -757,7 +751,7 @@ fn wind_training_runs() {
     let model = Downscaler::load(&report.weights).unwrap();
     assert_eq!(model.kind(), ModelKind::Wind);
     assert_eq!(model.sidecar().model.out_channels, 2);
-    assert_eq!(model.sidecar().baseline, Baseline::VectorBilinear);
+    assert_eq!(model.sidecar().baseline, Baseline::Bilinear);
 }
 
 /// On real data (skipped without the shared data): WRF's grid-relative 10 m
@@ -879,4 +873,59 @@ fn predictions_do_not_depend_on_the_row_order() {
             .any(|(x, y)| (x - y).abs() > 1e-4);
         assert!(differs, "{kind}: the row order made no difference to check");
     }
+}
+
+/// Do no harm: with every input outside the training ranges (or `α = 0`)
+/// the prediction is exactly the network's baseline; with ranges that hold
+/// every input and `α = 1` it is the network's own; in between it is the
+/// blend `b + α (n − b)`. The in-range weight reports which cells ran shrunk.
+#[test]
+fn shrinkage_moves_predictions_to_the_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Downscaler::load(&random_model(dir.path(), 8, vec![1, 2])).unwrap();
+    let pair = synthetic_pair(40, 44, 0.7);
+    let inputs = inputs_of(&pair);
+    let baseline = features::lapse_baseline(
+        inputs.coarse_bilinear,
+        inputs.coarse_orog_bilinear,
+        inputs.fine_orog,
+    );
+    let network = predict_field(&model, &inputs);
+    let n = ModelKind::Temperature.n_features();
+    let with = |alpha: f32, range: [f32; 2]| {
+        model
+            .with_shrinkage(Some(Shrinkage {
+                alpha,
+                falloff: 1.0,
+                ranges: vec![range; n],
+                fitted_by: "test".into(),
+            }))
+            .unwrap()
+    };
+    let wide = [-1e6, 1e6];
+    // Every input far outside a range that holds nothing near the data.
+    let (out, weight) = with(1.0, [1e5, 1e5 + 1.0])
+        .predict_with_weight(&inputs)
+        .unwrap();
+    assert!(weight.unwrap().iter().all(|&w| w == 0.0));
+    assert_eq!(out.index_axis(ndarray::Axis(0), 0), baseline.view());
+    let zero = predict_field(&with(0.0, wide), &inputs);
+    assert_eq!(zero, baseline);
+    let (full, weight) = with(1.0, wide).predict_with_weight(&inputs).unwrap();
+    assert!(weight.unwrap().iter().all(|&w| w == 1.0));
+    for (&f, &m) in full.iter().zip(&network) {
+        assert!((f - m).abs() < 1e-4, "{f} vs {m}");
+    }
+    let half = predict_field(&with(0.5, wide), &inputs);
+    for ((&h, &b), &m) in half.iter().zip(&baseline).zip(&network) {
+        assert!((h - (b + 0.5 * (m - b))).abs() < 1e-4, "{h} vs {b}, {m}");
+    }
+    // A shrinkage for another feature count is refused.
+    let bad = Shrinkage {
+        alpha: 0.5,
+        falloff: 1.0,
+        ranges: vec![wide; n + 1],
+        fitted_by: String::new(),
+    };
+    assert!(model.with_shrinkage(Some(bad)).is_err());
 }

@@ -1,4 +1,4 @@
-//! One protocol: the model card (`finecast_train::evaluate`) and `finecast
+//! One protocol: the model card (`finecast_train::skill`) and `finecast
 //! evaluate` (`finecast_pipeline::run_evaluate`) score the same case to the
 //! same numbers, and training pairs hold the same coarse fields as the
 //! evaluation.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use finecast_grid::Region;
 use finecast_model::{Downscaler, ModelKind};
 use finecast_pipeline::{run_evaluate, EvaluateRequest, Method};
-use finecast_train::evaluate::{evaluate_case, EvalCase};
+use finecast_train::skill::{evaluate_case, EvalCase};
 
 #[path = "../../io/tests/common/shared_data.rs"]
 mod shared_data;

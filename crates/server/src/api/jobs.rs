@@ -5,38 +5,80 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use tokio::io::AsyncWriteExt;
 
-use super::{blocking, json_response, require_key, ApiPath, App};
+use super::extract::{require_key, ApiPath};
+use super::response::json_response;
+use super::state::{blocking, App};
 use crate::error::ApiError;
-use crate::jobs::{prepare, JobRecord, JobRequest, JobStatus};
+use crate::queue::{prepare, JobRecord, JobRequest, JobStatus};
 
+/// The public view of a job: OGC API - Processes status info, without
+/// server paths.
+fn job_view(r: &JobRecord) -> serde_json::Value {
+    let mut links = vec![serde_json::json!({
+        "href": format!("/v1/jobs/{}", r.id), "rel": "self", "type": "application/json"
+    })];
+    if let Some(run) = &r.run {
+        links.push(serde_json::json!({
+            "href": format!("/v1/runs/{run}"), "rel": "results", "type": "application/json"
+        }));
+    }
+    serde_json::json!({
+        "id": r.id,
+        "jobID": r.id,
+        "type": "process",
+        "processID": "downscale",
+        "status": r.status.name(),
+        "progress": (r.progress.clamp(0.0, 100.0) * 10.0).round() / 10.0,
+        "step": r.step,
+        "created": crate::times::iso(&r.created),
+        "started": r.started.as_ref().map(crate::times::iso),
+        "finished": r.finished.as_ref().map(crate::times::iso),
+        "error": r.error,
+        "cancel_requested": r.cancel_requested,
+        "demo": r.demo,
+        "run": r.run,
+        "request": r.request,
+        "links": links,
+    })
+}
+
+/// `GET /v1/jobs`: every job, newest first.
 pub async fn list(State(app): State<App>) -> Response {
-    let jobs: Vec<serde_json::Value> = app.jobs.list().iter().map(JobRecord::view).collect();
+    let jobs: Vec<serde_json::Value> = app.queue.list().iter().map(job_view).collect();
     json_response(StatusCode::OK, serde_json::json!({"jobs": jobs}))
 }
 
+/// `GET /v1/jobs/{id}`: a job's status and progress.
 pub async fn get_one(
     State(app): State<App>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    Ok(json_response(StatusCode::OK, app.jobs.get(&id)?.view()))
+    Ok(json_response(
+        StatusCode::OK,
+        job_view(&app.queue.get(&id)?),
+    ))
 }
 
+/// `DELETE /v1/jobs/{id}`: cancel a queued job (200) or ask a running one
+/// to stop (202).
 pub async fn cancel(
     State(app): State<App>,
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     require_key(&app, &headers)?;
-    let r = app.jobs.cancel(&id)?;
+    let r = app.queue.cancel(&id)?;
     // A running job stops at its next tile: accepted, not yet done.
     let status = if r.status == JobStatus::Running {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok(json_response(status, r.view()))
+    Ok(json_response(status, job_view(&r)))
 }
 
+/// A job request from JSON: 400 when it is not JSON, 422 when it is not a
+/// job request; the JSON value is kept as the job's record of what was asked.
 fn parse_request(bytes: &[u8]) -> Result<(JobRequest, serde_json::Value), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the job request is not valid JSON: {e}")))?;
@@ -52,7 +94,7 @@ pub async fn submit(State(app): State<App>, req: Request) -> Result<Response, Ap
     require_key(&app, req.headers())?;
     // Refuse early, before an upload is stored, when the queue is full; the
     // queue checks again atomically when the job is added.
-    let depth = app.jobs.queue_depth();
+    let depth = app.queue.queue_depth();
     if depth >= app.config.max_queue {
         return Err(ApiError::QueueFull(depth));
     }
@@ -93,7 +135,7 @@ pub async fn submit(State(app): State<App>, req: Request) -> Result<Response, Ap
     let upload2 = upload.clone();
     let spec = blocking(move || {
         let up = upload2.as_ref().map(|(f, d)| (f.as_path(), d.as_path()));
-        prepare(&app2.config, &request, up)
+        Ok(prepare(&app2.config, &request, up)?)
     })
     .await;
     let spec = match spec {
@@ -106,16 +148,16 @@ pub async fn submit(State(app): State<App>, req: Request) -> Result<Response, Ap
         }
     };
     let record = JobRecord::new(id.clone(), value, spec, false);
-    let record = match app.jobs.submit(record, true) {
+    let record = match app.queue.submit(record, true) {
         Ok(r) => r,
         Err(e) => {
             if let Some((_, dir)) = &upload {
                 let _ = tokio::fs::remove_dir_all(dir).await;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
-    let mut resp = json_response(StatusCode::ACCEPTED, record.view());
+    let mut resp = json_response(StatusCode::ACCEPTED, job_view(&record));
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{id}")) {
         resp.headers_mut().insert(header::LOCATION, v);
     }

@@ -5,13 +5,18 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{json_response, ApiPath, App};
+use super::extract::ApiPath;
+use super::response::{etag_of, json_response, not_modified, not_modified_response};
+use super::state::App;
 use crate::error::ApiError;
 
+/// `GET /healthz`: 200 while the process serves (liveness).
 pub async fn healthz() -> Response {
     json_response(StatusCode::OK, serde_json::json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: 503 until the run store is loaded and the demo run (if
+/// one is being made) exists, so load balancers hold traffic until then.
 pub async fn readyz(State(app): State<App>) -> Result<Response, ApiError> {
     app.check_ready()?;
     Ok(json_response(
@@ -20,6 +25,7 @@ pub async fn readyz(State(app): State<App>) -> Result<Response, ApiError> {
     ))
 }
 
+/// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(app): State<App>) -> Response {
     let text = app.metrics.render(&app.gauges());
     (
@@ -32,14 +38,17 @@ pub async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
+/// `GET /openapi.json`: the OpenAPI 3 description of this API.
 pub async fn openapi() -> Response {
     json_response(StatusCode::OK, crate::openapi::document())
 }
 
+/// `GET /docs`: the API as an HTML page.
 pub async fn docs() -> Html<&'static str> {
     Html(include_str!("../../assets/docs.html"))
 }
 
+/// `GET /`: the web viewer.
 pub async fn index() -> Html<&'static str> {
     Html(include_str!("../../assets/index.html"))
 }
@@ -98,6 +107,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// `GET /assets/{*path}`: one of the viewer's embedded files.
 pub async fn asset(
     ApiPath(path): ApiPath<String>,
     headers: HeaderMap,
@@ -106,9 +116,9 @@ pub async fn asset(
     let (_, ctype, bytes) = ASSETS.iter().find(|(p, _, _)| *p == path).ok_or_else(|| {
         ApiError::NotFound(format!("no asset '{}'", crate::ids::truncate(&path, 80)))
     })?;
-    let etag = super::etag_of(&["asset", &path]);
-    if super::not_modified(&headers, &etag) {
-        return Ok(super::not_modified_response(&etag, 3600));
+    let etag = etag_of(&["asset", &path]);
+    if not_modified(&headers, &etag) {
+        return Ok(not_modified_response(&etag, 3600));
     }
     Ok((
         [

@@ -1,11 +1,14 @@
 //! OGC WMS 1.3.0 (and 1.1.1) at `/wms`: GetCapabilities, GetMap,
 //! GetLegendGraphic and GetFeatureInfo, with the ncWMS extensions
 //! COLORSCALERANGE, NUMCOLORBANDS, ABOVEMAXCOLOR/BELOWMINCOLOR and
-//! STYLES=raster/<palette>.
+//! `STYLES=raster/<palette>`. Errors are OGC ServiceExceptionReports
+//! ([`WmsError`]), with the JSON API's status codes.
 //!
 //! Axis order: in WMS 1.3.0, `CRS=EPSG:4326` takes BBOX as
 //! minLat,minLon,maxLat,maxLon (latitude first, as EPSG defines the axes);
 //! `CRS:84`, and `SRS=EPSG:4326` in 1.1.1, take minLon,minLat,maxLon,maxLat.
+
+mod capabilities;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -14,13 +17,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use finecast_render::Palette;
 
-use super::runs::{cached_legend, legend_etag, parse_range, resolve_style};
-use super::{
-    base_url, blocking, etag_of, json_response, png_response, xml_escape, App, Params, RenderKind,
-};
-use crate::error::{ApiError, WmsError};
+use super::extract::{parse_range, resolve_style, Params, Selection, SelectionError, VarName};
+use super::legend::{cached_legend, legend_etag};
+use super::response::{etag_of, json_response, png_response};
+use super::state::{blocking, App, RenderKind};
+use crate::error::ApiError;
 use crate::raster::{
     encode_png_rgba, parse_color, render_rgba, LonLatView, MercatorView, OutOfRange, Sampling,
     Style, View,
@@ -30,6 +32,7 @@ use crate::times::iso;
 
 type WmsResult = Result<Response, WmsError>;
 
+/// `GET /wms?SERVICE=WMS&REQUEST=...`: one of the four operations.
 pub async fn wms(State(app): State<App>, params: Params, headers: HeaderMap) -> Response {
     let result = match params
         .get_ci("request")
@@ -37,7 +40,7 @@ pub async fn wms(State(app): State<App>, params: Params, headers: HeaderMap) -> 
         .to_ascii_lowercase()
         .as_str()
     {
-        "getcapabilities" => capabilities(&app, &params, &headers),
+        "getcapabilities" => capabilities::capabilities(&app, &params, &headers),
         "getmap" => get_map(&app, &params, &headers).await,
         "getfeatureinfo" => feature_info(&app, &params).await,
         "getlegendgraphic" => legend(&app, &params, &headers).await,
@@ -59,6 +62,81 @@ pub async fn wms(State(app): State<App>, params: Params, headers: HeaderMap) -> 
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A WMS error: the same status mapping as the JSON API, but an OGC
+/// ServiceExceptionReport body that WMS clients (QGIS, GDAL) know how to show.
+#[derive(Debug)]
+pub struct WmsError {
+    /// The OGC exception code (`LayerNotDefined`, `InvalidDimensionValue`, ...).
+    pub code: &'static str,
+    /// The status and message.
+    pub error: ApiError,
+}
+
+impl WmsError {
+    /// An exception with an explicit OGC code.
+    pub fn new(code: &'static str, error: ApiError) -> WmsError {
+        WmsError { code, error }
+    }
+}
+
+/// Errors without a more specific code: unknown things are undefined
+/// layers, anything else an invalid parameter value.
+impl From<ApiError> for WmsError {
+    fn from(error: ApiError) -> WmsError {
+        let code = match &error {
+            ApiError::NotFound(_) => "LayerNotDefined",
+            _ => "InvalidParameterValue",
+        };
+        WmsError { code, error }
+    }
+}
+
+/// Each step of a layer's selection has its OGC code; a style step's error
+/// already has one.
+impl From<SelectionError<WmsError>> for WmsError {
+    fn from(e: SelectionError<WmsError>) -> WmsError {
+        match e {
+            SelectionError::Var(e) => layer_not_defined(e.into()),
+            SelectionError::Time(e) => WmsError::new("InvalidDimensionValue", e.into()),
+            SelectionError::Style(e) => e,
+        }
+    }
+}
+
+impl IntoResponse for WmsError {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServiceExceptionReport version=\"1.3.0\" \
+             xmlns=\"http://www.opengis.net/ogc\">\n  <ServiceException code=\"{}\">{}</ServiceException>\n\
+             </ServiceExceptionReport>\n",
+            self.code,
+            xml_escape(&self.error.to_string())
+        );
+        (
+            self.error.status(),
+            [(header::CONTENT_TYPE, "application/vnd.ogc.se_xml")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// `s` with XML's five special characters escaped.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Any failure to find a layer, as a 404 `LayerNotDefined`.
+fn layer_not_defined(e: ApiError) -> WmsError {
+    WmsError::new("LayerNotDefined", ApiError::NotFound(e.to_string()))
+}
+
+/// The protocol version: 1.1.1 when 1.0.0, 1.1.0 or 1.1.1 is asked for
+/// (VERSION, or WMTVER of old clients), else 1.3.0.
 fn version(p: &Params) -> &str {
     match p.get_ci("version").or_else(|| p.get_ci("wmtver")) {
         Some("1.1.1") | Some("1.1.0") | Some("1.0.0") => "1.1.1",
@@ -66,6 +144,7 @@ fn version(p: &Params) -> &str {
     }
 }
 
+/// A parameter that must be present and non-empty.
 fn required<'a>(p: &'a Params, key: &str) -> Result<&'a str, WmsError> {
     p.get_ci(key)
         .map(str::trim)
@@ -78,21 +157,19 @@ fn required<'a>(p: &'a Params, key: &str) -> Result<&'a str, WmsError> {
         })
 }
 
-/// A layer name: `<run>/<var>`, or `<var>` for the latest run that has it
-/// (or the run whose reference time is DIM_REFERENCE_TIME).
-fn resolve_layer(app: &App, name: &str, p: &Params) -> Result<(Arc<Run>, VarMeta), WmsError> {
-    let not_defined =
-        |e: ApiError| WmsError::new("LayerNotDefined", ApiError::NotFound(e.to_string()));
+/// The run of a layer and its variable's name there. A layer is
+/// `<run>/<var>`, or `<var>` for the latest run that has it (or the run
+/// whose reference time is DIM_REFERENCE_TIME).
+fn layer_run<'a>(app: &App, name: &'a str, p: &Params) -> Result<(Arc<Run>, &'a str), WmsError> {
     if let Some((run_id, var)) = name.split_once('/') {
-        let run = app.run(run_id).map_err(not_defined)?;
-        let v = run.var(var).map_err(not_defined)?.clone();
-        return Ok((run, v));
+        let run = app.run(run_id).map_err(layer_not_defined)?;
+        return Ok((run, var));
     }
     let reference = p
         .get_ci("dim_reference_time")
         .map(crate::times::parse_time)
         .transpose()
-        .map_err(|e| WmsError::new("InvalidDimensionValue", e))?;
+        .map_err(|e| WmsError::new("InvalidDimensionValue", e.into()))?;
     let runs = app.store.list();
     if runs.is_empty() {
         app.check_ready()?;
@@ -101,9 +178,8 @@ fn resolve_layer(app: &App, name: &str, p: &Params) -> Result<(Arc<Run>, VarMeta
         if reference.is_some() && run.meta.reference_time != reference {
             continue;
         }
-        if let Ok(v) = run.var(name) {
-            let v = v.clone();
-            return Ok((run, v));
+        if run.var(name).is_ok() {
+            return Ok((run, name));
         }
     }
     Err(WmsError::new(
@@ -119,12 +195,23 @@ fn resolve_layer(app: &App, name: &str, p: &Params) -> Result<(Arc<Run>, VarMeta
     ))
 }
 
-fn time_index(run: &Run, var: &VarMeta, p: &Params) -> Result<usize, WmsError> {
-    let time = p
-        .get_ci("time")
-        .filter(|t| !t.eq_ignore_ascii_case("current") && !t.is_empty());
-    run.time_index(var, time)
-        .map_err(|e| WmsError::new("InvalidDimensionValue", e))
+/// TIME, where the operation has one: absent, empty or `current` is the first.
+fn time(p: &Params) -> Option<&str> {
+    p.get_ci("time")
+        .filter(|t| !t.eq_ignore_ascii_case("current") && !t.is_empty())
+}
+
+/// The selection of a WMS request: the layer's run and variable, the valid
+/// time `time` and the style `style` makes for the variable.
+fn select(
+    app: &App,
+    layer: &str,
+    p: &Params,
+    time: Option<&str>,
+    style: impl FnOnce(&VarMeta) -> Result<Style, WmsError>,
+) -> Result<Selection, WmsError> {
+    let (run, var) = layer_run(app, layer, p)?;
+    Ok(Selection::resolve(run, VarName::Exact(var), time, style)?)
 }
 
 /// STYLES / COLORSCALERANGE / NUMCOLORBANDS / ABOVEMAXCOLOR / BELOWMINCOLOR.
@@ -260,6 +347,7 @@ fn view(p: &Params, width: u32, height: u32) -> Result<Box<dyn View>, WmsError> 
     }
 }
 
+/// WIDTH and HEIGHT: positive, within the server's limit.
 fn size(app: &App, p: &Params) -> Result<(u32, u32), WmsError> {
     let dim = |key: &str| -> Result<u32, WmsError> {
         let v = required(p, key)?;
@@ -286,10 +374,12 @@ fn size(app: &App, p: &Params) -> Result<(u32, u32), WmsError> {
     Ok((w, h))
 }
 
+/// A WMS boolean (TRANSPARENT=TRUE).
 fn truthy(v: Option<&str>) -> bool {
     v.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
+/// GetMap: one layer as a PNG in any of the supported CRSs.
 async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     let layers = required(p, "layers")?;
     let layer = layers.split(',').next().unwrap_or(layers).trim();
@@ -312,9 +402,12 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     }
     let (width, height) = size(app, p)?;
     let view = view(p, width, height)?;
-    let (run, var) = resolve_layer(app, layer, p)?;
-    let t = time_index(&run, &var, p)?;
-    let style = style(&var, p, "styles")?;
+    let Selection {
+        run,
+        var,
+        time_index: t,
+        style,
+    } = select(app, layer, p, time(p), |v| style(v, p, "styles"))?;
     let background = if truthy(p.get_ci("transparent")) {
         [0, 0, 0, 0]
     } else {
@@ -347,6 +440,7 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     Ok(png_response(Bytes::from(png), &etag, 300, headers))
 }
 
+/// GetFeatureInfo: the value under a pixel of a map, as text or GeoJSON.
 async fn feature_info(app: &App, p: &Params) -> WmsResult {
     let layer = p
         .get_ci("query_layers")
@@ -387,8 +481,14 @@ async fn feature_info(app: &App, p: &Params) -> WmsResult {
             )),
         ));
     }
-    let (run, var) = resolve_layer(app, &layer, p)?;
-    let t = time_index(&run, &var, p)?;
+    let Selection {
+        run,
+        var,
+        time_index: t,
+        ..
+    } = select(app, &layer, p, time(p), |v| {
+        resolve_style(v, None, None).map_err(WmsError::from)
+    })?;
     let format = p
         .get_ci("info_format")
         .unwrap_or("text/plain")
@@ -404,12 +504,14 @@ async fn feature_info(app: &App, p: &Params) -> WmsResult {
         ));
     }
     let app2 = app.clone();
+    let run2 = run.clone();
+    let var_name = var.name.clone();
     let (lon, lat, cell, value) = blocking(move || {
         let (lon, lat) = view
             .lonlat(f64::from(i) + 0.5, f64::from(j) + 0.5)
             .unwrap_or((f64::NAN, f64::NAN));
-        let cell = run.grid.locate(lon, lat).map(|(fj, fi)| {
-            let (ny, nx) = run.grid.shape();
+        let cell = run2.grid.locate(lon, lat).map(|(fj, fi)| {
+            let (ny, nx) = run2.grid.shape();
             (
                 (fj.round().max(0.0) as usize).min(ny - 1),
                 (fi.round().max(0.0) as usize).min(nx - 1),
@@ -417,14 +519,13 @@ async fn feature_info(app: &App, p: &Params) -> WmsResult {
         });
         let value = match cell {
             Some((cj, ci)) => {
-                Some(app2.store.field(&run, &var.name, t)?[[cj, ci]]).filter(|v| v.is_finite())
+                Some(app2.store.field(&run2, &var_name, t)?[[cj, ci]]).filter(|v| v.is_finite())
             }
             None => None,
         };
         Ok((lon, lat, cell, value))
     })
     .await?;
-    let (run, var) = resolve_layer(app, &layer, p)?;
     let time = var.times.get(t).map(iso);
     if format == "text/plain" {
         let mut out = String::new();
@@ -464,10 +565,10 @@ async fn feature_info(app: &App, p: &Params) -> WmsResult {
     ))
 }
 
+/// GetLegendGraphic: the colour bar of a layer in a style.
 async fn legend(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     let layer = required(p, "layer")?;
-    let (_, var) = resolve_layer(app, layer, p)?;
-    let style = style(&var, p, "style")?;
+    let Selection { var, style, .. } = select(app, layer, p, None, |v| style(v, p, "style"))?;
     let height = p
         .get_ci("height")
         .and_then(|h| h.parse::<u32>().ok())
@@ -476,202 +577,4 @@ async fn legend(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     let etag = legend_etag(&var.units, &style, height);
     let png = cached_legend(app, &etag, var.units.clone(), style, height).await?;
     Ok(png_response(png, &etag, 3600, headers))
-}
-
-fn capabilities(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
-    let v13 = version(p) == "1.3.0";
-    let base = xml_escape(&format!("{}/wms?", base_url(app, headers)));
-    let runs = app.store.list();
-    let max = app.config.max_image_px;
-    let mut x = String::new();
-    let formats = |x: &mut String, list: &[&str]| {
-        for f in list {
-            let _ = write!(x, "<Format>{f}</Format>");
-        }
-    };
-    let dcp = format!(
-        "<DCPType><HTTP><Get><OnlineResource xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:type=\"simple\" xlink:href=\"{base}\"/></Get></HTTP></DCPType>"
-    );
-    if v13 {
-        let _ = write!(
-            x,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<WMS_Capabilities version=\"1.3.0\" xmlns=\"http://www.opengis.net/wms\" \
-             xmlns:xlink=\"http://www.w3.org/1999/xlink\">\n<Service><Name>WMS</Name><Title>finecast downscaled forecasts</Title>\
-             <Abstract>Downscaled ~3 km weather fields served by finecast</Abstract>\
-             <OnlineResource xlink:type=\"simple\" xlink:href=\"{base}\"/><Fees>none</Fees><AccessConstraints>none</AccessConstraints>\
-             <LayerLimit>1</LayerLimit><MaxWidth>{max}</MaxWidth><MaxHeight>{max}</MaxHeight></Service>\n<Capability><Request>"
-        );
-    } else {
-        let _ = write!(
-            x,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<WMT_MS_Capabilities version=\"1.1.1\">\n<Service><Name>OGC:WMS</Name>\
-             <Title>finecast downscaled forecasts</Title><OnlineResource xmlns:xlink=\"http://www.w3.org/1999/xlink\" \
-             xlink:type=\"simple\" xlink:href=\"{base}\"/></Service>\n<Capability><Request>"
-        );
-    }
-    let caps_format = if v13 {
-        "text/xml"
-    } else {
-        "application/vnd.ogc.wms_xml"
-    };
-    for (op, fmts) in [
-        ("GetCapabilities", vec![caps_format]),
-        ("GetMap", vec!["image/png"]),
-        ("GetFeatureInfo", vec!["text/plain", "application/json"]),
-    ] {
-        let _ = write!(x, "<{op}>");
-        formats(&mut x, &fmts);
-        let _ = write!(x, "{dcp}</{op}>");
-    }
-    let _ = write!(
-        x,
-        "</Request><Exception><Format>{}</Format></Exception>",
-        if v13 {
-            "XML"
-        } else {
-            "application/vnd.ogc.se_xml"
-        }
-    );
-    let crs_tag = if v13 { "CRS" } else { "SRS" };
-    let _ = write!(x, "<Layer><Title>finecast</Title>");
-    for c in ["EPSG:4326", "CRS:84", "EPSG:3857"] {
-        let _ = write!(x, "<{crs_tag}>{c}</{crs_tag}>");
-    }
-    let layer = |x: &mut String, name: &str, run: &Run, var: &VarMeta, references: &[String]| {
-        let b = run.meta.bbox;
-        let title = xml_escape(var.long_name.as_deref().unwrap_or(&var.name));
-        let _ = write!(
-            x,
-            "<Layer queryable=\"1\" opaque=\"0\"><Name>{}</Name><Title>{title} [{}]</Title>",
-            xml_escape(name),
-            xml_escape(&var.units)
-        );
-        let _ = write!(
-            x,
-            "<Abstract>{} from finecast run {} (method {})</Abstract>",
-            xml_escape(&var.name),
-            xml_escape(&run.meta.id),
-            xml_escape(&run.meta.method)
-        );
-        if v13 {
-            let _ = write!(
-                x,
-                "<EX_GeographicBoundingBox><westBoundLongitude>{}</westBoundLongitude><eastBoundLongitude>{}</eastBoundLongitude>\
-                 <southBoundLatitude>{}</southBoundLatitude><northBoundLatitude>{}</northBoundLatitude></EX_GeographicBoundingBox>",
-                b[0], b[2], b[1], b[3]
-            );
-            let _ = write!(
-                x,
-                "<BoundingBox CRS=\"CRS:84\" minx=\"{}\" miny=\"{}\" maxx=\"{}\" maxy=\"{}\"/>",
-                b[0], b[1], b[2], b[3]
-            );
-            // Latitude first for EPSG:4326 in 1.3.0.
-            let _ = write!(
-                x,
-                "<BoundingBox CRS=\"EPSG:4326\" minx=\"{}\" miny=\"{}\" maxx=\"{}\" maxy=\"{}\"/>",
-                b[1], b[0], b[3], b[2]
-            );
-        } else {
-            let _ = write!(
-                x,
-                "<LatLonBoundingBox minx=\"{}\" miny=\"{}\" maxx=\"{}\" maxy=\"{}\"/>",
-                b[0], b[1], b[2], b[3]
-            );
-            let _ = write!(
-                x,
-                "<BoundingBox SRS=\"EPSG:4326\" minx=\"{}\" miny=\"{}\" maxx=\"{}\" maxy=\"{}\"/>",
-                b[0], b[1], b[2], b[3]
-            );
-        }
-        let (mx0, my0) = crate::raster::lonlat_to_mercator(b[0], b[1]);
-        let (mx1, my1) = crate::raster::lonlat_to_mercator(b[2], b[3]);
-        let _ = write!(x, "<BoundingBox {crs_tag}=\"EPSG:3857\" minx=\"{mx0:.1}\" miny=\"{my0:.1}\" maxx=\"{mx1:.1}\" maxy=\"{my1:.1}\"/>");
-        let times: Vec<String> = var.times.iter().map(iso).collect();
-        if !times.is_empty() {
-            if v13 {
-                let _ = write!(x, "<Dimension name=\"time\" units=\"ISO8601\" default=\"{}\" nearestValue=\"0\">{}</Dimension>", times[0], times.join(","));
-            } else {
-                let _ = write!(x, "<Dimension name=\"time\" units=\"ISO8601\"/><Extent name=\"time\" default=\"{}\" nearestValue=\"0\">{}</Extent>", times[0], times.join(","));
-            }
-        }
-        if let Some(r) = run.meta.reference_time.as_ref().map(iso) {
-            let values = if references.is_empty() {
-                r.clone()
-            } else {
-                references.join(",")
-            };
-            if v13 {
-                let _ = write!(x, "<Dimension name=\"reference_time\" units=\"ISO8601\" default=\"{r}\">{values}</Dimension>");
-            } else {
-                let _ = write!(x, "<Dimension name=\"reference_time\" units=\"ISO8601\"/><Extent name=\"reference_time\" default=\"{r}\">{values}</Extent>");
-            }
-        }
-        let default = Palette::by_name(&var.palette)
-            .map(|p| p.name)
-            .unwrap_or("wind");
-        let mut names: Vec<&str> = vec![default];
-        names.extend(Palette::NAMES.iter().copied().filter(|n| *n != default));
-        for pal in names {
-            let legend = xml_escape(&format!(
-                "{}/wms?SERVICE=WMS&REQUEST=GetLegendGraphic&VERSION=1.3.0&FORMAT=image/png&LAYER={name}&STYLE=raster/{pal}",
-                base_url(app, headers)
-            ));
-            let _ = write!(
-                x,
-                "<Style><Name>raster/{pal}</Name><Title>{pal} colour ramp</Title><LegendURL width=\"110\" height=\"300\"><Format>image/png</Format>\
-                 <OnlineResource xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:type=\"simple\" xlink:href=\"{legend}\"/></LegendURL></Style>"
-            );
-        }
-        let _ = write!(x, "</Layer>");
-    };
-    // Layers by variable name: the latest run, other runs by DIM_REFERENCE_TIME.
-    if let Some(latest) = runs.first() {
-        let _ = write!(
-            x,
-            "<Layer><Title>Latest run ({})</Title>",
-            xml_escape(&latest.meta.id)
-        );
-        for var in &latest.meta.variables {
-            let refs: Vec<String> = runs
-                .iter()
-                .filter(|r| r.var(&var.name).is_ok())
-                .filter_map(|r| r.meta.reference_time.as_ref().map(iso))
-                .collect();
-            layer(&mut x, &var.name, latest, var, &refs);
-        }
-        let _ = write!(x, "</Layer>");
-    }
-    for run in &runs {
-        let _ = write!(
-            x,
-            "<Layer><Title>Run {} ({})</Title>",
-            xml_escape(&run.meta.id),
-            xml_escape(&run.meta.method)
-        );
-        for var in &run.meta.variables {
-            layer(
-                &mut x,
-                &format!("{}/{}", run.meta.id, var.name),
-                run,
-                var,
-                &[],
-            );
-        }
-        let _ = write!(x, "</Layer>");
-    }
-    let _ = write!(
-        x,
-        "</Layer></Capability></{}>",
-        if v13 {
-            "WMS_Capabilities"
-        } else {
-            "WMT_MS_Capabilities"
-        }
-    );
-    let ctype = if v13 {
-        "text/xml; charset=utf-8"
-    } else {
-        "application/vnd.ogc.wms_xml"
-    };
-    Ok(([(header::CONTENT_TYPE, ctype)], x).into_response())
 }

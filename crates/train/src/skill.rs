@@ -34,24 +34,34 @@ pub fn baselines_for(kind: ModelKind) -> &'static [Baseline] {
 /// One evaluation case.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalCase {
+    /// Row label in the model card (truth, date, variable, region, DEM).
     pub name: String,
+    /// The fine truth file, relative to the data root.
     pub truth: PathBuf,
+    /// The truth's variable, by name or standard name (for wind, the
+    /// eastward component; its counterpart is found by name).
     pub var: String,
+    /// Time index in the truth file; `None` takes the first time.
     #[serde(default)]
     pub time_index: Option<usize>,
     /// `[south, north, west, east]`.
     #[serde(default)]
     pub region: Option<[f64; 4]>,
+    /// The DEM file, relative to the data root.
     pub terrain: PathBuf,
     /// How the case relates to the training data ("held out: time", ...).
     pub status: String,
 }
 
+/// The scores of every baseline and the model on one [`EvalCase`].
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseSkill {
+    /// The case scored.
     pub case: EvalCase,
     /// Units of the scores (those of the truth field).
     pub units: String,
+    /// Truth cells scored: one coarse cell in from the edge, where the truth
+    /// and every method are valid.
     pub n_scored: usize,
     /// Keyed by method: bilinear, bicubic, lapse, gradient, model.
     pub methods: BTreeMap<String, MethodScore>,

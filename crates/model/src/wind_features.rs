@@ -63,9 +63,14 @@ const _: () = assert!(CURVATURE_RADII[1] <= FEATURE_RADIUS);
 /// The bilinear coarse wind of a tile and its along-wind frame vector
 /// `ê = w_b / max(|w_b|, CALM_SPEED)` (earth-relative components).
 pub struct WindFrame {
+    /// Eastward component of the bilinear coarse wind (m s-1), `(ny, nx)`.
     pub u: Array2<f32>,
+    /// Northward component of the bilinear coarse wind (m s-1), `(ny, nx)`.
     pub v: Array2<f32>,
+    /// Eastward component of `ê` (dimensionless): `u / max(|w_b|,
+    /// CALM_SPEED)`, so `|ê| = 1` except near calm, where it is `|w_b|`.
     pub ex: Array2<f32>,
+    /// Northward component of `ê`: `v / max(|w_b|, CALM_SPEED)`.
     pub ey: Array2<f32>,
 }
 

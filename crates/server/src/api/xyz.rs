@@ -8,24 +8,28 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::runs::{pick_var, resolve_style};
-use super::{
-    base_url, etag_of, json_response, max_age_for, png_response, ApiPath, App, Params, RenderKind,
+use super::extract::{base_url, ApiPath, Params, Selection, VarName};
+use super::response::{
+    etag_of, json_response, max_age_for, not_modified, not_modified_response, png_response,
 };
+use super::state::{App, RenderKind};
 use crate::error::ApiError;
 use crate::raster::{
     encode_png_rgba, render_rgba, transparent_png, MercatorView, Sampling, TILE_SIZE,
 };
 use crate::times::iso;
 
+/// The deepest zoom served; beyond it a tile pixel is a few centimetres.
 const MAX_ZOOM: u32 = 22;
 
+/// The tile outside a run's domain, encoded once.
 fn transparent_tile() -> Bytes {
     static TILE: OnceLock<Bytes> = OnceLock::new();
     TILE.get_or_init(|| Bytes::from(transparent_png(TILE_SIZE, TILE_SIZE)))
         .clone()
 }
 
+/// `interp`: how values are sampled between cell centres.
 fn sampling(p: &Params) -> Result<Sampling, ApiError> {
     match p.nonempty("interp") {
         None | Some("bilinear") => Ok(Sampling::Bilinear),
@@ -47,16 +51,21 @@ fn max_zoom_for(dx_m: f64, lat: f64) -> u32 {
     (z.max(0.0) as u32).min(MAX_ZOOM)
 }
 
+/// `GET /v1/tiles/{run}/tilejson.json?var=&time=&palette=&range=&interp=`:
+/// TileJSON 3.0 for a variable's tiles, with the query carried into the
+/// tile URL and a link to the legend.
 pub async fn tilejson(
     State(app): State<App>,
     ApiPath(id): ApiPath<String>,
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let run = app.run(&id)?;
-    let var = pick_var(&run, params.get("var"))?;
-    let t = run.time_index(var, params.get("time"))?;
-    let style = resolve_style(var, params.get("palette"), params.get("range"))?;
+    let Selection {
+        run,
+        var,
+        time_index: t,
+        style,
+    } = Selection::from_query(&app, &id, VarName::OrDefault(params.get("var")), &params)?;
     let base = base_url(&app, &headers);
     let mut query = Vec::new();
     if let Some(time) = var.times.get(t) {
@@ -104,6 +113,8 @@ pub async fn tilejson(
     ))
 }
 
+/// `GET /v1/tiles/{run}/{var}/{z}/{x}/{y}.png?time=&palette=&range=&interp=`:
+/// a 256 px EPSG:3857 tile, transparent outside the run's domain.
 pub async fn tile(
     State(app): State<App>,
     ApiPath((id, var, z, x, y)): ApiPath<(String, String, u32, u32, String)>,
@@ -126,10 +137,12 @@ pub async fn tile(
             "tile {z}/{x}/{y} does not exist at zoom {z}"
         )));
     }
-    let run = app.run(&id)?;
-    let var = run.var(&var)?.clone();
-    let t = run.time_index(&var, params.get("time"))?;
-    let style = resolve_style(&var, params.get("palette"), params.get("range"))?;
+    let Selection {
+        run,
+        var,
+        time_index: t,
+        style,
+    } = Selection::from_query(&app, &id, VarName::Exact(&var), &params)?;
     let how = sampling(&params)?;
     let etag = etag_of(&[
         "tile",
@@ -141,8 +154,8 @@ pub async fn tile(
         &format!("{:?}{how:?}", style.range),
     ]);
     let max_age = max_age_for(&id);
-    if super::not_modified(&headers, &etag) {
-        return Ok(super::not_modified_response(&etag, max_age));
+    if not_modified(&headers, &etag) {
+        return Ok(not_modified_response(&etag, max_age));
     }
     let view = MercatorView::tile(z, x, y);
     let (w, s, e, n) = view.bounds_lonlat();

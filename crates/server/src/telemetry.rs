@@ -1,5 +1,6 @@
-//! Prometheus metrics in the text exposition format, kept by hand: a few
-//! counters and one histogram family do not justify a metrics framework.
+//! Telemetry: Prometheus metrics in the text exposition format, kept by
+//! hand: a few counters and one histogram family do not justify a metrics
+//! framework.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,23 +21,36 @@ struct Histogram {
     count: u64,
 }
 
+/// The counters of the process's lifetime, shared by the HTTP layer and
+/// the run store.
 #[derive(Default)]
 pub struct Metrics {
+    /// Requests by (route, method, status).
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Tiles and legends served from the image cache.
     pub tile_cache_hits: AtomicU64,
+    /// Tiles and legends that had to be rendered.
     pub tile_cache_misses: AtomicU64,
+    /// Fields found decoded in memory.
     pub field_cache_hits: AtomicU64,
+    /// Fields read and decoded from a run's NetCDF.
     pub field_cache_misses: AtomicU64,
 }
 
 /// Gauges read at scrape time from the job queue and caches.
 pub struct Gauges {
+    /// Jobs waiting for a worker.
     pub queue_depth: usize,
+    /// Jobs known to the server, by status name.
     pub jobs_by_state: Vec<(&'static str, usize)>,
+    /// Runs in the store.
     pub runs: usize,
+    /// Bytes of rendered images in memory.
     pub tile_cache_bytes: usize,
+    /// Bytes of decoded fields in memory.
     pub field_cache_bytes: usize,
+    /// Whether `/readyz` would answer 200.
     pub ready: bool,
 }
 
@@ -63,10 +77,12 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Count one event on a cache counter.
     pub fn hit(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The metrics page (`GET /metrics`): counters, histograms and `g`.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::new();
         let _ = self.write(&mut out, g);

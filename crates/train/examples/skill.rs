@@ -1,6 +1,6 @@
 //! Skill table of the model against the baselines on real fields.
 //!
-//! `cargo run --profile test -p finecast-train --example evaluate -- [WEIGHTS] [--json OUT.json]`
+//! `cargo run --profile test -p finecast-train --example skill -- [WEIGHTS] [--json OUT.json]`
 //!
 //! The cases depend on the model's kind (temperature or precipitation).
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use finecast_model::Downscaler;
 use finecast_train::data::shared_data_dir;
-use finecast_train::evaluate::{evaluate_case, markdown_table, standard_cases};
+use finecast_train::skill::{evaluate_case, markdown_table, standard_cases};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
