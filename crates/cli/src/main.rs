@@ -493,7 +493,11 @@ fn fit_shrinkage(
         let fitted_by = format!(
             "finecast crossval --config {} --fit-shrinkage: leave-one-source-out over {}; ranges from {}",
             a.config.display(),
-            cfg.sources().join(", "),
+            fit.folds
+                .iter()
+                .map(|f| f.left_out.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             train_config.display()
         );
         let s = shrinkage::shrinkage_for(

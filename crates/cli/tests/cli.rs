@@ -748,6 +748,20 @@ fn model_method_downscales_temperature_precipitation_and_wind() {
         .map(|h| h.split(':').next().unwrap())
         .collect();
     assert_eq!(kinds, ["temperature", "precipitation", "wind"], "{hashes}");
+    // Only the precipitation network ships a (cross-validated) shrinkage,
+    // and the output says how much of the domain ran shrunk.
+    let shrinkage = nc
+        .attribute("finecast_model_shrinkage")
+        .and_then(|a| a.value().ok());
+    let Some(netcdf::AttributeValue::Str(shrinkage)) = shrinkage else {
+        panic!("no shrinkage attribute: {shrinkage:?}")
+    };
+    assert!(
+        shrinkage.starts_with("tp: alpha 0.")
+            && shrinkage.contains("% of cells shrunk further")
+            && !shrinkage.contains("t2m"),
+        "{shrinkage}"
+    );
 }
 
 /// A variable asked for twice, by name or by standard name, is downscaled

@@ -435,24 +435,28 @@ fn held_out_skill(kind: ModelKind) -> Option<finecast_train::skill::CaseSkill> {
 }
 
 /// On real data (skipped without the shared data): the shipped precipitation
-/// model beats bilinear and bicubic on PRISM 2025-11-03 daily precipitation,
-/// held out from its training, with a bias under 5 % of the mean.
+/// model runs shrunk toward bilinear by the factor leave-one-source-out
+/// cross-validation fitted (docs/model-card.md: its correction does not carry
+/// over to new sources), and so does no harm to bilinear on PRISM 2025-11-03
+/// daily precipitation, held out from its training, with a bias under 5 % of
+/// the mean.
 #[test]
-fn shipped_precipitation_model_beats_baselines_on_held_out_prism() {
+fn shipped_precipitation_model_does_no_harm_on_held_out_prism() {
     let Some(skill) = held_out_skill(ModelKind::Precipitation) else {
         return;
     };
+    let model = Downscaler::load(&Downscaler::default_path_for(ModelKind::Precipitation)).unwrap();
+    let alpha = model.shrinkage().expect("a shipped shrinkage").alpha;
+    assert!(alpha > 0.0 && alpha < 0.5, "alpha {alpha}");
     let root = shared_data().expect("checked by held_out_skill");
     let case = &skill.case;
     let rmse = |m: &str| skill.methods[m].rmse;
-    for m in ["bilinear", "bicubic"] {
-        assert!(
-            rmse("model") < rmse(m),
-            "model {:.3} vs {m} {:.3}",
-            rmse("model"),
-            rmse(m)
-        );
-    }
+    assert!(
+        rmse("model") < rmse("bilinear"),
+        "model {:.3} vs bilinear {:.3}",
+        rmse("model"),
+        rmse("bilinear")
+    );
     let (truth, _) = finecast_train::data::read_truth(
         &root.join(&case.truth),
         ModelKind::Precipitation,
