@@ -105,11 +105,11 @@ struct CrossvalArgs {
     fit_shrinkage: bool,
     /// With --fit-shrinkage: write the fitted shrinkage into the sidecar of
     /// this network, with training ranges from --train-config.
-    #[arg(long, requires = "train_config")]
+    #[arg(long, requires_all = ["train_config", "fit_shrinkage"])]
     ship: Option<PathBuf>,
     /// The training configuration of the --ship network (its training sets
     /// give the feature ranges).
-    #[arg(long)]
+    #[arg(long, requires = "ship")]
     train_config: Option<PathBuf>,
 }
 
@@ -458,8 +458,8 @@ fn write_json_and_table(
     table: &str,
     out: &mut String,
 ) -> Result<()> {
-    let json = stem.with_extension("json");
-    let md = stem.with_extension("md");
+    let json = PathBuf::from(format!("{}.json", stem.display()));
+    let md = PathBuf::from(format!("{}.md", stem.display()));
     finecast_io::write_atomic(
         &json,
         (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
@@ -484,7 +484,13 @@ fn fit_shrinkage(
     let fit = shrinkage::fit_shrinkage(cfg, &a.only)
         .with_context(|| format!("fitting the shrinkage with {}", a.config.display()))?;
     let table = shrinkage::markdown_table(&fit);
-    let stem = cfg.crossval.output_dir.join("shrinkage");
+    // A fit on some folds (--only) does not replace the fit on all of them.
+    let stem = if a.only.is_empty() {
+        "shrinkage".to_string()
+    } else {
+        format!("shrinkage-{}", a.only.join("-"))
+    };
+    let stem = cfg.crossval.output_dir.join(stem);
     write_json_and_table(&stem, &serde_json::to_value(&fit)?, &table, out)?;
     if let (Some(weights), Some(train_config)) = (&a.ship, &a.train_config) {
         let train = finecast_train::TrainConfig::from_toml_file(train_config)?;

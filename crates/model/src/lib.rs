@@ -147,6 +147,7 @@ pub struct Sidecar {
     pub variables: Vec<String>,
     /// Physical baseline the residual is added to: the kind's own
     /// ([`ModelKind::baseline`]); recorded so a reader of the sidecar sees it.
+    #[serde(deserialize_with = "baseline_of_any_version")]
     pub baseline: finecast_methods::Baseline,
     /// Output depends on inputs within this many cells.
     pub receptive_radius: usize,
@@ -822,6 +823,25 @@ pub fn forward_features(
         .map_err(|e| ModelError::Device(format!("reading the network output: {e:?}")))?;
     Array4::from_shape_vec((n, outputs, ny, nx), values)
         .map_err(|e| ModelError::Train(format!("network output shape: {e}")))
+}
+
+/// A sidecar's `baseline`: today's method names, and the names sidecars
+/// written before 2026-12-03 used for the same baselines (`sqrt-bilinear`
+/// for precipitation, `vector-bilinear` for wind), so networks trained then
+/// still load. The retired `local-gradient` base is refused by name.
+fn baseline_of_any_version<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<finecast_methods::Baseline, D::Error> {
+    let name = String::deserialize(d)?;
+    match name.as_str() {
+        "sqrt-bilinear" | "vector-bilinear" => Ok(finecast_methods::Baseline::Bilinear),
+        "local-gradient" => Err(serde::de::Error::custom(
+            "baseline 'local-gradient' is no longer supported: retrain the network over 'lapse'",
+        )),
+        other => other
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown baseline '{other}'"))),
+    }
 }
 
 /// Set (or clear) the [`Shrinkage`] in the sidecar of the network at

@@ -130,6 +130,9 @@ pub struct VariableReport {
 pub struct ShrinkReport {
     /// The network's factor on its whole correction.
     pub alpha: f32,
+    /// Standard deviations beyond a training range at which the correction
+    /// is gone.
+    pub falloff: f32,
     /// Share of the network's cells, over all times, that ran shrunk (inputs
     /// outside the training ranges).
     pub shrunk_fraction: f64,
@@ -402,7 +405,8 @@ impl Steps<'_> {
         let Method::Model(nets) = method else {
             return None;
         };
-        let alpha = nets.iter().find_map(|m| m.shrinkage())?.alpha;
+        let shrinkage = nets.iter().find_map(|m| m.shrinkage())?;
+        let (alpha, falloff) = (shrinkage.alpha, shrinkage.falloff);
         let (shrunk, cells) = self.shrunk.get(var).copied().unwrap_or_default();
         let shrunk_fraction = shrunk as f64 / cells.max(1) as f64;
         tracing::info!(
@@ -413,6 +417,7 @@ impl Steps<'_> {
         );
         Some(ShrinkReport {
             alpha,
+            falloff,
             shrunk_fraction,
         })
     }
@@ -681,10 +686,11 @@ fn write_output(
         .filter_map(|r| {
             r.shrinkage.map(|s| {
                 format!(
-                    "{}: alpha {:.3}, {:.2} % of cells shrunk further (inputs outside the training ranges)",
+                    "{}: alpha {:.3}, {:.2} % of cells shrunk further (inputs beyond the training ranges; gone at {} std)",
                     r.name,
                     s.alpha,
-                    100.0 * s.shrunk_fraction
+                    100.0 * s.shrunk_fraction,
+                    s.falloff
                 )
             })
         })

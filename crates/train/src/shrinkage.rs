@@ -35,9 +35,9 @@ const RANGE_QUANTILES: (f64, f64) = (0.001, 0.999);
 /// Cells sampled per pair for the ranges (every k-th valid cell).
 const RANGE_SAMPLES_PER_PAIR: usize = 200_000;
 
-/// `[low, high]` per feature channel, in normalised units, of the valid
-/// cells of `pairs`: the training ranges a [`Shrinkage`] measures inputs
-/// against.
+/// `[low, high]` per feature channel, in normalised units, of the cells of
+/// `pairs` that have every input (with or without truth): the training
+/// ranges a [`Shrinkage`] measures inputs against.
 pub fn feature_ranges(
     kind: ModelKind,
     pairs: &[Pair],
@@ -284,21 +284,28 @@ fn fit_case(
         }))
     };
     let base = score(kind, case, root, &shrunk(0.0, 1.0)?)?;
+    // Of the vector for wind: alpha scales both components.
     let model_mse = |r: &EvaluateReport| -> Result<f64, ModelError> {
         r.methods
             .get("model")
-            .map(|m| m.rmse * m.rmse)
+            .map(|m| m.headline_rmse().powi(2))
             .ok_or_else(|| {
                 ModelError::Data(format!("case '{}': the network scored nothing", case.name))
             })
     };
     let m0 = model_mse(&base)?;
+    if m0.is_nan() || m0 <= 0.0 {
+        return Err(ModelError::Data(format!(
+            "case '{}': the network's baseline is exact ({m0}); nothing to fit on",
+            case.name
+        )));
+    }
     let best_baseline = base
         .methods
         .iter()
         .filter(|(name, _)| name.as_str() != "model")
-        .min_by(|a, b| a.1.rmse.total_cmp(&b.1.rmse))
-        .map(|(name, s)| (name.clone(), s.rmse))
+        .min_by(|a, b| a.1.headline_rmse().total_cmp(&b.1.headline_rmse()))
+        .map(|(name, s)| (name.clone(), s.headline_rmse()))
         .ok_or_else(|| ModelError::Data(format!("case '{}': no baseline scored", case.name)))?;
     let mut quadratics = Vec::new();
     let mut network_rmse = f64::NAN;

@@ -933,3 +933,21 @@ fn shrinkage_moves_predictions_to_the_baseline() {
     };
     assert!(model.with_shrinkage(Some(bad)).is_err());
 }
+
+/// Sidecars written before the baselines were one enum name the
+/// precipitation and wind bases `sqrt-bilinear` and `vector-bilinear`: they
+/// still load, as bilinear; the retired `local-gradient` is refused by name.
+#[test]
+fn sidecars_with_older_baseline_names_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = random_model_of(ModelKind::Precipitation, dir.path(), 8, vec![1]);
+    let sidecar = weights.with_extension("json");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    assert!(text.contains("\"baseline\": \"bilinear\""), "{text}");
+    std::fs::write(&sidecar, text.replace("\"bilinear\"", "\"sqrt-bilinear\"")).unwrap();
+    let model = Downscaler::load(&weights).unwrap();
+    assert_eq!(model.sidecar().baseline, Baseline::Bilinear);
+    std::fs::write(&sidecar, text.replace("\"bilinear\"", "\"local-gradient\"")).unwrap();
+    let err = Downscaler::load(&weights).unwrap_err().to_string();
+    assert!(err.contains("no longer supported"), "{err}");
+}
