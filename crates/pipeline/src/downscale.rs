@@ -219,6 +219,10 @@ pub fn run_downscale(
 
     outputs.extend(static_outputs(req, &plan.target, fine_orography, ctl)?);
     ctl.progress(96.0, "writing output");
+    // A job cancelled while its last fields ran is not written.
+    if ctl.is_cancelled() {
+        return Err(PipelineError::Cancelled);
+    }
     let t = Instant::now();
     write_output(req, &outputs, &reports, regrid)?;
     timer.add("write", t);
@@ -231,6 +235,25 @@ pub fn run_downscale(
         seconds: started.elapsed().as_secs_f64(),
         phases: timer.0,
     })
+}
+
+/// The output must not be one of the job's inputs: the atomic rename would
+/// replace the input with the result, and the input would be lost.
+fn refuse_overwriting_an_input(req: &DownscaleRequest) -> Result<(), PipelineError> {
+    let Ok(out) = req.out.canonicalize() else {
+        return Ok(()); // not there yet: it cannot be an input
+    };
+    let inputs = [Some(&req.input), Some(&req.terrain), req.land_mask.as_ref()];
+    for input in inputs.into_iter().flatten() {
+        if input.canonicalize().is_ok_and(|i| i == out) {
+            return Err(PipelineError::Invalid(format!(
+                "the output {} is the input file {}: writing it would replace the input; choose another --out",
+                req.out.display(),
+                input.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What a job reads and produces, fixed before any field is read: the
@@ -247,6 +270,7 @@ struct Plan {
 
 impl Plan {
     fn make(req: &DownscaleRequest) -> Result<Plan, PipelineError> {
+        refuse_overwriting_an_input(req)?;
         let input = finecast_io::open(&req.input)?;
         let target = target_grid(&req.target)?;
         tracing::info!(grid = ?target, "target grid");

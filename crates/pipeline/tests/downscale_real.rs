@@ -345,6 +345,22 @@ fn bad_inputs_give_one_line_errors_and_no_output() {
     let mut r = base();
     r.terrain = small_dem;
     expect(r, "small_dem.nc");
+    // The output is the input (or the DEM): refused before anything is
+    // written, and the input is left as it was.
+    let copy = dir.path().join("input-copy.nc");
+    std::fs::copy(common::sample("forecast_alps_0p25.nc"), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let mut r = base();
+    r.input = copy.clone();
+    r.out = copy.clone();
+    let msg = run_downscale(&r, &ctl).unwrap_err().to_string();
+    assert!(msg.contains("is the input file"), "{msg}");
+    assert_eq!(std::fs::read(&copy).unwrap(), before);
+    let mut r = base();
+    r.out = dir.path().join(".").join("input-copy.nc");
+    r.terrain = copy.clone();
+    let msg = run_downscale(&r, &ctl).unwrap_err().to_string();
+    assert!(msg.contains("is the input file"), "{msg}");
     // Truncated file.
     let truncated = dir.path().join("truncated.nc");
     let bytes = std::fs::read(common::sample("forecast_alps_0p25.nc")).unwrap();
@@ -443,4 +459,40 @@ fn grib2_north_up_0_360_input_matches_the_netcdf_it_came_from() {
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
     assert!(worst < 0.02, "largest difference {worst} K");
+}
+
+/// A job cancelled once its fields are done, while it is about to write,
+/// writes nothing (the server then publishes no run).
+#[test]
+fn a_job_cancelled_before_writing_writes_nothing() {
+    struct CancelAtWrite(std::sync::atomic::AtomicBool);
+    impl finecast_pipeline::JobControl for CancelAtWrite {
+        fn progress(&self, _percent: f32, step: &str) {
+            if step == "writing output" {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        fn is_cancelled(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cancelled.nc");
+    let req = request(
+        common::sample("forecast_alps_0p25.nc"),
+        common::sample("terrain_alps_etopo5.nc"),
+        alps(),
+        &out,
+        Baseline::Bilinear,
+        &["t2m"],
+    );
+    let ctl = CancelAtWrite(false.into());
+    let err = run_downscale(&req, &ctl).unwrap_err();
+    assert!(matches!(err, PipelineError::Cancelled), "{err}");
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no leftovers"
+    );
 }

@@ -157,6 +157,11 @@ impl JobQueue {
                 PipelineError::Cancelled => Failure::Cancelled,
                 e => Failure::Failed(e.to_string()),
             })?;
+            // A cancel that came while the output was being written is
+            // honoured: the run is not published.
+            if ctl.is_cancelled() {
+                return Err(Failure::Cancelled);
+            }
             ctl.progress(99.0, "publishing the run");
             let origin = RunOrigin {
                 id: id.clone(),
