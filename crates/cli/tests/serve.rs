@@ -685,7 +685,7 @@ fn limits_and_errors_answer_json() {
             "--api-key",
             "k1,secret",
             "--max-body-mb",
-            "1",
+            "4",
             "--max-image-px",
             "512",
             "--max-bbox-cells",
@@ -737,12 +737,27 @@ fn limits_and_errors_answer_json() {
     let (status, body) = raw_post_headers(
         &server,
         "/v1/jobs",
-        2 << 20,
+        8 << 20,
         "Authorization: Bearer secret\r\n",
     );
     assert_eq!(status, 413, "{body}");
     let body: Value = serde_json::from_str(&body).expect("JSON error");
     assert_eq!(body["code"], "payload_too_large");
+    // A JSON body is capped at 1 MiB whatever --max-body-mb allows uploads,
+    // without a key too: nothing large is buffered for anyone.
+    for extra in ["Authorization: Bearer secret\r\n", ""] {
+        let (status, body) = raw_post_headers(&server, "/v1/jobs", 2 << 20, extra);
+        assert_eq!(status, 413, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("JSON error");
+        assert_eq!(body["code"], "payload_too_large");
+        assert!(
+            body["reason"]
+                .as_str()
+                .unwrap()
+                .contains("JSON request body is limited to 1024 KiB"),
+            "{body}"
+        );
+    }
 
     // 400 / 422: malformed and unacceptable parameters.
     let r = finish(

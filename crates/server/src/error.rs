@@ -38,6 +38,14 @@ pub enum ApiError {
         /// The configured limit, in MiB.
         limit_mb: u64,
     },
+    /// A JSON body (anything but a multipart upload) is larger than
+    /// [`crate::api::MAX_JSON_BODY_BYTES`]: 413, refused before more than
+    /// that is read, whatever `--max-body-mb` allows uploads.
+    #[error("a JSON request body is limited to {limit_kib} KiB; files go in a multipart/form-data upload (up to --max-body-mb)")]
+    JsonTooLarge {
+        /// The limit, in KiB.
+        limit_kib: u64,
+    },
     /// `--max-queue` jobs are already waiting: 429 with `Retry-After`.
     #[error("the job queue is full ({0} jobs waiting, --max-queue); retry later")]
     QueueFull(usize),
@@ -72,7 +80,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::JsonTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
@@ -89,7 +99,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::JsonTooLarge { .. } => "payload_too_large",
             ApiError::QueueFull(_) => "queue_full",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",

@@ -118,10 +118,11 @@ pub async fn submit(State(app): State<App>, req: Request) -> Result<Response, Ap
             }
         }
     } else if ctype.starts_with("application/json") || ctype.is_empty() {
-        let bytes = axum::body::to_bytes(req.into_body(), app.config.max_body_bytes)
+        let limit = super::MAX_JSON_BODY_BYTES.min(app.config.max_body_bytes);
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge {
-                limit_mb: (app.config.max_body_bytes >> 20) as u64,
+            .map_err(|_| ApiError::JsonTooLarge {
+                limit_kib: (limit >> 10) as u64,
             })?;
         let (r, v) = parse_request(&bytes)?;
         (r, v, None)

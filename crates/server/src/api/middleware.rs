@@ -58,9 +58,23 @@ pub async fn observe(State(app): State<App>, req: Request, next: Next) -> Respon
         .and_then(|v| v.parse::<u64>().ok());
     let timeout = app.config.request_timeout;
     let is_upload = req.method() == axum::http::Method::POST && path == "/v1/jobs";
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     let mut resp = async {
         if declared.is_some_and(|n| n > limit as u64) {
             return too_large(&app).into_response();
+        }
+        // Only an upload may be large: any other body over the JSON limit is
+        // refused from its Content-Length, before it is read.
+        let json_limit = super::MAX_JSON_BODY_BYTES.min(limit);
+        if !multipart && declared.is_some_and(|n| n > json_limit as u64) {
+            return ApiError::JsonTooLarge {
+                limit_kib: (json_limit >> 10) as u64,
+            }
+            .into_response();
         }
         // Uploads are bounded by --max-body-mb instead: a large file on a
         // slow link may legitimately take longer than any request.

@@ -24,6 +24,11 @@ use tower_http::compression::{CompressionLayer, DefaultPredicate};
 
 pub use state::{App, AppState};
 
+/// Largest JSON request body: a job request is a few hundred bytes, so
+/// 1 MiB leaves room and bounds what one unauthenticated POST can make the
+/// server buffer (uploads have their own `--max-body-mb`).
+pub const MAX_JSON_BODY_BYTES: usize = 1 << 20;
+
 use crate::error::ApiError;
 
 /// Every route: (method, path as axum spells it). Tests check the router
