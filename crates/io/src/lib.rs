@@ -200,17 +200,26 @@ pub fn read_static(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let (w, s, e, n) = target.bbox_lonlat();
     let sel = Selection {
         time: TimeSel::First,
-        bbox: Some((
-            w - margin_deg,
-            s - margin_deg,
-            e + margin_deg,
-            n + margin_deg,
-        )),
+        bbox: Some(widened_bbox(target, margin_deg)),
     };
     ds.read(&var, &sel)
+}
+
+/// `grid`'s lon/lat box `(west, south, east, north)` widened by `margin_deg`
+/// on every side, as a read selection takes it: latitudes stop at the poles
+/// (a target near a pole would otherwise ask for latitudes beyond ±90 and
+/// be refused), and a box that would wrap the globe covers it once.
+pub fn widened_bbox(grid: &Grid, margin_deg: f64) -> (f64, f64, f64, f64) {
+    let (w, s, e, n) = grid.bbox_lonlat();
+    let (s, n) = ((s - margin_deg).max(-90.0), (n + margin_deg).min(90.0));
+    let (w, e) = (w - margin_deg, e + margin_deg);
+    if e - w >= 360.0 {
+        (-180.0, s, 180.0, n)
+    } else {
+        (w, s, e, n)
+    }
 }
 
 /// Open a NetCDF or GRIB2 file, recognised by its leading bytes.
@@ -705,6 +714,31 @@ fn resolve_in(catalog: &[Catalogued], path: &str, wanted: &str) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Near a pole the widened box stops at ±90° instead of asking for
+    /// latitudes a read refuses; a box that would wrap covers the globe once;
+    /// elsewhere it is the grid's box plus the margin.
+    #[test]
+    fn widened_bbox_stops_at_the_poles_and_wraps_once() {
+        let arctic = Grid::regular_latlon(-20.0, 0.5, 40, 85.0, 0.5, 9).unwrap();
+        let (w, s, e, n) = widened_bbox(&arctic, 2.5);
+        assert_eq!((s, n), (82.5, 90.0));
+        assert!(
+            (w - (-22.5)).abs() < 1e-9 && (e - 2.0).abs() < 1e-9,
+            "{w} {e}"
+        );
+        assert!(window::normalise_bbox((w, s, e, n)).is_ok());
+        let global = Grid::regular_latlon(0.0, 1.0, 360, -89.5, 1.0, 180).unwrap();
+        let (w, s, e, n) = widened_bbox(&global, 1.0);
+        assert_eq!((w, s, e, n), (-180.0, -90.0, 180.0, 90.0));
+        assert!(window::normalise_bbox((w, s, e, n)).is_ok());
+        let alps = Grid::regular_latlon(6.0, 0.25, 8, 45.0, 0.25, 8).unwrap();
+        let (w, s, e, n) = widened_bbox(&alps, 1.0);
+        assert!(
+            (w - 5.0).abs() < 1e-9 && (n - 47.75).abs() < 1e-9,
+            "{w} {s} {e} {n}"
+        );
+    }
 
     fn entry(name: &str, sn: Option<&str>, height: Option<f64>) -> Catalogued {
         Catalogued {

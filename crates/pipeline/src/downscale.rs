@@ -280,12 +280,10 @@ impl Plan {
             let sels = selected_times(&var, &times, req)?;
             vars.push((var, sels));
         }
-        let (w, s, e, n) = target.bbox_lonlat();
-        let m = COARSE_MARGIN_DEG;
         Ok(Plan {
             input,
+            bbox: finecast_io::widened_bbox(&target, COARSE_MARGIN_DEG),
             target,
-            bbox: (w - m, s - m, e + m, n + m),
             vars,
         })
     }

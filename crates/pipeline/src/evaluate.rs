@@ -681,10 +681,9 @@ impl GivenPrediction {
         time: Option<DateTime<Utc>>,
         region: Option<&Region>,
     ) -> Result<Array2<f32>, PipelineError> {
-        let (w, s, e, n) = truth.grid.bbox_lonlat();
         let sel = Selection {
             time: time.map(TimeSel::At).unwrap_or(TimeSel::First),
-            bbox: Some((w - 0.5, s - 0.5, e + 0.5, n + 0.5)),
+            bbox: Some(finecast_io::widened_bbox(&truth.grid, 0.5)),
         };
         let data = self.ds.read(&self.var, &sel)?;
         if data.units != units {

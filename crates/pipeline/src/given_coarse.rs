@@ -149,8 +149,7 @@ impl GivenCoarse {
         period: Option<(TimeOp, TimeBounds)>,
         needs_partner: bool,
     ) -> Result<CoarseAt, PipelineError> {
-        let (w, s, e, n) = truth.bbox_lonlat();
-        let bbox = Some((w - 1.0, s - 1.0, e + 1.0, n + 1.0));
+        let bbox = Some(finecast_io::widened_bbox(truth, 1.0));
         let sel = |t: Option<DateTime<Utc>>| Selection {
             time: t.map(TimeSel::At).unwrap_or(TimeSel::First),
             bbox,
