@@ -1,6 +1,7 @@
-//! The network on flex (Burn, f32), on finecast's AMX kernel (bf16 products,
-//! where the CPU has AMX) and on onnxruntime (f32): same weights, same
-//! tiles, one run.
+//! The network on flex (Burn, f32), on every kernel of finecast's CPU engine
+//! this machine has (amx-bf16, avx512-bf16, avx512-f32, avx2-f32, neon-f32)
+//! and on onnxruntime (f32): same weights, same tiles, one run. The report
+//! names the CPU, its flags and the kernel a job would pick.
 //!
 //! `cargo bench -p finecast-benches --bench model_runtime`
 //!
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use finecast_benches::{env_usize, json_report, python, workspace_root, write_report};
+use finecast_benches::{cpu_info, env_usize, json_report, python, workspace_root, write_report};
 use finecast_model::{ComputeDevice, Downscaler, Kernel, ModelInputs, N_FEATURES};
 use ndarray::{Array2, Array3, Array4, Axis};
 use rayon::prelude::*;
@@ -80,6 +81,8 @@ fn main() {
     let core = env_usize("FINECAST_BENCH_TILE", 256);
     let side = core + 2 * (model.receptive_radius() + 8);
     let threads = rayon::current_num_threads();
+    let cpu = cpu_info();
+    println!("CPU: {cpu}");
     println!("{n_tiles} tiles of {side}x{side} cells ({core} core + halo), {threads} threads");
 
     let feats: Vec<Array3<f32>> = (0..n_tiles)
@@ -99,20 +102,25 @@ fn main() {
     let runtimes = runtimes(&model);
     let finecast = tile_rates(&runtimes, &feats, &batch);
     let conus_rates = conus_rates(&model, &runtimes);
-    if runtimes.len() > 1 {
-        let amx_out = model.forward_batch(batch.clone()).expect("amx forward");
-        let diff = amx_out
+    let mut diffs = serde_json::Map::new();
+    for (name, m) in runtimes.iter().skip(1) {
+        let out = m.forward_batch(batch.clone()).expect("forward");
+        let diff = out
             .iter()
             .zip(&flex_out)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
-        println!("max |amx-bf16 - flex-f32| on the tiles: {diff:.2e} (normalised residual units)");
+        println!("max |{name} - flex-f32| on the tiles: {diff:.2e} (normalised residual units)");
+        diffs.insert(name.to_string(), json!(diff));
     }
 
     let dir = workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir).expect("target/bench");
     let mut report = json!({
         "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        "cpu": cpu,
+        "default_kernel": model.kernel().to_string(),
+        "max_abs_diff_vs_flex": diffs,
         "threads": threads,
         "tiles": n_tiles,
         "tile_shape": [side, side],
@@ -132,17 +140,19 @@ fn main() {
     write_report(&dir.join("model-runtime.json"), &report);
 }
 
-/// The kernels this machine runs: flex always, AMX where the CPU has it,
-/// Vulkan with `FINECAST_BENCH_DEVICE=gpu` where a GPU answers.
+/// The kernels this machine runs: flex first (the reference), then every
+/// engine kernel the CPU has, then Vulkan with `FINECAST_BENCH_DEVICE=gpu`
+/// where a GPU answers.
 fn runtimes(model: &Downscaler) -> Vec<(&'static str, Downscaler)> {
     let mut runtimes = vec![("flex-f32", model.on_flex())];
-    if model.kernel() == Kernel::AmxBf16 {
-        runtimes.push(("amx-bf16", model.clone()));
-    } else {
-        println!(
-            "amx-bf16: not available on this CPU (kernel {})",
-            model.kernel()
-        );
+    for kernel in Kernel::ALL {
+        if kernel == Kernel::Flex || kernel == Kernel::Vulkan {
+            continue;
+        }
+        match model.with_kernel(kernel) {
+            Ok(m) => runtimes.push((kernel.name(), m)),
+            Err(why) => println!("{kernel}: not timed ({why})"),
+        }
     }
     if std::env::var("FINECAST_BENCH_DEVICE").is_ok_and(|d| d == "gpu") {
         let gpu = Downscaler::load_on(&Downscaler::default_path(), ComputeDevice::Gpu)
@@ -210,7 +220,7 @@ fn conus_rates(
             }
         });
         println!(
-            "{name:<10} {cy}x{cx} in 256-row strips: {:.1} ms, {r:.0} px/s",
+            "{name:<12} {cy}x{cx} in 256-row strips: {:.1} ms, {r:.0} px/s",
             1e3 * (cy * cx) as f64 / r
         );
         conus_rates.insert(name.to_string(), json!(r));
@@ -262,7 +272,7 @@ fn print_table(report: &serde_json::Value, runtimes: &[(&'static str, Downscaler
             .unwrap_or(f64::NAN)
     };
     println!(
-        "{:<10} {:<20} {:>12} {:>9} {:>15}",
+        "{:<12} {:<20} {:>12} {:>9} {:>15}",
         "runtime", "mode", "px/s", "GFLOP/s", "vs onnxruntime"
     );
     for mode in ["one_tile_at_a_time", "tiles_side_by_side", "batched"] {
@@ -271,14 +281,14 @@ fn print_table(report: &serde_json::Value, runtimes: &[(&'static str, Downscaler
                 .as_f64()
                 .unwrap_or(f64::NAN);
             println!(
-                "{name:<10} {mode:<20} {r:>12.0} {:>9.1} {:>15.2}",
+                "{name:<12} {mode:<20} {r:>12.0} {:>9.1} {:>15.2}",
                 gflops(r),
                 r / ort(mode)
             );
         }
         let o = ort(mode);
         println!(
-            "{:<10} {mode:<20} {o:>12.0} {:>9.1} {:>15.2}",
+            "{:<12} {mode:<20} {o:>12.0} {:>9.1} {:>15.2}",
             "onnxrt",
             gflops(o),
             1.0

@@ -74,3 +74,39 @@ pub fn json_report(cmd: &mut std::process::Command, what: &str) -> serde_json::V
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("{what} printed no JSON report"))
 }
+
+/// This machine's CPU: model name, the SIMD/matrix flags that pick the
+/// network kernel, and the kernels finecast runs here (best first), for
+/// benchmark reports.
+pub fn cpu_info() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let model = field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let wanted = [
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512_bf16",
+        "amx_bf16",
+        "amx_tile",
+        "asimd",
+    ];
+    let flags: Vec<String> = field("flags")
+        .or_else(|| field("Features"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|f| wanted.contains(f))
+        .map(str::to_string)
+        .collect();
+    let kernels: Vec<String> = finecast_model::cpu_kernels()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    serde_json::json!({ "model": model, "flags": flags, "kernels": kernels })
+}

@@ -1,4 +1,4 @@
-//! Where the network runs: the CPU (flex, or AMX where the CPU has it) or a
+//! Where the network runs: the CPU (finecast's engine or flex) or a
 //! GPU through Burn's Vulkan backend (cargo feature `gpu`). Asking for a GPU
 //! that this build or this machine cannot give falls back to the CPU with a
 //! warning that says why, so a job never fails for want of a GPU.
@@ -10,8 +10,9 @@ use burn::tensor::Device;
 /// The device a user asks for (`--device cpu|gpu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ComputeDevice {
-    /// The CPU: Burn's flex backend, or the AMX bf16 kernel where the CPU has
-    /// AMX (unless `FINECAST_MODEL_KERNEL=flex`). The default.
+    /// The CPU: the best kernel of finecast's engine this CPU has, or the
+    /// one `FINECAST_MODEL_KERNEL` names (`flex` for Burn's flex). The
+    /// default.
     #[default]
     Cpu,
     /// The default Vulkan adapter (needs the cargo feature `gpu`); falls back

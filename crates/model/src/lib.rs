@@ -16,11 +16,7 @@
 //!
 //! This crate only infers: it links Burn without autodiff or optimisers.
 
-// The CPU kernel: inline assembly and raw tile loads, each `unsafe` with its
-// SAFETY comment; the only module of the crate allowed `unsafe`.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-mod amx;
+mod cpu;
 pub mod device;
 pub mod features;
 pub mod net;
@@ -33,10 +29,12 @@ use std::sync::Arc;
 use burn::module::Module;
 use burn::store::{ModuleRecord, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::{Device, Tensor, TensorData};
+use ndarray::parallel::prelude::*;
 use ndarray::{Array2, Array3, Array4, ArrayView2, Axis, Zip};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use cpu::cpu_kernels;
 pub use device::ComputeDevice;
 pub use features::{
     ModelKind, NormStats, FEATURE_NAMES, FEATURE_RADIUS, LAPSE_RATE, N_FEATURES,
@@ -259,31 +257,89 @@ struct Inner {
     /// Where `net` lives and runs.
     device: Device,
     on_gpu: bool,
-    /// The same weights for AMX, where the CPU has it and the kernel is on.
-    #[cfg(target_arch = "x86_64")]
-    amx: Option<amx::AmxNet>,
+    /// The same weights for finecast's CPU engine (`None`: flex runs).
+    cpu: Option<cpu::CpuNet>,
 }
 
 /// Which code runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kernel {
-    /// Burn's flex CPU backend, f32 throughout.
+    /// Burn's flex CPU backend, f32 throughout: the reference, and the
+    /// fallback where no engine kernel fits.
     Flex,
     /// Intel AMX tile instructions: bf16 products, f32 sums and residual
     /// stream (x86-64 CPUs with AMX-BF16, e.g. Xeon Sapphire Rapids).
     AmxBf16,
+    /// AVX512-BF16 `VDPBF16PS`: the AMX kernel's bf16 arithmetic on CPUs
+    /// without AMX (AMD Zen 4/5, Intel Cooper Lake).
+    Avx512Bf16,
+    /// AVX-512F f32 fused multiply-adds.
+    Avx512F32,
+    /// AVX2 + FMA f32 (x86-64 since Haswell / Zen 1).
+    Avx2F32,
+    /// aarch64 NEON f32 (Apple silicon, Graviton, Ampere).
+    NeonF32,
     /// Burn's Vulkan (wgpu) backend on a GPU, f32 (cargo feature `gpu`).
     Vulkan,
 }
 
-impl std::fmt::Display for Kernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Kernel {
+    /// Every kernel, in the order of [`Kernel::name`]s listed in errors.
+    pub const ALL: [Kernel; 7] = [
+        Kernel::Flex,
+        Kernel::AmxBf16,
+        Kernel::Avx512Bf16,
+        Kernel::Avx512F32,
+        Kernel::Avx2F32,
+        Kernel::NeonF32,
+        Kernel::Vulkan,
+    ];
+
+    /// The name `FINECAST_MODEL_KERNEL` takes and the output attribute
+    /// `finecast_model_kernel` records.
+    pub fn name(self) -> &'static str {
+        match self {
             Kernel::Flex => "flex-f32",
             Kernel::AmxBf16 => "amx-bf16",
+            Kernel::Avx512Bf16 => "avx512-bf16",
+            Kernel::Avx512F32 => "avx512-f32",
+            Kernel::Avx2F32 => "avx2-f32",
+            Kernel::NeonF32 => "neon-f32",
             Kernel::Vulkan => "vulkan-f32",
-        })
+        }
+    }
+
+    /// Whether it computes its products in bf16 (8 significant bits).
+    pub fn is_bf16(self) -> bool {
+        matches!(self, Kernel::AmxBf16 | Kernel::Avx512Bf16)
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Kernel {
+    type Err = String;
+    /// A kernel's [`Kernel::name`]; `flex` also names flex.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "flex" {
+            return Ok(Kernel::Flex);
+        }
+        Kernel::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Kernel::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown kernel '{s}' (expected auto or one of {})",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -470,8 +526,9 @@ impl Downscaler {
         ))
     }
 
-    /// Uses AMX where available (see [`Kernel`]); `FINECAST_MODEL_KERNEL=flex`
-    /// keeps flex.
+    /// On the CPU, runs the best engine kernel this machine has (see
+    /// [`Kernel`]) or the one `FINECAST_MODEL_KERNEL` names (`flex` keeps
+    /// flex).
     pub(crate) fn from_parts(
         net: ResidualNet,
         sidecar: Sidecar,
@@ -479,10 +536,11 @@ impl Downscaler {
         device: Device,
         on_gpu: bool,
     ) -> Downscaler {
-        #[cfg(target_arch = "x86_64")]
-        let amx = (!on_gpu && amx::available())
-            .then(|| amx::AmxNet::new(&net, &sidecar.model.dilations))
-            .flatten();
+        let cpu = if on_gpu {
+            None
+        } else {
+            cpu::choose(&net, &sidecar.model.dilations)
+        };
         let shrinkage = sidecar.shrinkage.clone().map(Arc::new);
         Downscaler {
             shrinkage,
@@ -492,8 +550,7 @@ impl Downscaler {
                 weights_path,
                 device,
                 on_gpu,
-                #[cfg(target_arch = "x86_64")]
-                amx,
+                cpu,
             }),
         }
     }
@@ -503,15 +560,29 @@ impl Downscaler {
         if self.inner.on_gpu {
             return Kernel::Vulkan;
         }
-        #[cfg(target_arch = "x86_64")]
-        if self.inner.amx.is_some() {
-            return Kernel::AmxBf16;
-        }
-        Kernel::Flex
+        self.inner.cpu.as_ref().map_or(Kernel::Flex, |c| c.kernel())
     }
 
     /// The same model on flex (f32), whatever the CPU: for comparisons.
     pub fn on_flex(&self) -> Downscaler {
+        self.on_cpu(None)
+    }
+
+    /// The same model on the CPU with `kernel` ([`Kernel::Flex`] or one of
+    /// [`cpu_kernels`]), for tests and benchmarks; an error says why this
+    /// machine or network cannot run it.
+    pub fn with_kernel(&self, kernel: Kernel) -> Result<Downscaler, ModelError> {
+        let cpu = match kernel {
+            Kernel::Flex => None,
+            k => Some(
+                cpu::CpuNet::new(&self.inner.net, &self.inner.sidecar.model.dilations, k)
+                    .map_err(ModelError::Device)?,
+            ),
+        };
+        Ok(self.on_cpu(cpu))
+    }
+
+    fn on_cpu(&self, cpu: Option<cpu::CpuNet>) -> Downscaler {
         let net = self.inner.net.clone().to_device(&device::cpu());
         Downscaler {
             shrinkage: self.shrinkage.clone(),
@@ -521,8 +592,7 @@ impl Downscaler {
                 weights_path: self.inner.weights_path.clone(),
                 device: device::cpu(),
                 on_gpu: false,
-                #[cfg(target_arch = "x86_64")]
-                amx: None,
+                cpu,
             }),
         }
     }
@@ -718,13 +788,14 @@ impl Downscaler {
                 feats.dim().1
             )));
         }
-        #[cfg(target_arch = "x86_64")]
-        if let Some(amx) = &self.inner.amx {
+        if let Some(cpu) = &self.inner.cpu {
+            // One tile per thread: the engine's kernels run a tile on one core.
             let (n, _, ny, nx) = feats.dim();
             let mut out = Array4::zeros((n, self.inner.sidecar.model.out_channels, ny, nx));
-            for (tile, mut dst) in feats.outer_iter().zip(out.outer_iter_mut()) {
-                dst.assign(&amx.forward(tile));
-            }
+            out.outer_iter_mut()
+                .into_par_iter()
+                .zip(feats.outer_iter().into_par_iter())
+                .for_each(|(mut dst, tile)| dst.assign(&cpu.forward(tile)));
             return Ok(out);
         }
         forward_features(&self.inner.net, feats, &self.inner.device)

@@ -174,7 +174,8 @@ impl Method {
         }
     }
 
-    /// The code that runs the networks (`amx-bf16`, `flex-f32`, `vulkan-f32`).
+    /// The code that runs the networks (a `finecast_model::Kernel` name:
+    /// `amx-bf16`, `avx512-f32`, `flex-f32`, `vulkan-f32`, ...).
     pub fn kernel(&self) -> Option<String> {
         match self {
             Method::Model(nets) => nets.iter().next().map(|m| m.kernel().to_string()),

@@ -205,7 +205,7 @@ impl VariableKind {
             | "air_temperature"
             | "dew_point_temperature" => return VariableKind::Temperature,
             "u10" | "v10" | "10u" | "10v" | "u" | "v" | "uas" | "vas" | "eastward_wind"
-            | "northward_wind" => return VariableKind::WindComponent,
+            | "northward_wind" | "x_wind" | "y_wind" => return VariableKind::WindComponent,
             "si10" | "10si" | "ws" | "wspd" | "ws10" | "sfcwind" | "wind_speed" | "fg10"
             | "gust" | "wind_speed_of_gust" => return VariableKind::WindSpeed,
             "tp"
@@ -229,6 +229,8 @@ impl VariableKind {
         } else if has(&[
             "eastward_wind",
             "northward_wind",
+            "x_wind",
+            "y_wind",
             "u_component",
             "v_component",
         ]) {
@@ -280,7 +282,9 @@ pub fn default_range(var: &str, units: &str) -> Option<(f64, f64)> {
         VariableKind::WindSpeed if knots => Some((0.0, 60.0)),
         VariableKind::WindSpeed if km_per_hour => Some((0.0, 108.0)),
         VariableKind::Precipitation => match u {
-            "kgm-2" | "kg/m2" | "kg/m^2" | "mm" => Some((0.0, 50.0)),
+            // "kg m**-2", "kg m^-2" and "kg/m^2" arrive here without their
+            // spaces, dots, stars and carets.
+            "kgm-2" | "kg/m2" | "mm" => Some((0.0, 50.0)),
             _ if metres => Some((0.0, 0.05)),
             _ => None,
         },
@@ -295,6 +299,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ranges_accept_unit_spellings() {
+        for units in ["kg m-2", "kg m**-2", "kg m^-2", "kg/m^2", "kg/m2", "mm"] {
+            assert_eq!(default_range("tp", units), Some((0.0, 50.0)), "{units}");
+        }
+        assert_eq!(default_range("x_wind", "m s-1"), Some((-25.0, 25.0)));
+        assert_eq!(default_range("tp", "kg m-2 s-1"), None);
+    }
+
+    #[test]
     fn classifies_common_names() {
         use VariableKind::*;
         for (name, kind) in [
@@ -304,6 +317,8 @@ mod tests {
             ("temperature_2m", Temperature),
             ("u10", WindComponent),
             ("eastward_wind", WindComponent),
+            ("x_wind", WindComponent),
+            ("y_wind_10m", WindComponent),
             ("si10", WindSpeed),
             ("wind_speed_10m", WindSpeed),
             ("tp", Precipitation),

@@ -54,8 +54,10 @@ pub enum TileError {
     },
 }
 
-/// Tile geometry in cells.
+/// Tile geometry in cells. Deserialising validates it like
+/// [`TileSpec::new`], so a stored spec cannot bypass the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedTileSpec")]
 pub struct TileSpec {
     /// Core size (square); the last tile in a row or column may be smaller.
     pub tile: usize,
@@ -64,6 +66,21 @@ pub struct TileSpec {
     /// Width of the cross-fade across each core boundary; at most `2 * halo`
     /// and at most `tile`.
     pub blend: usize,
+}
+
+/// A [`TileSpec`] as read, before [`TileSpec::new`] checks it.
+#[derive(Deserialize)]
+struct UncheckedTileSpec {
+    tile: usize,
+    halo: usize,
+    blend: usize,
+}
+
+impl TryFrom<UncheckedTileSpec> for TileSpec {
+    type Error = TileError;
+    fn try_from(s: UncheckedTileSpec) -> Result<TileSpec, TileError> {
+        TileSpec::new(s.tile, s.halo, s.blend)
+    }
 }
 
 impl TileSpec {

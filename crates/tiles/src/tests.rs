@@ -194,3 +194,15 @@ fn fields_computed_together_blend_like_single_fields() {
         "{err}"
     );
 }
+
+/// A stored spec is checked like a new one: a blend wider than twice the
+/// halo (which would make `context` underflow) is refused when read.
+#[test]
+fn deserialised_specs_are_validated() {
+    let ok: TileSpec = serde_json::from_str(r#"{"tile":64,"halo":8,"blend":16}"#).unwrap();
+    assert_eq!(ok, TileSpec::new(64, 8, 16).unwrap());
+    assert_eq!(ok.context(), 0);
+    let err = serde_json::from_str::<TileSpec>(r#"{"tile":64,"halo":2,"blend":16}"#).unwrap_err();
+    assert!(err.to_string().contains("twice the halo"), "{err}");
+    assert!(serde_json::from_str::<TileSpec>(r#"{"tile":0,"halo":2,"blend":0}"#).is_err());
+}

@@ -11,8 +11,8 @@ use finecast_grid::{Field, Region};
 use finecast_methods::{downscale_at, Baseline, CoarseInput, GradientParams, Positions};
 use finecast_model::{Downscaler, ModelError, ModelKind};
 use finecast_protocol::{MethodScore, Quantity, Scorer};
-use finecast_tiles::{run_tiled, TileError, TileSpec};
-use ndarray::{Array2, Axis, Zip};
+use finecast_tiles::{run_tiled_fields, TileError, TileSpec};
+use ndarray::{Array2, Zip};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{load_terrain, make_pair, make_wind_pair, read_truth, read_wind_truth, Pair};
@@ -85,17 +85,14 @@ pub fn predict_tiled(
 ) -> Result<Vec<Array2<f32>>, ModelError> {
     let spec = TileSpec::for_footprint(tile, model.receptive_radius(), blend)
         .map_err(|e| ModelError::Input(e.to_string()))?;
-    (0..model.kind().n_outputs())
-        .map(|component| {
-            run_tiled(pair.truth.dim(), &spec, |w| {
-                model
-                    .predict(&pair.inputs(w.j0..w.j1, w.i0..w.i1))
-                    .map(|out| out.index_axis_move(Axis(0), component))
-                    .map_err(|e| TErr(e.to_string()))
-            })
-            .map_err(|e| ModelError::Input(e.0))
-        })
-        .collect()
+    // One pass for all components (the wind network predicts both at once).
+    let fields = run_tiled_fields(pair.truth.dim(), model.kind().n_outputs(), &spec, |w| {
+        model
+            .predict(&pair.inputs(w.j0..w.j1, w.i0..w.i1))
+            .map_err(|e| TErr(e.to_string()))
+    })
+    .map_err(|e| ModelError::Input(e.0))?;
+    Ok(fields.outer_iter().map(|f| f.to_owned()).collect())
 }
 
 /// Score the baselines and the model on one case.

@@ -229,8 +229,12 @@ impl TrainConfig {
                 "patch must be >= 8 and batch, steps, steps_per_epoch, checkpoint_every positive",
             );
         }
-        if !(self.lr > 0.0 && self.lr_final > 0.0 && self.lr.is_finite()) {
-            return bad("learning rates must be positive");
+        if !(self.lr > 0.0
+            && self.lr.is_finite()
+            && self.lr_final > 0.0
+            && self.lr_final.is_finite())
+        {
+            return bad("learning rates (lr, lr_final) must be positive and finite");
         }
         if self.model.width == 0
             || self.model.dilations.is_empty()
