@@ -6,9 +6,10 @@
 #   point forecasts          16 connections, up to POINT_QPS  (default 500/s)
 #   WMS GetMap               12 connections, up to WMS_QPS    (default 40/s)
 #   job submissions           4 connections, up to JOB_QPS    (default 1/s)
-# Prints requests/s, p50/p99/p99.9 latency and error counts per endpoint, and
-# the server's resident memory over time; everything lands in OUT
-# (default target/load-test/).
+# Prints the CPU, requests/s, p50/p99/p99.9 latency, error counts and renders
+# shed (503 "overloaded", finecast_renders_shed_total) per endpoint, and the
+# server's resident memory over time; everything lands in OUT (default
+# target/load-test/), with a summary in OUT/report.json.
 #
 #   ./scripts/load-test.sh            # after ./scripts/setup.sh
 #   DURATION=20s ./scripts/load-test.sh
@@ -29,6 +30,8 @@ if ! command -v oha >/dev/null || [ "$(oha --version | awk '{print $2}')" != "$O
   cargo install oha --locked --version "$OHA_VERSION"
 fi
 
+CPU=$(grep -m1 -E '^(model name|Hardware|CPU part)' /proc/cpuinfo | cut -d: -f2- | xargs || uname -m)
+echo "CPU: $CPU ($(nproc) cores)"
 rm -rf "$OUT"
 mkdir -p "$OUT/data/inputs"
 cp data/sample/forecast_alps_0p25.nc "$OUT/data/inputs/"
@@ -125,12 +128,14 @@ sleep 2
 kill $sampler 2>/dev/null || true
 # What became of the submitted jobs (the demo run is a job too).
 curl -sf "$base/v1/jobs" >"$OUT/jobs-after.json"
+curl -sf "$base/metrics" >"$OUT/metrics-after.txt"
 
-python3 - "$OUT" "$DURATION" <<'EOF'
+python3 - "$OUT" "$DURATION" "$CPU" "$(nproc)" <<'EOF'
 import csv, json, sys
-out, duration = sys.argv[1], sys.argv[2]
-print(f"\nload test, {duration}, 64 connections ({out})")
-print(f"{'endpoint':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'2xx':>7} {'4xx':>6} {'5xx':>5} {'errors':>7}")
+out, duration, cpu, cores = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+print(f"\nload test, {duration}, 64 connections ({out}); CPU: {cpu}, {cores} cores")
+print(f"{'endpoint':<10} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'2xx':>7} {'4xx':>6} {'5xx':>5} {'503':>5} {'errors':>7}")
+report = {"cpu": cpu, "cores": cores, "duration": duration, "endpoints": {}}
 for name in ["tiles", "points", "wms", "jobs"]:
     r = json.load(open(f"{out}/{name}.json"))
     codes = {int(k): v for k, v in r.get("statusCodeDistribution", {}).items()}
@@ -140,7 +145,16 @@ for name in ["tiles", "points", "wms", "jobs"]:
     ms = lambda key: 1000 * (p.get(key) or float("nan"))
     total = sum(codes.values())
     print(f"{name:<10} {total:>9} {r['summary']['requestsPerSec']:>8.1f} {ms('p50'):>8.2f} {ms('p99'):>8.2f} {ms('p99.9'):>9.2f} "
-          f"{count(200):>7} {count(400):>6} {count(500):>5} {errors:>7}")
+          f"{count(200):>7} {count(400):>6} {count(500):>5} {codes.get(503, 0):>5} {errors:>7}")
+    report["endpoints"][name] = {
+        "requests": total, "requests_per_s": r["summary"]["requestsPerSec"],
+        "p50_ms": ms("p50"), "p99_ms": ms("p99"), "p99_9_ms": ms("p99.9"),
+        "2xx": count(200), "4xx": count(400), "5xx": count(500), "503": codes.get(503, 0), "errors": errors,
+    }
+shed = next((int(float(l.split()[1])) for l in open(f"{out}/metrics-after.txt")
+             if l.startswith("finecast_renders_shed_total ")), None)
+print(f"renders shed (503 overloaded, finecast_renders_shed_total): {shed}")
+report["renders_shed"] = shed
 states = {}
 for j in json.load(open(f"{out}/jobs-after.json"))["jobs"]:
     states[j["status"]] = states.get(j["status"], 0) + 1
@@ -150,4 +164,6 @@ rss = [int(r["rss_mib"]) for r in rows if int(r["rss_mib"]) > 0]
 if rss:
     marks = [rss[min(len(rss) - 1, k * (len(rss) - 1) // 4)] for k in range(5)]
     print(f"server RSS MiB over the run (0/25/50/75/100 %): {marks}, max {max(rss)}")
+    report["rss_mib_quartiles"] = marks
+json.dump(report, open(f"{out}/report.json", "w"), indent=1)
 EOF

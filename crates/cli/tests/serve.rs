@@ -625,6 +625,32 @@ fn job_from_upload_to_run_to_map_and_wms_axis_order() {
     );
     assert_eq!(legend.status, 200);
     assert_eq!(legend.header("content-type").as_deref(), Some("image/png"));
+    // The legend is the size the capabilities advertise.
+    let advertised = caps
+        .split("<LegendURL width=\"")
+        .nth(1)
+        .and_then(|rest| {
+            let (w, rest) = rest.split_once("\" height=\"")?;
+            let (h, _) = rest.split_once('"')?;
+            Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?))
+        })
+        .expect("a LegendURL with width and height");
+    let (lw, lh, _) = decode_png(&legend.body);
+    assert_eq!((lw, lh), advertised);
+    // JPEG, which GDAL's WMS driver asks for by default, is served and
+    // advertised; TRANSPARENT is ignored there (JPEG has no alpha).
+    assert!(caps.contains("<Format>image/jpeg</Format>"));
+    let jpeg = get_with(&server.url(&format!("/wms?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS={run}/t2m&STYLES=&FORMAT=image/jpeg&TRANSPARENT=TRUE&CRS=EPSG:4326&BBOX=46,6.5,47.5,10&WIDTH=200&HEIGHT=100")), &[]);
+    assert_eq!(jpeg.status, 200, "{}", jpeg.text());
+    assert_eq!(jpeg.header("content-type").as_deref(), Some("image/jpeg"));
+    assert_eq!(&jpeg.body[..3], &[0xFF, 0xD8, 0xFF], "a JPEG stream");
+    let gif = get_with(&server.url(&format!("/wms?SERVICE=WMS&REQUEST=GetMap&VERSION=1.3.0&LAYERS={run}/t2m&FORMAT=image/gif&CRS=EPSG:4326&BBOX=46,6.5,47.5,10&WIDTH=20&HEIGHT=10")), &[]);
+    assert_eq!(gif.status, 400);
+    assert!(
+        gif.text().contains("image/png or image/jpeg"),
+        "{}",
+        gif.text()
+    );
 }
 
 #[test]
@@ -674,6 +700,118 @@ fn tile_snapshot_etag_and_transparency() {
         metrics.contains("finecast_tile_cache_misses_total 1"),
         "{metrics}"
     );
+}
+
+/// A burst of cold tile renders far beyond the tile pool and its queue
+/// (`--render-queue 1`): the excess is shed at once with 503, `Retry-After`
+/// and a JSON reason, nothing else fails, and point forecasts, which never
+/// enter a render pool, keep answering faster than the tiles do (medians
+/// compared within the same run, not against a fixed time).
+#[test]
+fn cold_render_burst_is_shed_and_points_stay_fast() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--render-queue", "1"]);
+    server.wait_ready();
+    let (_, run) = get_json(&server.url("/v1/runs/latest"));
+    let times: Vec<String> = run["valid_times"]
+        .as_array()
+        .expect("times")
+        .iter()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    // Distinct tiles over the demo domain (5.8-10.6E, 45.5-48N): every
+    // request is a cold render.
+    let tile_of = |z: u32, lon: f64, lat: f64| {
+        let n = f64::from(1u32 << z);
+        let x = ((lon + 180.0) / 360.0 * n) as u32;
+        let y = ((1.0 - lat.to_radians().tan().asinh() / std::f64::consts::PI) / 2.0 * n) as u32;
+        (x, y)
+    };
+    let mut urls = Vec::new();
+    for z in 10..=13 {
+        let (x0, y0) = tile_of(z, 5.8, 48.0);
+        let (x1, y1) = tile_of(z, 10.6, 45.5);
+        for t in &times {
+            for x in x0..=x1 {
+                for y in y0..=y1 {
+                    urls.push(
+                        server.url(&format!("/v1/tiles/latest/t2m/{z}/{x}/{y}.png?time={t}")),
+                    );
+                }
+            }
+        }
+    }
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (mut tile_ms, mut shed, mut point_ms) = (Vec::new(), 0usize, Vec::new());
+    std::thread::scope(|s| {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut ok_ms, mut shed) = (Vec::new(), 0usize);
+                    while !stop.load(Ordering::SeqCst) {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(url) = urls.get(k) else { break };
+                        let t = Instant::now();
+                        let r = get_with(url, &[]);
+                        match r.status {
+                            200 => ok_ms.push(t.elapsed().as_secs_f64() * 1e3),
+                            503 => {
+                                assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+                                assert_eq!(r.json()["code"], "overloaded", "{}", r.text());
+                                shed += 1;
+                            }
+                            other => panic!("{url}: {other} {}", r.text()),
+                        }
+                    }
+                    (ok_ms, shed)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        for k in 0..40 {
+            let t = Instant::now();
+            let (status, f) = get_json(&server.url(&format!(
+                "/v1/forecast?latitude={}&longitude=8.0&hourly=t2m",
+                46.0 + 0.02 * f64::from(k)
+            )));
+            point_ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(status, 200, "{f}");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            let (ok, n) = c.join().expect("client");
+            tile_ms.extend(ok);
+            shed += n;
+        }
+    });
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    assert!(
+        shed > 0,
+        "6 clients never filled a pool of 2 threads + 1 queued"
+    );
+    assert!(tile_ms.len() > 10, "{} tiles rendered", tile_ms.len());
+    let (points, tiles) = (median(&mut point_ms), median(&mut tile_ms));
+    eprintln!(
+        "{} tiles rendered (median {tiles:.1} ms), {shed} shed; point median {points:.1} ms, max {:.1} ms",
+        tile_ms.len(),
+        point_ms.last().copied().unwrap_or(f64::NAN)
+    );
+    assert!(
+        points < tiles,
+        "points {points:.1} ms vs tiles {tiles:.1} ms"
+    );
+    let metrics = String::from_utf8(get(&server.url("/metrics")).1).expect("utf8");
+    let counted: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("finecast_renders_shed_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("finecast_renders_shed_total");
+    assert!(counted >= shed, "metrics count {counted} of {shed} shed");
 }
 
 #[test]

@@ -224,6 +224,19 @@ impl Grid {
         Some((fj, fi))
     }
 
+    /// Where the fractional cell index is an affine function of the native
+    /// coordinates (both axes evenly spaced, not angular so no longitude
+    /// wrap): `((x0, dx), (y0, dy))` with `fi = (x - x0) / dx`,
+    /// `fj = (y - y0) / dy`, valid for `fi` in `[-0.5, nx - 0.5]` (and `fj`
+    /// alike), as [`Grid::native_index`] computes them; `None` otherwise.
+    /// Renderers interpolate indices instead of coordinates with it.
+    pub fn affine_index(&self) -> Option<((f64, f64), (f64, f64))> {
+        if self.crs.is_angular() {
+            return None;
+        }
+        Some((self.x_even?, self.y_even?))
+    }
+
     /// Shift an angular x coordinate by multiples of 360 into this grid's range.
     fn normalise_longitude(&self, x: f64) -> f64 {
         let n = self.nx();

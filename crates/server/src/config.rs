@@ -59,6 +59,14 @@ pub struct ServeArgs {
     /// Memory for rendered tiles and legends, in MiB.
     #[arg(long, env = "FINECAST_TILE_CACHE_MB", default_value_t = 64)]
     pub tile_cache_mb: u64,
+    /// Cold renders that may wait for a render thread, per pool (tiles and
+    /// legends; maps); more are answered 503 with Retry-After at once.
+    #[arg(long, env = "FINECAST_RENDER_QUEUE", default_value_t = 64)]
+    pub render_queue: usize,
+    /// A render that waited longer than this for a thread, in ms, is
+    /// answered 503 with Retry-After instead of being drawn late.
+    #[arg(long, env = "FINECAST_RENDER_DEADLINE_MS", default_value_t = 2000)]
+    pub render_deadline_ms: u64,
     /// Memory for decoded fields of runs (point forecasts, tiles), in MiB.
     #[arg(long, env = "FINECAST_FIELD_CACHE_MB", default_value_t = 512)]
     pub field_cache_mb: u64,
@@ -110,6 +118,10 @@ pub struct Config {
     pub max_image_px: u32,
     /// Largest number of cells of a job's target grid or a data subset.
     pub max_bbox_cells: u64,
+    /// Cold renders that may wait per render pool (`--render-queue`).
+    pub render_queue: usize,
+    /// Longest wait of a render for a thread (`--render-deadline-ms`).
+    pub render_deadline: Duration,
     /// Memory for rendered tiles and legends, bytes.
     pub tile_cache_bytes: usize,
     /// Memory for decoded fields, bytes.
@@ -134,9 +146,10 @@ impl Config {
             || args.request_timeout_s == 0
             || args.workers == 0
             || args.max_image_px < 16
+            || args.render_deadline_ms == 0
         {
             return Err(bad(
-                "--max-body-mb, --request-timeout-s and --workers must be positive, --max-image-px at least 16"
+                "--max-body-mb, --request-timeout-s, --workers and --render-deadline-ms must be positive, --max-image-px at least 16"
                     .into(),
             ));
         }
@@ -216,6 +229,8 @@ impl Config {
                 .unwrap_or(usize::MAX),
             field_cache_bytes: usize::try_from(args.field_cache_mb.saturating_mul(MIB))
                 .unwrap_or(usize::MAX),
+            render_queue: args.render_queue,
+            render_deadline: Duration::from_millis(args.render_deadline_ms),
             job_delay: Duration::from_millis(args.debug_job_delay_ms),
         })
     }

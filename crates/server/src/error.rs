@@ -62,6 +62,11 @@ pub enum ApiError {
     /// `Retry-After`, since the same request will succeed shortly.
     #[error("{0}")]
     NotReady(String),
+    /// The render pool is saturated: its queue is full (`--render-queue`) or
+    /// the render waited past `--render-deadline-ms`: 503 with
+    /// `Retry-After`, so cheap requests keep their latency under overload.
+    #[error("{0}")]
+    Overloaded(String),
     /// The handler ran past `--request-timeout-s` (the value, in seconds): 503.
     #[error("the request took longer than {0} s (--request-timeout-s)")]
     Timeout(u64),
@@ -86,7 +91,9 @@ impl ApiError {
             ApiError::QueueFull(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::NotReady(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotReady(_) | ApiError::Overloaded(_) | ApiError::Timeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +111,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::NotReady(_) => "not_ready",
+            ApiError::Overloaded(_) => "overloaded",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -179,8 +187,11 @@ impl From<QueueError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() && !matches!(self, ApiError::NotReady(_) | ApiError::Timeout(_))
-        {
+        let expected = matches!(
+            self,
+            ApiError::NotReady(_) | ApiError::Overloaded(_) | ApiError::Timeout(_)
+        );
+        if status.is_server_error() && !expected {
             tracing::error!("{self}");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
@@ -191,6 +202,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::QueueFull(_) | ApiError::NotReady(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            // A render slot frees within milliseconds.
+            ApiError::Overloaded(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
@@ -245,6 +260,11 @@ mod tests {
                 .into(),
                 StatusCode::CONFLICT,
                 "job 'j' has already finished (failed)",
+            ),
+            (
+                ApiError::Overloaded("the tile render queue is full".into()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the tile render queue is full",
             ),
             (
                 QueueError::NoSuchJob("j".into()).into(),

@@ -1,11 +1,12 @@
-//! CPU priorities of the server's threads. Request handling and XYZ tile
-//! renders (a few ms each, what a map client waits for) run at normal
-//! priority; larger map images (WMS GetMap, map.png) a little lower, so the
-//! quick requests overtake them on a busy CPU; downscaling jobs lower still,
-//! as batch work.
+//! CPU priorities of the server's threads. Request handling (point
+//! forecasts, cached tiles, a fraction of a ms each) runs at normal
+//! priority; cold XYZ tile renders (a few ms each) just below it, so a
+//! saturated tile pool does not delay the cheap requests; larger map images
+//! (WMS GetMap, map.png) lower, so tiles overtake them on a busy CPU;
+//! downscaling jobs lower still, as batch work.
 
 /// Nice value of tile and legend render threads.
-pub const TILE_NICE: i32 = 0;
+pub const TILE_NICE: i32 = 2;
 /// Nice value of map render threads.
 pub const MAP_NICE: i32 = 5;
 /// Nice value of job threads.

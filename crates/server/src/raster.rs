@@ -206,7 +206,16 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
     };
     let mut out = Vec::with_capacity(width * height);
     match lattice {
-        Some(lat) => {
+        Some(mut lat) => {
+            // With an affine index (evenly spaced projected axes), interpolate
+            // the indices themselves: no per-pixel projection arithmetic.
+            let affine = grid.affine_index();
+            if let Some(((x0, dx), (y0, dy))) = affine {
+                for p in lat.iter_mut() {
+                    *p = ((p.0 - x0) / dx, (p.1 - y0) / dy);
+                }
+            }
+            let (fi_max, fj_max) = (grid.nx() as f64 - 0.5, grid.ny() as f64 - 0.5);
             let nc = cols.len();
             // Which lattice interval each pixel column / row falls in, and where.
             let spans = |stops: &[usize], n: usize| -> Vec<(usize, f64)> {
@@ -224,19 +233,26 @@ pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -
                     .collect()
             };
             let (cspan, rspan) = (spans(&cols, width), spans(&rows, height));
-            let at = |r: usize, c: usize| lat[r.min(rows.len() - 1) * nc + c.min(nc - 1)];
+            let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
+            // One pixel row: the lattice interpolated to it once, then one
+            // lerp per pixel between its two lattice columns.
+            let mut row = vec![(0.0, 0.0); nc];
             for &(kr, tr) in &rspan {
+                let (r0, r1) = (kr.min(rows.len() - 1), (kr + 1).min(rows.len() - 1));
+                for (c, v) in row.iter_mut().enumerate() {
+                    let (a, b) = (lat[r0 * nc + c], lat[r1 * nc + c]);
+                    *v = (lerp(a.0, b.0, tr), lerp(a.1, b.1, tr));
+                }
                 for &(kc, tc) in &cspan {
-                    let (p00, p01, p10, p11) = (
-                        at(kr, kc),
-                        at(kr, kc + 1),
-                        at(kr + 1, kc),
-                        at(kr + 1, kc + 1),
-                    );
-                    let lerp = |a: f64, b: f64, t: f64| a + (b - a) * t;
-                    let x = lerp(lerp(p00.0, p01.0, tc), lerp(p10.0, p11.0, tc), tr);
-                    let y = lerp(lerp(p00.1, p01.1, tc), lerp(p10.1, p11.1, tc), tr);
-                    out.push(index(x, y));
+                    let (a, b) = (row[kc.min(nc - 1)], row[(kc + 1).min(nc - 1)]);
+                    let (x, y) = (lerp(a.0, b.0, tc), lerp(a.1, b.1, tc));
+                    out.push(if affine.is_none() {
+                        index(x, y)
+                    } else if (-0.5..=fi_max).contains(&x) && (-0.5..=fj_max).contains(&y) {
+                        (y as f32, x as f32)
+                    } else {
+                        (f32::NAN, f32::NAN)
+                    });
                 }
             }
         }
@@ -265,6 +281,7 @@ pub fn sample(data: &Array2<f32>, fj: f32, fi: f32, how: Sampling) -> f32 {
 
 /// [`sample`] on a row-major slice of `ny` x `nx` values (the per-pixel
 /// inner loop of every render, so no per-access bounds arithmetic of ndarray).
+#[inline]
 fn sample_rows(data: &[f32], ny: usize, nx: usize, fj: f32, fi: f32, how: Sampling) -> f32 {
     if !(fj.is_finite() && fi.is_finite()) || data.len() < ny * nx || ny == 0 || nx == 0 {
         return f32::NAN;
@@ -308,41 +325,65 @@ pub fn render_rgba(
     let (w, h) = (width as usize, height as usize);
     let idx = cell_indices(grid, view, w, h);
     let bands = style.bands.clamp(2, 256);
-    let lut = style.palette.lut(bands);
+    let lut: Vec<[u8; 4]> = style
+        .palette
+        .lut(bands)
+        .iter()
+        .map(|c| [c[0], c[1], c[2], 255])
+        .collect();
     let (lo, hi) = style.range;
     let scale = (bands - 1) as f64 / (hi - lo);
-    let paint = |out: OutOfRange, end: [u8; 3]| -> [u8; 4] {
+    let paint = |out: OutOfRange, end: [u8; 4]| -> [u8; 4] {
         match out {
-            OutOfRange::Extend => [end[0], end[1], end[2], 255],
+            OutOfRange::Extend => end,
             OutOfRange::Transparent => background,
             OutOfRange::Color(c) => [c[0], c[1], c[2], 255],
         }
     };
-    let (first, last) = (lut[0], lut[bands - 1]);
+    // Decided once, not per pixel.
+    let (below, above) = (
+        paint(style.below, lut[0]),
+        paint(style.above, lut[bands - 1]),
+    );
     let values = data.as_standard_layout();
     let (ny, nx) = values.dim();
     let values = values.as_slice().unwrap_or(&[]);
     let mut rgba = vec![0u8; w * h * 4];
     for (px, &(fj, fi)) in rgba.chunks_exact_mut(4).zip(&idx) {
-        let v = sample_rows(values, ny, nx, fj, fi, how);
+        let v = f64::from(sample_rows(values, ny, nx, fj, fi, how));
         let colour = if !v.is_finite() {
             background
+        } else if v < lo {
+            below
+        } else if v > hi {
+            above
         } else {
-            let v = f64::from(v);
-            if v < lo {
-                paint(style.below, first)
-            } else if v > hi {
-                paint(style.above, last)
-            } else {
-                // Same rounding as finecast-render's maps, so colours agree.
-                // lo <= v <= hi, so this is round-half-up of a non-negative value.
-                let c = lut[(((v - lo) * scale + 0.5) as usize).min(bands - 1)];
-                [c[0], c[1], c[2], 255]
-            }
+            // Same rounding as finecast-render's maps, so colours agree.
+            // lo <= v <= hi, so this is round-half-up of a non-negative value.
+            lut[(((v - lo) * scale + 0.5) as usize).min(bands - 1)]
         };
         px.copy_from_slice(&colour);
     }
     rgba
+}
+
+/// JPEG bytes (quality 90) of an RGBA buffer, its alpha dropped (the
+/// caller fills transparent pixels with a background first).
+pub fn encode_jpeg_rgba(rgba: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let side = |n: u32| {
+        u16::try_from(n)
+            .map_err(|_| format!("{width}x{height} px is too large for JPEG (65535 px a side)"))
+    };
+    let (w, h) = (side(width)?, side(height)?);
+    let rgb: Vec<u8> = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .map_err(|e| format!("JPEG encoding: {e}"))?;
+    Ok(out)
 }
 
 /// PNG bytes of an RGBA buffer.
@@ -414,18 +455,30 @@ mod tests {
             width: 300,
             height: 200,
         };
+        // The view is wider than the grid: pixels off it must be NaN.
+        assert!(grid.affine_index().is_some(), "the fast path is tested");
         let idx = cell_indices(&grid, &view, 300, 200);
-        let mut worst = 0.0f64;
+        let (mut worst, mut off, mut disagree) = (0.0f64, 0, 0);
         for (k, &(fj, fi)) in idx.iter().enumerate() {
             let (px, py) = ((k % 300) as f64 + 0.5, (k / 300) as f64 + 0.5);
             let (lon, lat) = view.lonlat(px, py).expect("inside");
-            if let (Some((ej, ei)), true) = (grid.locate(lon, lat), fj.is_finite()) {
-                worst = worst
-                    .max((ej - f64::from(fj)).abs())
-                    .max((ei - f64::from(fi)).abs());
+            match (grid.locate(lon, lat), fj.is_finite()) {
+                (Some((ej, ei)), true) => {
+                    worst = worst
+                        .max((ej - f64::from(fj)).abs())
+                        .max((ei - f64::from(fi)).abs())
+                }
+                (None, false) => off += 1,
+                // Only where the lattice's 0.01-cell error straddles the edge.
+                _ => disagree += 1,
             }
         }
         assert!(worst < 0.01, "lattice error {worst} cells");
+        assert!(off > 1000, "{off} pixels off the grid");
+        assert!(
+            disagree < 30,
+            "{disagree} pixels disagree on being on the grid"
+        );
     }
 
     #[test]

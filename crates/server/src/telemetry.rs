@@ -36,6 +36,8 @@ pub struct Metrics {
     pub field_cache_hits: AtomicU64,
     /// Fields read and decoded from a run's NetCDF.
     pub field_cache_misses: AtomicU64,
+    /// Cold renders answered 503 because their pool was saturated.
+    pub renders_shed: AtomicU64,
 }
 
 /// Gauges read at scrape time from the job queue and caches.
@@ -189,6 +191,12 @@ impl Metrics {
             "finecast_tile_cache_misses_total",
             "Tiles rendered.",
             &self.tile_cache_misses,
+        )?;
+        counter(
+            out,
+            "finecast_renders_shed_total",
+            "Cold renders answered 503 (render queue full or deadline passed).",
+            &self.renders_shed,
         )?;
         counter(
             out,

@@ -11,8 +11,14 @@ use super::state::{App, RenderKind};
 use crate::error::ApiError;
 use crate::raster::Style;
 
-/// A vertical colour bar with tick labels and `units`, `height` pixels tall
-/// (clamped to 150..=2048).
+/// Width of every colour bar image, as WMS capabilities advertise it.
+pub const LEGEND_WIDTH: u32 = 110;
+/// Height of a colour bar image when the request names none.
+pub const LEGEND_DEFAULT_HEIGHT: u32 = 300;
+
+/// A vertical colour bar with tick labels and `units`, exactly
+/// [`LEGEND_WIDTH`] × `height` pixels (`height` clamped to 150..=2048), so
+/// the size WMS capabilities advertise is the size clients get.
 fn legend_png(
     units: &str,
     palette: &Palette,
@@ -53,12 +59,13 @@ fn legend_png(
     };
     let x1 = ((x0..w).rev().find(|&x| ink(x)).unwrap_or(w - 1) + 6).min(w);
     let y1 = ((layout.colorbar.y + layout.colorbar.height) as usize + 12).min(h);
-    let (cw, chh) = (x1 - x0, y1);
-    let mut rgba = Vec::with_capacity(cw * chh * 4);
-    for y in 0..chh {
-        for x in x0..x1 {
+    // The bar and its labels, left-aligned on a white canvas of the fixed size.
+    let (cw, chh) = (LEGEND_WIDTH as usize, spec.height as usize);
+    let mut rgba = vec![255u8; cw * chh * 4];
+    for y in 0..y1.min(chh) {
+        for (cx, x) in (x0..x1).take(cw).enumerate() {
             let p = &buf[(y * w + x) * ch..(y * w + x) * ch + 3];
-            rgba.extend_from_slice(&[p[0], p[1], p[2], 255]);
+            rgba[(y * cw + cx) * 4..][..3].copy_from_slice(p);
         }
     }
     crate::raster::encode_png_rgba(&rgba, cw as u32, chh as u32).map_err(ApiError::internal)

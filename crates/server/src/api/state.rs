@@ -3,8 +3,9 @@
 //! work off the async executor.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use tokio::sync::OnceCell;
@@ -35,6 +36,9 @@ pub struct AppState {
     tile_pool: rayon::ThreadPool,
     /// Threads for map images (WMS GetMap, map.png), which take longer.
     map_pool: rayon::ThreadPool,
+    /// Admission to each pool.
+    tile_gate: Arc<Gate>,
+    map_gate: Arc<Gate>,
     /// Set once the run store is loaded and the demo (if any) is queued.
     pub started: AtomicBool,
 }
@@ -51,6 +55,64 @@ pub enum RenderKind {
     Map,
 }
 
+/// Admission to a render pool: at most `capacity` renders running or
+/// waiting, each waiting at most `deadline`; the rest are answered 503 at
+/// once, so a saturated pool sheds load instead of stretching every
+/// request's latency (cached tiles and point forecasts never enter a pool).
+struct Gate {
+    pool: &'static str,
+    pending: AtomicUsize,
+    capacity: usize,
+    deadline: Duration,
+}
+
+impl Gate {
+    fn new(pool: &'static str, threads: usize, config: &Config) -> Arc<Gate> {
+        Arc::new(Gate {
+            pool,
+            pending: AtomicUsize::new(0),
+            capacity: threads + config.render_queue,
+            deadline: config.render_deadline,
+        })
+    }
+
+    /// A slot, or the 503 that says the pool is full.
+    fn enter(self: &Arc<Gate>) -> Result<Slot, ApiError> {
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::Overloaded(format!(
+                "the {} render queue is full ({} renders running or waiting, --render-queue); retry shortly",
+                self.pool, self.capacity
+            )));
+        }
+        Ok(Slot(self.clone()))
+    }
+}
+
+/// A place in a [`Gate`], given back when the render ends or is dropped.
+struct Slot(Arc<Gate>);
+
+impl Slot {
+    /// The 503 for a render that waited past the deadline, if it did.
+    fn too_late(&self, queued: Instant) -> Option<ApiError> {
+        let (waited, gate) = (queued.elapsed(), &self.0);
+        (waited > gate.deadline).then(|| {
+            ApiError::Overloaded(format!(
+                "the {} render waited {} ms for a thread (--render-deadline-ms {}); retry shortly",
+                gate.pool,
+                waited.as_millis(),
+                gate.deadline.as_millis()
+            ))
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl AppState {
     /// The state over a loaded store and queue, with its render pools
     /// started; the error says which pool could not start.
@@ -60,9 +122,13 @@ impl AppState {
         queue: Arc<JobQueue>,
         metrics: Arc<Metrics>,
     ) -> Result<AppState, String> {
+        let tile_pool = crate::priority::pool("finecast-tiles", 0, crate::priority::TILE_NICE)?;
+        let map_pool = crate::priority::pool("finecast-maps", 0, crate::priority::MAP_NICE)?;
         Ok(AppState {
-            tile_pool: crate::priority::pool("finecast-tiles", 0, crate::priority::TILE_NICE)?,
-            map_pool: crate::priority::pool("finecast-maps", 0, crate::priority::MAP_NICE)?,
+            tile_gate: Gate::new("tile", tile_pool.current_num_threads(), &config),
+            map_gate: Gate::new("map", map_pool.current_num_threads(), &config),
+            tile_pool,
+            map_pool,
             images: Mutex::new(ByteLru::new(config.tile_cache_bytes)),
             rendering: Mutex::new(HashMap::new()),
             config,
@@ -76,21 +142,40 @@ impl AppState {
     /// Run a CPU-heavy render on a render pool of one thread per core, so a
     /// burst of renders queues instead of oversubscribing cores. Tiles and
     /// maps have pools of their own: a small tile never waits behind large
-    /// maps, and map threads run at a lower priority (see [`crate::priority`]),
-    /// so quick requests overtake them on a busy CPU.
+    /// maps, and render threads run at a lower priority than request
+    /// handling (see [`crate::priority`]), so point forecasts and cached
+    /// tiles overtake them on a busy CPU. Admission is bounded: a full queue
+    /// (`--render-queue`) or a wait past `--render-deadline-ms` answers 503
+    /// with `Retry-After` (counted in `finecast_renders_shed_total`), and a
+    /// render whose client has gone is not drawn.
     pub async fn render<T: Send + 'static>(
         &self,
         kind: RenderKind,
         f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let pool = match kind {
-            RenderKind::Tile => &self.tile_pool,
-            RenderKind::Map => &self.map_pool,
+        let (pool, gate) = match kind {
+            RenderKind::Tile => (&self.tile_pool, &self.tile_gate),
+            RenderKind::Map => (&self.map_pool, &self.map_gate),
         };
+        let slot = gate
+            .enter()
+            .inspect_err(|_| Metrics::hit(&self.metrics.renders_shed))?;
+        let queued = Instant::now();
+        let metrics = self.metrics.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         pool.spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .unwrap_or_else(|_| Err(ApiError::Internal("a render panicked".into())));
+            if tx.is_closed() {
+                return;
+            }
+            let result = match slot.too_late(queued) {
+                Some(shed) => {
+                    Metrics::hit(&metrics.renders_shed);
+                    Err(shed)
+                }
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                    .unwrap_or_else(|_| Err(ApiError::Internal("a render panicked".into()))),
+            };
+            drop(slot);
             // The request may have gone (client closed): nothing to tell.
             let _ = tx.send(result);
         });

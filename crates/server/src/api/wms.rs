@@ -24,8 +24,8 @@ use super::response::{etag_of, json_response, png_response};
 use super::state::{blocking, App, RenderKind};
 use crate::error::ApiError;
 use crate::raster::{
-    encode_png_rgba, parse_color, render_rgba, LonLatView, MercatorView, OutOfRange, Sampling,
-    Style, View,
+    encode_jpeg_rgba, encode_png_rgba, parse_color, render_rgba, LonLatView, MercatorView,
+    OutOfRange, Sampling, Style, View,
 };
 use crate::store::{Run, VarMeta};
 use crate::times::iso;
@@ -389,17 +389,21 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
             ApiError::BadRequest("one layer per GetMap request".into()),
         ));
     }
-    if let Some(f) = p.get_ci("format") {
-        if !f.trim().to_ascii_lowercase().starts_with("image/png") {
+    // GDAL and many desktop clients ask for JPEG by default.
+    let jpeg = match p.get_ci("format").map(|f| f.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(f) if f.starts_with("image/png") => false,
+        Some(f) if f == "image/jpeg" || f == "image/jpg" => true,
+        Some(_) => {
             return Err(WmsError::new(
                 "InvalidFormat",
                 ApiError::BadRequest(format!(
-                    "FORMAT {} is not supported; use image/png",
-                    crate::ids::truncate(f, 40)
+                    "FORMAT {} is not supported; use image/png or image/jpeg",
+                    crate::ids::truncate(p.get_ci("format").unwrap_or(""), 40)
                 )),
-            ));
+            ))
         }
-    }
+    };
     let (width, height) = size(app, p)?;
     let view = view(p, width, height)?;
     let Selection {
@@ -408,7 +412,8 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
         time_index: t,
         style,
     } = select(app, layer, p, time(p), |v| style(v, p, "styles"))?;
-    let background = if truthy(p.get_ci("transparent")) {
+    // JPEG has no alpha: TRANSPARENT is ignored and BGCOLOR fills instead.
+    let background = if truthy(p.get_ci("transparent")) && !jpeg {
         [0, 0, 0, 0]
     } else {
         let c = p
@@ -423,7 +428,7 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
             .collect();
     let etag = etag_of(&["wms", &run.meta.id, &key.join("&")]);
     let app2 = app.clone();
-    let png = app
+    let image = app
         .render(RenderKind::Map, move || {
             let data = app2.store.field(&run, &var.name, t)?;
             let rgba = render_rgba(
@@ -434,10 +439,21 @@ async fn get_map(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
                 Sampling::Bilinear,
                 background,
             );
-            encode_png_rgba(&rgba, width, height).map_err(ApiError::internal)
+            if jpeg {
+                encode_jpeg_rgba(&rgba, width, height).map_err(ApiError::Unprocessable)
+            } else {
+                encode_png_rgba(&rgba, width, height).map_err(ApiError::internal)
+            }
         })
         .await?;
-    Ok(png_response(Bytes::from(png), &etag, 300, headers))
+    let mut response = png_response(Bytes::from(image), &etag, 300, headers);
+    if jpeg && response.status() == axum::http::StatusCode::OK {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("image/jpeg"),
+        );
+    }
+    Ok(response)
 }
 
 /// GetFeatureInfo: the value under a pixel of a map, as text or GeoJSON.
@@ -572,7 +588,7 @@ async fn legend(app: &App, p: &Params, headers: &HeaderMap) -> WmsResult {
     let height = p
         .get_ci("height")
         .and_then(|h| h.parse::<u32>().ok())
-        .unwrap_or(300)
+        .unwrap_or(super::legend::LEGEND_DEFAULT_HEIGHT)
         .min(app.config.max_image_px);
     let etag = legend_etag(&var.units, &style, height);
     let png = cached_legend(app, &etag, var.units.clone(), style, height).await?;

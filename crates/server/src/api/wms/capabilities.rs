@@ -11,6 +11,7 @@ use finecast_render::Palette;
 
 use super::{version, xml_escape, WmsResult};
 use crate::api::extract::{base_url, Params};
+use crate::api::legend::{LEGEND_DEFAULT_HEIGHT, LEGEND_WIDTH};
 use crate::api::state::App;
 use crate::store::{Run, VarMeta};
 use crate::times::iso;
@@ -90,7 +91,7 @@ impl Capabilities {
         };
         for (op, formats) in [
             ("GetCapabilities", vec![caps_format]),
-            ("GetMap", vec!["image/png"]),
+            ("GetMap", vec!["image/png", "image/jpeg"]),
             ("GetFeatureInfo", vec!["text/plain", "application/json"]),
         ] {
             let _ = write!(x, "<{op}>");
@@ -254,7 +255,7 @@ impl Capabilities {
             ));
             let _ = write!(
                 x,
-                "<Style><Name>raster/{pal}</Name><Title>{pal} colour ramp</Title><LegendURL width=\"110\" height=\"300\"><Format>image/png</Format>\
+                "<Style><Name>raster/{pal}</Name><Title>{pal} colour ramp</Title><LegendURL width=\"{LEGEND_WIDTH}\" height=\"{LEGEND_DEFAULT_HEIGHT}\"><Format>image/png</Format>\
                  <OnlineResource xmlns:xlink=\"http://www.w3.org/1999/xlink\" xlink:type=\"simple\" xlink:href=\"{legend}\"/></LegendURL></Style>"
             );
         }
