@@ -1027,6 +1027,23 @@ fn limits_and_errors_answer_json() {
     }
     let r = get_with(&server.url("/wms?REQUEST=GetMap&LAYERS=..%2F..%2Fetc/t2m&CRS=CRS:84&BBOX=6,46,9,47&WIDTH=10&HEIGHT=10"), &[]);
     assert_eq!(r.status, 404, "{}", r.text());
+
+    // Deleting a run: behind the key, by id only, then gone with its files.
+    let run_url = server.url(&format!("/v1/runs/{demo}"));
+    assert_error(&delete(&run_url, &[]), 401, "API key");
+    assert_error(
+        &delete(&server.url("/v1/runs/latest"), &key),
+        422,
+        "by its id",
+    );
+    let r = delete(&run_url, &key);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(get_with(&run_url, &[]).status, 404);
+    assert_error(&delete(&run_url, &key), 404, "no run");
+    assert!(
+        !dir.path().join("runs").join(&demo).exists(),
+        "the run's files are gone once no request reads them"
+    );
 }
 
 #[test]

@@ -57,6 +57,14 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         self.bytes += size;
     }
 
+    /// Keep only the entries whose key passes `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
+        let gone: Vec<K> = self.map.keys().filter(|k| !keep(k)).cloned().collect();
+        for key in gone {
+            self.remove(&key);
+        }
+    }
+
     /// Drop `key`'s entry, if any.
     fn remove(&mut self, key: &K) {
         if let Some((_, size, tick)) = self.map.remove(key) {

@@ -67,6 +67,14 @@ pub struct ServeArgs {
     /// answered 503 with Retry-After instead of being drawn late.
     #[arg(long, env = "FINECAST_RENDER_DEADLINE_MS", default_value_t = 2000)]
     pub render_deadline_ms: u64,
+    /// Keep at most this many runs (the most recently finished); older
+    /// ones are deleted once no request reads them. Default: keep all.
+    #[arg(long, env = "FINECAST_KEEP_RUNS")]
+    pub keep_runs: Option<usize>,
+    /// Delete runs that finished more than this many hours ago (checked at
+    /// start, after each new run and every 5 minutes). Default: never.
+    #[arg(long, env = "FINECAST_MAX_RUN_AGE_H")]
+    pub max_run_age_h: Option<f64>,
     /// Memory for decoded fields of runs (point forecasts, tiles), in MiB.
     #[arg(long, env = "FINECAST_FIELD_CACHE_MB", default_value_t = 512)]
     pub field_cache_mb: u64,
@@ -118,6 +126,8 @@ pub struct Config {
     pub max_image_px: u32,
     /// Largest number of cells of a job's target grid or a data subset.
     pub max_bbox_cells: u64,
+    /// Which runs to keep (`--keep-runs`, `--max-run-age-h`).
+    pub retention: crate::store::Retention,
     /// Cold renders that may wait per render pool (`--render-queue`).
     pub render_queue: usize,
     /// Longest wait of a render for a thread (`--render-deadline-ms`).
@@ -147,9 +157,13 @@ impl Config {
             || args.workers == 0
             || args.max_image_px < 16
             || args.render_deadline_ms == 0
+            || args.keep_runs == Some(0)
+            || args
+                .max_run_age_h
+                .is_some_and(|h| !(h.is_finite() && h > 0.0))
         {
             return Err(bad(
-                "--max-body-mb, --request-timeout-s, --workers and --render-deadline-ms must be positive, --max-image-px at least 16"
+                "--max-body-mb, --request-timeout-s, --workers, --render-deadline-ms, --keep-runs and --max-run-age-h must be positive, --max-image-px at least 16"
                     .into(),
             ));
         }
@@ -229,6 +243,12 @@ impl Config {
                 .unwrap_or(usize::MAX),
             field_cache_bytes: usize::try_from(args.field_cache_mb.saturating_mul(MIB))
                 .unwrap_or(usize::MAX),
+            retention: crate::store::Retention {
+                keep: args.keep_runs,
+                max_age: args
+                    .max_run_age_h
+                    .map(|h| chrono::Duration::milliseconds((h * 3.6e6) as i64)),
+            },
             render_queue: args.render_queue,
             render_deadline: Duration::from_millis(args.render_deadline_ms),
             job_delay: Duration::from_millis(args.debug_job_delay_ms),

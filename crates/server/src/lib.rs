@@ -71,11 +71,10 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
 /// serves; the workers' handles, to wait for at shutdown.
 fn build(config: Config) -> Result<(App, Vec<std::thread::JoinHandle<()>>), ServeError> {
     let metrics = Arc::new(Metrics::default());
-    let store = Arc::new(Store::open(
-        &config.runs_dir,
-        config.field_cache_bytes,
-        metrics.clone(),
-    ));
+    let store = Arc::new(
+        Store::open(&config.runs_dir, config.field_cache_bytes, metrics.clone())
+            .with_retention(config.retention),
+    );
     let queue = JobQueue::open(&config, store.clone());
     let state =
         AppState::new(config.clone(), store, queue.clone(), metrics).map_err(ServeError::Config)?;
@@ -137,6 +136,20 @@ async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Config(format!("startup failed: {e}")))??;
     ensure_demo(&app);
+    if app.config.retention.max_age.is_some() {
+        // Runs age without any event: look every 5 minutes.
+        let store = app.store.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                every.tick().await;
+                let store = store.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || store.apply_retention(chrono::Utc::now()))
+                        .await;
+            }
+        });
+    }
     app.started.store(true, Ordering::SeqCst);
     // Printed (not only logged) so that scripts and tests can wait for it.
     println!(

@@ -124,7 +124,12 @@ pub fn document() -> Value {
                 "delete": op("Cancel a queued or running job (needs an API key when keys are configured)", vec![path("id")], json_ok("the job")),
             },
             "/v1/runs": {"get": op("List runs, newest first", vec![], json_ok("runs"))},
-            "/v1/runs/{run}": {"get": op("Run metadata: reference and valid times, variables and units, grid/CRS, bbox, method, weights hash, input checksums", vec![path("run")], json_ok("the run"))},
+            "/v1/runs/{run}": {
+                "get": op("Run metadata: reference and valid times, variables and units, grid/CRS, bbox, method, weights hash, input checksums", vec![path("run")], json_ok("the run")),
+                "delete": op("Delete a run by id (needs an API key when keys are configured); requests already reading it finish first", vec![path("run")],
+                    json!({"204": {"description": "deleted"}, "401": {"$ref": "#/components/responses/Error"}, "403": {"$ref": "#/components/responses/Error"},
+                           "404": {"$ref": "#/components/responses/Error"}, "422": {"$ref": "#/components/responses/Error"}})),
+            },
             "/v1/runs/{run}/data": {"get": op("Download the run: NetCDF (whole or subset) or one field as GeoTIFF (float32, EPSG:4326)",
                 vec![path("run"), q("var", "comma list (one for GeoTIFF)"), q("time", "valid time"), q("bbox", "west,south,east,north in degrees"), q("format", "netcdf (default) or geotiff")],
                 responses("the file", "application/x-netcdf"))},

@@ -388,6 +388,70 @@ mod tests {
         assert!(config.runs_dir.join("job-b/run.json").is_file());
     }
 
+    /// A deleted run disappears at once for new requests but its files stay
+    /// until the last reader lets go; a restart finishes an unfinished
+    /// deletion; retention keeps the newest runs by count and by age.
+    #[test]
+    fn deleted_runs_go_when_read_and_retention_keeps_the_newest() {
+        use crate::store::{Retention, StoreError, DELETED_MARKER};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, jobs, store) = setup(dir.path());
+        for id in ["job-a", "job-b", "job-c", "job-d"] {
+            let r = jobs
+                .submit(
+                    JobRecord::new(id.into(), serde_json::Value::Null, spec(), false),
+                    true,
+                )
+                .expect("submit");
+            lock(&jobs.queue).clear();
+            jobs.run_one(&jobs.entry(&r.id).expect("entry"));
+        }
+        assert_eq!(store.len(), 4);
+
+        let reading = store.get("job-a").expect("run");
+        store.remove("job-a").expect("remove");
+        assert!(matches!(store.get("job-a"), Err(StoreError::NoSuchRun(_))));
+        assert!(matches!(
+            store.remove("job-a"),
+            Err(StoreError::NoSuchRun(_))
+        ));
+        let a_dir = reading.dir.clone();
+        assert!(
+            a_dir.join(crate::store::OUTPUT_NC).is_file(),
+            "still being read"
+        );
+        drop(reading);
+        assert!(!a_dir.exists(), "gone with its last reader");
+
+        // A deletion the process did not finish is finished at start.
+        std::fs::write(config.runs_dir.join("job-b").join(DELETED_MARKER), b"").expect("marker");
+        drop(jobs);
+        drop(store);
+        let reopened = Store::open(&config.runs_dir, 1 << 20, Arc::default());
+        assert!(reopened.get("job-b").is_err() && !config.runs_dir.join("job-b").exists());
+        assert_eq!(reopened.len(), 2);
+
+        // By count: the newest stays.
+        let kept = reopened.with_retention(Retention {
+            keep: Some(1),
+            max_age: None,
+        });
+        assert_eq!(kept.list().len(), 1);
+        assert_eq!(kept.get("latest").expect("latest").meta.id, "job-d");
+        assert!(!config.runs_dir.join("job-c").exists());
+
+        // By age: nothing is old yet; two hours on, everything is.
+        let aged =
+            Store::open(&config.runs_dir, 1 << 20, Arc::default()).with_retention(Retention {
+                keep: None,
+                max_age: Some(chrono::Duration::hours(1)),
+            });
+        assert_eq!(aged.len(), 1);
+        let gone = aged.apply_retention(chrono::Utc::now() + chrono::Duration::hours(2));
+        assert_eq!(gone, vec!["job-d".to_string()]);
+        assert!(aged.is_empty() && !config.runs_dir.join("job-d").exists());
+    }
+
     /// A server configuration whose input directory holds the Alps sample
     /// as `f.nc`.
     fn config_with_sample_input(dir: &Path) -> Config {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -26,6 +27,10 @@ pub const OUTPUT_NC: &str = "output.nc";
 pub const RUN_JSON: &str = "run.json";
 /// Static variables written by the pipeline beside the downscaled ones.
 pub const OROGRAPHY_VAR: &str = "orog";
+/// Marker written into a deleted run's directory: the files go when the
+/// last request reading them ends, and a restart before that finishes the
+/// deletion instead of serving the run again.
+pub const DELETED_MARKER: &str = ".deleted";
 
 /// Why the store cannot load a run or answer a lookup.
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +183,30 @@ pub struct Run {
     pub dir: PathBuf,
     /// Fine orography on the run's grid (point elevations, hillshade).
     pub orography: Option<Arc<Array2<f32>>>,
+    /// Set by [`Store::remove`]: the directory is deleted when the last
+    /// holder (the store or a request still reading) drops the run.
+    deleted: AtomicBool,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.deleted.load(Ordering::SeqCst) {
+            match std::fs::remove_dir_all(&self.dir) {
+                Ok(()) => tracing::info!(run = %self.meta.id, "deleted the run's files"),
+                Err(e) => tracing::warn!("deleting {}: {e}", self.dir.display()),
+            }
+        }
+    }
+}
+
+/// Which runs to keep (`--keep-runs`, `--max-run-age-h`); the rest are
+/// deleted as by `DELETE /v1/runs/{id}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    /// Keep at most this many runs, the most recently finished.
+    pub keep: Option<usize>,
+    /// Delete runs that finished longer ago than this.
+    pub max_age: Option<chrono::Duration>,
 }
 
 /// Open-Meteo style names users may ask for, and what they mean here.
@@ -273,6 +302,7 @@ type FieldKey = (String, String, usize);
 /// shared by every request.
 pub struct Store {
     runs: RwLock<BTreeMap<String, Arc<Run>>>,
+    retention: Retention,
     fields: Mutex<ByteLru<FieldKey, Arc<Array2<f32>>>>,
     metrics: Arc<Metrics>,
 }
@@ -309,6 +339,7 @@ impl Store {
     pub fn open(runs_dir: &Path, field_cache_bytes: usize, metrics: Arc<Metrics>) -> Store {
         let store = Store {
             runs: RwLock::new(BTreeMap::new()),
+            retention: Retention::default(),
             fields: Mutex::new(ByteLru::new(field_cache_bytes)),
             metrics,
         };
@@ -328,6 +359,11 @@ impl Store {
                 continue;
             }
             if !path.is_dir() || crate::ids::check_id(&name).is_err() {
+                continue;
+            }
+            if path.join(DELETED_MARKER).exists() {
+                tracing::info!("finishing the deletion of run {name}");
+                let _ = std::fs::remove_dir_all(&path);
                 continue;
             }
             match Store::load_run(&path, &name) {
@@ -391,6 +427,7 @@ impl Store {
             grid,
             dir: dir.to_path_buf(),
             orography,
+            deleted: AtomicBool::new(false),
         })
     }
 
@@ -522,13 +559,72 @@ impl Store {
         Ok(meta)
     }
 
-    /// Publish a run (replacing one with the same id).
+    /// Publish a run (replacing one with the same id), then delete what
+    /// the retention no longer keeps.
     pub fn insert(&self, run: Run) {
         let id = run.meta.id.clone();
         self.runs
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, Arc::new(run));
+        for gone in self.apply_retention(Utc::now()) {
+            tracing::info!(run = %gone, "run deleted by the retention (--keep-runs, --max-run-age-h)");
+        }
+    }
+
+    /// Unpublish a run (an id, not `latest`): new requests no longer find
+    /// it and its decoded fields leave the cache at once; its files are
+    /// deleted when the last request still reading it ends (a marker file
+    /// makes a restart finish the job).
+    pub fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let id = crate::ids::check_id(id)?;
+        let run = self
+            .runs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+        if let Err(e) = std::fs::write(run.dir.join(DELETED_MARKER), b"") {
+            tracing::warn!("marking {} deleted: {e}", run.dir.display());
+        }
+        run.deleted.store(true, Ordering::SeqCst);
+        lock(&self.fields).retain(|key| key.0 != id);
+        tracing::info!(run = %id, "run deleted");
+        Ok(())
+    }
+
+    /// The store keeping runs by `retention` from now on: applied at once,
+    /// after every [`Store::insert`] and by [`Store::apply_retention`].
+    pub fn with_retention(mut self, retention: Retention) -> Store {
+        self.retention = retention;
+        self.apply_retention(Utc::now());
+        self
+    }
+
+    /// Delete the runs the retention does not keep (beyond the count, or
+    /// finished before `now - max_age`); their ids.
+    pub fn apply_retention(&self, now: DateTime<Utc>) -> Vec<String> {
+        let retention = self.retention;
+        if retention.keep.is_none() && retention.max_age.is_none() {
+            return Vec::new();
+        }
+        let runs = self.list();
+        let doomed: Vec<String> = runs
+            .iter()
+            .enumerate()
+            .filter(|(k, run)| {
+                retention.keep.is_some_and(|keep| *k >= keep)
+                    || retention
+                        .max_age
+                        .is_some_and(|age| run.meta.finished < now - age)
+            })
+            .map(|(_, run)| run.meta.id.clone())
+            .collect();
+        drop(runs);
+        doomed
+            .into_iter()
+            .filter(|id| self.remove(id).is_ok())
+            .collect()
     }
 
     /// Number of runs.

@@ -47,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/jobs"),
     ("GET", "/v1/jobs/{id}"),
     ("DELETE", "/v1/jobs/{id}"),
+    ("DELETE", "/v1/runs/{run}"),
     ("GET", "/v1/runs"),
     ("GET", "/v1/runs/{run}"),
     ("GET", "/v1/runs/{run}/data"),
@@ -78,7 +79,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/jobs", get(jobs::list).post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get_one).delete(jobs::cancel))
         .route("/v1/runs", get(runs::list))
-        .route("/v1/runs/{run}", get(runs::get_one))
+        .route("/v1/runs/{run}", get(runs::get_one).delete(runs::delete))
         .route("/v1/runs/{run}/data", get(data::data))
         .route("/v1/runs/{run}/map.png", get(runs::map_png))
         .route("/v1/runs/{run}/legend.png", get(runs::legend_png))

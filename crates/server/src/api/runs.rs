@@ -3,15 +3,15 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use finecast_render::{render_map_png_bytes, MapSpec};
 
-use super::extract::{resolve_style, ApiPath, Params, Selection, VarName};
+use super::extract::{require_key, resolve_style, ApiPath, Params, Selection, VarName};
 use super::legend::{cached_legend, legend_etag};
 use super::response::{
     etag_of, json_response, max_age_for, not_modified, not_modified_response, png_response,
 };
-use super::state::{App, RenderKind};
+use super::state::{blocking, App, RenderKind};
 use crate::error::ApiError;
 use crate::store::{Run, OROGRAPHY_VAR};
 use crate::times::iso;
@@ -193,4 +193,23 @@ pub async fn legend_png(
     }
     let png = cached_legend(&app, &etag, var.units.clone(), style, height).await?;
     Ok(png_response(png, &etag, max_age, &headers))
+}
+
+/// `DELETE /v1/runs/{run}` (API key): unpublish a run by id. Requests that
+/// started before keep reading it; its files go when the last one ends.
+/// 204 when done, 404 for an unknown id, 422 for `latest` (name the run).
+pub async fn delete(
+    State(app): State<App>,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    require_key(&app, &headers)?;
+    if id == "latest" {
+        return Err(ApiError::Unprocessable(
+            "delete a run by its id, not 'latest'".into(),
+        ));
+    }
+    let store = app.store.clone();
+    blocking(move || store.remove(&id).map_err(ApiError::from)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
