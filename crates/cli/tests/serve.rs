@@ -656,7 +656,8 @@ fn job_from_upload_to_run_to_map_and_wms_axis_order() {
 #[test]
 fn tile_snapshot_etag_and_transparency() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &[]);
+    // No pre-rendering: the cache counters below count this test's requests.
+    let server = Server::start(dir.path(), &["--prerender-tiles", "0"]);
     server.wait_ready();
     let url = server.url("/v1/tiles/latest/t2m/7/66/45.png?time=2024-01-15T12:00:00Z");
     let r = get_with(&url, &[]);
@@ -711,7 +712,10 @@ fn tile_snapshot_etag_and_transparency() {
 fn cold_render_burst_is_shed_and_points_stay_fast() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &["--render-queue", "1"]);
+    let server = Server::start(
+        dir.path(),
+        &["--render-queue", "1", "--prerender-tiles", "0"],
+    );
     server.wait_ready();
     let (_, run) = get_json(&server.url("/v1/runs/latest"));
     let times: Vec<String> = run["valid_times"]
@@ -812,6 +816,49 @@ fn cold_render_burst_is_shed_and_points_stay_fast() {
         .and_then(|v| v.trim().parse().ok())
         .expect("finecast_renders_shed_total");
     assert!(counted >= shed, "metrics count {counted} of {shed} shed");
+}
+
+/// The low zooms of a new run are drawn into the tile cache before anyone
+/// asks: the first request for such a tile is a cache hit.
+#[test]
+fn new_runs_low_zooms_are_prerendered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--prerender-tiles", "16"]);
+    server.wait_ready();
+    let counter = |name: &str| -> u64 {
+        let metrics = String::from_utf8(get(&server.url("/metrics")).1).expect("utf8");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counter("finecast_tiles_prerendered_total") == 0 {
+        assert!(Instant::now() < deadline, "nothing pre-rendered in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Whole zooms only, within the budget.
+    let drawn = counter("finecast_tiles_prerendered_total");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(drawn <= 16 && counter("finecast_tiles_prerendered_total") <= 16);
+    // The default variable's zoom-2 tile over the domain (8.2E 46.75N).
+    let (_, tj) = get_json(&server.url("/v1/tiles/latest/tilejson.json"));
+    let var = tj["finecast"]["variable"]
+        .as_str()
+        .expect("variable")
+        .to_string();
+    let (hits, misses) = (
+        counter("finecast_tile_cache_hits_total"),
+        counter("finecast_tile_cache_misses_total"),
+    );
+    let r = get_with(
+        &server.url(&format!("/v1/tiles/latest/{var}/2/2/1.png")),
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(counter("finecast_tile_cache_hits_total"), hits + 1);
+    assert_eq!(counter("finecast_tile_cache_misses_total"), misses);
 }
 
 #[test]

@@ -57,6 +57,11 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         self.bytes += size;
     }
 
+    /// Whether `key` has an entry (its recency unchanged).
+    pub fn contains(&self, key: &K) -> bool {
+        self.map.contains_key(key)
+    }
+
     /// Keep only the entries whose key passes `keep`.
     pub fn retain(&mut self, keep: impl Fn(&K) -> bool) {
         let gone: Vec<K> = self.map.keys().filter(|k| !keep(k)).cloned().collect();

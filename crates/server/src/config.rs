@@ -67,6 +67,11 @@ pub struct ServeArgs {
     /// answered 503 with Retry-After instead of being drawn late.
     #[arg(long, env = "FINECAST_RENDER_DEADLINE_MS", default_value_t = 2000)]
     pub render_deadline_ms: u64,
+    /// Low-zoom tiles of each new run drawn into the tile cache in the
+    /// background before anyone asks (its default variable, first time and
+    /// style, whole zooms from 0 up to this many tiles); 0 turns it off.
+    #[arg(long, env = "FINECAST_PRERENDER_TILES", default_value_t = 64)]
+    pub prerender_tiles: usize,
     /// Keep at most this many runs (the most recently finished); older
     /// ones are deleted once no request reads them. Default: keep all.
     #[arg(long, env = "FINECAST_KEEP_RUNS")]
@@ -126,6 +131,8 @@ pub struct Config {
     pub max_image_px: u32,
     /// Largest number of cells of a job's target grid or a data subset.
     pub max_bbox_cells: u64,
+    /// Tiles pre-rendered per new run (`--prerender-tiles`).
+    pub prerender_tiles: usize,
     /// Which runs to keep (`--keep-runs`, `--max-run-age-h`).
     pub retention: crate::store::Retention,
     /// Cold renders that may wait per render pool (`--render-queue`).
@@ -243,6 +250,7 @@ impl Config {
                 .unwrap_or(usize::MAX),
             field_cache_bytes: usize::try_from(args.field_cache_mb.saturating_mul(MIB))
                 .unwrap_or(usize::MAX),
+            prerender_tiles: args.prerender_tiles,
             retention: crate::store::Retention {
                 keep: args.keep_runs,
                 max_age: args

@@ -136,6 +136,7 @@ async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Config(format!("startup failed: {e}")))??;
     ensure_demo(&app);
+    api::start_prerender(app.clone());
     if app.config.retention.max_age.is_some() {
         // Runs age without any event: look every 5 minutes.
         let store = app.store.clone();

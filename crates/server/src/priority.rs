@@ -11,6 +11,9 @@ pub const TILE_NICE: i32 = 2;
 pub const MAP_NICE: i32 = 5;
 /// Nice value of job threads.
 pub const JOB_NICE: i32 = 10;
+/// Nice value of the thread that pre-renders new runs' low zooms: the
+/// lowest, it only uses idle CPU.
+pub const PRERENDER_NICE: i32 = 19;
 
 /// Lower the calling thread's CPU priority to `nice` (Linux nice values are
 /// per thread). Failure only costs latency, so it is logged, not fatal.

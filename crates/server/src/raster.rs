@@ -177,6 +177,20 @@ pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
     )
 }
 
+/// The XYZ tile `(x, y)` at zoom `z` that holds `(lon, lat)` (clamped to
+/// the Web Mercator square).
+pub fn tile_of(z: u32, lon: f64, lat: f64) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let lat = lat.clamp(-MERCATOR_MAX_LAT, MERCATOR_MAX_LAT).to_radians();
+    let fx = (lon + 180.0) / 360.0 * n;
+    let fy = (1.0 - lat.tan().asinh() / PI) / 2.0 * n;
+    let last = (1u32 << z) - 1;
+    (
+        (fx.max(0.0) as u32).min(last),
+        (fy.max(0.0) as u32).min(last),
+    )
+}
+
 /// Fractional `(fj, fi)` cell index of every pixel of a `width` x `height`
 /// view (NaN where the pixel is off the grid), row-major.
 pub fn cell_indices(grid: &Grid, view: &dyn View, width: usize, height: usize) -> Vec<(f32, f32)> {

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub field_cache_misses: AtomicU64,
     /// Cold renders answered 503 because their pool was saturated.
     pub renders_shed: AtomicU64,
+    /// Low-zoom tiles of new runs drawn ahead of any request.
+    pub tiles_prerendered: AtomicU64,
 }
 
 /// Gauges read at scrape time from the job queue and caches.
@@ -191,6 +193,12 @@ impl Metrics {
             "finecast_tile_cache_misses_total",
             "Tiles rendered.",
             &self.tile_cache_misses,
+        )?;
+        counter(
+            out,
+            "finecast_tiles_prerendered_total",
+            "Low-zoom tiles of new runs drawn into the cache before any request (--prerender-tiles).",
+            &self.tiles_prerendered,
         )?;
         counter(
             out,

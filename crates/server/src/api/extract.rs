@@ -16,6 +16,7 @@ use crate::store::{Run, StoreError, VarMeta};
 
 /// Query parameters, decoded; `get` is case-sensitive (the JSON API), `get_ci`
 /// case-insensitive (WMS, whose parameter names are case-insensitive).
+#[derive(Default)]
 pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {

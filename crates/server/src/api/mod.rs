@@ -23,6 +23,7 @@ use tower_http::compression::predicate::{NotForContentType, Predicate};
 use tower_http::compression::{CompressionLayer, DefaultPredicate};
 
 pub use state::{App, AppState};
+pub use xyz::start_prerender;
 
 /// Largest JSON request body: a job request is a few hundred bytes, so
 /// 1 MiB leaves room and bounds what one unauthenticated POST can make the

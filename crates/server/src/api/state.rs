@@ -228,6 +228,30 @@ impl AppState {
         hit
     }
 
+    /// Draw `key` into the image cache unless it is there already (without
+    /// counting a hit or miss); whether it was drawn.
+    pub fn warm(&self, key: &str, draw: impl FnOnce() -> Result<Bytes, ApiError>) -> bool {
+        let cached = self
+            .images
+            .lock()
+            .map(|c| c.contains(&key.to_string()))
+            .unwrap_or(true);
+        if cached {
+            return false;
+        }
+        match draw() {
+            Ok(png) => {
+                self.cache_image(key.to_string(), png);
+                Metrics::hit(&self.metrics.tiles_prerendered);
+                true
+            }
+            Err(e) => {
+                tracing::debug!("pre-rendering a tile: {e}");
+                false
+            }
+        }
+    }
+
     fn cache_image(&self, key: String, png: Bytes) {
         if let Ok(mut c) = self.images.lock() {
             let n = png.len() + key.len();

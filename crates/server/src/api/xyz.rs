@@ -12,7 +12,7 @@ use super::extract::{base_url, ApiPath, Params, Selection, VarName};
 use super::response::{
     etag_of, json_response, max_age_for, not_modified, not_modified_response, png_response,
 };
-use super::state::{App, RenderKind};
+use super::state::{App, AppState, RenderKind};
 use crate::error::ApiError;
 use crate::raster::{
     encode_png_rgba, render_rgba, transparent_png, MercatorView, Sampling, TILE_SIZE,
@@ -27,6 +27,121 @@ fn transparent_tile() -> Bytes {
     static TILE: OnceLock<Bytes> = OnceLock::new();
     TILE.get_or_init(|| Bytes::from(transparent_png(TILE_SIZE, TILE_SIZE)))
         .clone()
+}
+
+/// One XYZ tile of a selection: its ETag and how to draw it, shared by
+/// requests and by [`prerender`].
+pub struct Tile {
+    sel: Selection,
+    how: Sampling,
+    view: MercatorView,
+    /// Identifies the image: run, variable, time, tile, palette, range and
+    /// sampling.
+    pub etag: String,
+}
+
+impl Tile {
+    /// Tile `(z, x, y)` of `sel` sampled `how`.
+    pub fn new(sel: Selection, how: Sampling, (z, x, y): (u32, u32, u32)) -> Tile {
+        let etag = etag_of(&[
+            "tile",
+            &sel.run.meta.id,
+            &sel.var.name,
+            &sel.time_index.to_string(),
+            &format!("{z}/{x}/{y}"),
+            sel.style.palette.name,
+            &format!("{:?}{how:?}", sel.style.range),
+        ]);
+        Tile {
+            view: MercatorView::tile(z, x, y),
+            sel,
+            how,
+            etag,
+        }
+    }
+
+    /// Whether the tile overlaps the run's bounding box (else it is the
+    /// transparent tile, drawn once for all).
+    pub fn touches_run(&self) -> bool {
+        let (w, s, e, n) = self.view.bounds_lonlat();
+        let b = self.sel.run.meta.bbox;
+        !(e < b[0] || w > b[2] || n < b[1] || s > b[3])
+    }
+
+    /// The PNG (blocking: call on a render thread).
+    pub fn draw(&self, app: &AppState) -> Result<Vec<u8>, ApiError> {
+        let sel = &self.sel;
+        let data = app.store.field(&sel.run, &sel.var.name, sel.time_index)?;
+        let rgba = render_rgba(
+            &sel.run.grid,
+            &data,
+            &self.view,
+            &sel.style,
+            self.how,
+            [0, 0, 0, 0],
+        );
+        encode_png_rgba(&rgba, TILE_SIZE, TILE_SIZE).map_err(ApiError::internal)
+    }
+}
+
+/// Draw the low zooms of a run's default variable at its first time, with
+/// the default style, into the image cache (at most `budget` tiles, zoom by
+/// zoom from 0, whole zooms only), so the first visitors of a new map hit
+/// the cache. Blocking; runs on the low-priority pre-render thread. The
+/// number of tiles drawn.
+pub fn prerender(app: &AppState, run_id: &str, budget: usize) -> usize {
+    let sel = || Selection::from_query(app, run_id, VarName::OrDefault(None), &Params::default());
+    let Ok(first) = sel() else { return 0 };
+    let [west, south, east, north] = first.run.meta.bbox;
+    let max_zoom = max_zoom_for(first.run.grid.spacing_m().0, (south + north) / 2.0);
+    let (mut drawn, mut planned) = (0, 0);
+    for z in 0..=max_zoom {
+        let (x0, y0) = crate::raster::tile_of(z, west, north);
+        let (x1, y1) = crate::raster::tile_of(z, east, south);
+        let count = (x1 - x0 + 1) as usize * (y1 - y0 + 1) as usize;
+        if planned + count > budget {
+            break;
+        }
+        planned += count;
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let Ok(sel) = sel() else { return drawn };
+                let tile = Tile::new(sel, Sampling::Bilinear, (z, x, y));
+                if tile.touches_run() && app.warm(&tile.etag, || tile.draw(app).map(Bytes::from)) {
+                    drawn += 1;
+                }
+            }
+        }
+    }
+    drawn
+}
+
+/// Start the pre-render thread (nice 19) when `--prerender-tiles` is not 0:
+/// every 2 s it looks for runs it has not seen and draws their low zooms
+/// ([`prerender`]); runs present at start count as new.
+pub fn start_prerender(app: App) {
+    let budget = app.config.prerender_tiles;
+    if budget == 0 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("finecast-prerender".into())
+        .spawn(move || {
+            crate::priority::lower_thread_priority(crate::priority::PRERENDER_NICE);
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                for run in app.store.list() {
+                    if seen.insert(run.meta.id.clone()) {
+                        let n = prerender(&app, &run.meta.id, budget);
+                        tracing::debug!(run = %run.meta.id, tiles = n, "pre-rendered low zooms");
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the pre-render thread: {e}");
+    }
 }
 
 /// `interp`: how values are sampled between cell centres.
@@ -137,41 +252,21 @@ pub async fn tile(
             "tile {z}/{x}/{y} does not exist at zoom {z}"
         )));
     }
-    let Selection {
-        run,
-        var,
-        time_index: t,
-        style,
-    } = Selection::from_query(&app, &id, VarName::Exact(&var), &params)?;
-    let how = sampling(&params)?;
-    let etag = etag_of(&[
-        "tile",
-        &run.meta.id,
-        &var.name,
-        &t.to_string(),
-        &format!("{z}/{x}/{y}"),
-        style.palette.name,
-        &format!("{:?}{how:?}", style.range),
-    ]);
+    let sel = Selection::from_query(&app, &id, VarName::Exact(&var), &params)?;
+    let tile = Tile::new(sel, sampling(&params)?, (z, x, y));
+    let etag = tile.etag.clone();
     let max_age = max_age_for(&id);
     if not_modified(&headers, &etag) {
         return Ok(not_modified_response(&etag, max_age));
     }
-    let view = MercatorView::tile(z, x, y);
-    let (w, s, e, n) = view.bounds_lonlat();
-    let b = run.meta.bbox;
-    if e < b[0] || w > b[2] || n < b[1] || s > b[3] {
+    if !tile.touches_run() {
         return Ok(png_response(transparent_tile(), &etag, max_age, &headers));
     }
     let app2 = app.clone();
     let png = app
         .cached_or_render(&etag, || async move {
             app2.clone()
-                .render(RenderKind::Tile, move || {
-                    let data = app2.store.field(&run, &var.name, t)?;
-                    let rgba = render_rgba(&run.grid, &data, &view, &style, how, [0, 0, 0, 0]);
-                    encode_png_rgba(&rgba, TILE_SIZE, TILE_SIZE).map_err(ApiError::internal)
-                })
+                .render(RenderKind::Tile, move || tile.draw(&app2))
                 .await
                 .map(Bytes::from)
         })
