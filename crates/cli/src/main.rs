@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use finecast_grid::Region;
 use finecast_pipeline::{
     render_file_map, run_downscale, run_evaluate, DownscaleRequest, EvaluateReport,
-    EvaluateRequest, LogControl, MapRequest, Method, Target,
+    EvaluateRequest, JobControl, LogControl, MapRequest, Method, PipelineError, Target,
 };
 use finecast_tiles::TileSpec;
 
@@ -348,6 +348,41 @@ fn run(cli: Cli) -> Result<()> {
     emit(&out)
 }
 
+/// A job's control for the CLI: the first SIGINT or SIGTERM cancels the job
+/// at its next check (between tiles and time steps, and before the output
+/// is written), so it ends without a half-written `--out` or a temporary
+/// file left behind; a second signal exits at once.
+struct Interruptible {
+    log: LogControl,
+    signalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Interruptible {
+    fn install() -> Result<Interruptible> {
+        let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // The order matters: once the flag is set, the next signal exits.
+            signal_hook::flag::register_conditional_shutdown(sig, 130, signalled.clone())
+                .context("installing the signal handler")?;
+            signal_hook::flag::register(sig, signalled.clone())
+                .context("installing the signal handler")?;
+        }
+        Ok(Interruptible {
+            log: LogControl::default(),
+            signalled,
+        })
+    }
+}
+
+impl JobControl for Interruptible {
+    fn progress(&self, percent: f32, step: &str) {
+        self.log.progress(percent, step);
+    }
+    fn is_cancelled(&self) -> bool {
+        self.signalled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// `finecast downscale`: one job, and what it did (output, phases, methods).
 fn downscale(a: DownscaleArgs, command_line: String, out: &mut String) -> Result<()> {
     let target = match (&a.region, &a.resolution, &a.grid_like) {
@@ -374,7 +409,17 @@ fn downscale(a: DownscaleArgs, command_line: String, out: &mut String) -> Result
         tiles: TileSpec::new(a.tiles.tile, a.tiles.halo, a.tiles.blend)?,
         command_line,
     };
-    let report = run_downscale(&req, &LogControl::default())?;
+    let control = Interruptible::install()?;
+    let report = match run_downscale(&req, &control) {
+        Err(PipelineError::Cancelled) => {
+            eprintln!(
+                "error: interrupted; nothing was written to {}",
+                req.out.display()
+            );
+            std::process::exit(130);
+        }
+        other => other?,
+    };
     outln!(
         out,
         "wrote {} ({}x{} cells, {} variable(s)) in {:.1} s",

@@ -781,3 +781,39 @@ fn a_variable_asked_for_twice_is_downscaled_once() {
     let nc = netcdf::open(&out).unwrap();
     assert!(nc.variable("t2m").is_some());
 }
+
+/// SIGINT during a long `downscale` cancels it at the next tile: exit 130,
+/// a message, and neither the output nor a temporary file left behind.
+#[test]
+fn sigint_cancels_a_job_without_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("alps.nc");
+    let (input, terrain) = (
+        sample("forecast_alps_0p25.nc"),
+        sample("terrain_alps_etopo5.nc"),
+    );
+    // Flex at 400 m: seconds of work, so the signal lands mid-job.
+    let child = Command::new(env!("CARGO_BIN_EXE_finecast"))
+        .args(["downscale", "--input", &input, "--terrain", &terrain])
+        .args(["--region", "45.5,48,5.8,10.6", "--resolution", "400m"])
+        .args(["--method", "model", "--out", &s(&out)])
+        .env("FINECAST_MODEL_KERNEL", "flex")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
