@@ -193,6 +193,25 @@ fn delete(url: &str, headers: &[(&str, &str)]) -> Resp {
     finish(req.call())
 }
 
+/// `POST /v1/jobs` as a multipart upload: the JSON request and one file.
+fn upload_job(server: &Server, request: &Value, filename: &str, file: &[u8]) -> Resp {
+    let boundary = "finecast-test-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n{request}\r\n").as_bytes());
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/x-netcdf\r\n\r\n").as_bytes());
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    finish(
+        agent()
+            .post(&server.url("/v1/jobs"))
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .send(body.as_slice()),
+    )
+}
+
 fn wait_job(server: &Server, id: &str, want: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -497,25 +516,12 @@ fn job_from_upload_to_run_to_map_and_wms_axis_order() {
     server.wait_ready();
 
     // Upload (multipart: the file plus the JSON request).
-    let boundary = "finecast-test-boundary";
     let request = serde_json::json!({
         "target": {"region": [45.8, 47.8, 6.5, 10.0], "resolution_km": 5},
         "vars": ["t2m", "tp"], "method": "gradient"
     });
-    let mut body = Vec::new();
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"request\"\r\nContent-Type: application/json\r\n\r\n{request}\r\n").as_bytes());
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../evil/forecast.nc\"\r\nContent-Type: application/x-netcdf\r\n\r\n").as_bytes());
-    body.extend_from_slice(&std::fs::read(sample("forecast_alps_0p25.nc")).expect("sample"));
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = finish(
-        agent()
-            .post(&server.url("/v1/jobs"))
-            .header(
-                "Content-Type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
-            .send(body.as_slice()),
-    );
+    let file = std::fs::read(sample("forecast_alps_0p25.nc")).expect("sample");
+    let r = upload_job(&server, &request, "../evil/forecast.nc", &file);
     assert_eq!(r.status, 202, "{}", r.text());
     let job = r.json();
     let id = job["id"].as_str().expect("id").to_string();
@@ -816,6 +822,54 @@ fn cold_render_burst_is_shed_and_points_stay_fast() {
         .and_then(|v| v.trim().parse().ok())
         .expect("finecast_renders_shed_total");
     assert!(counted >= shed, "metrics count {counted} of {shed} shed");
+}
+
+/// Error messages name files relative to the data directory, never where
+/// the server keeps them: a corrupt upload, and a run damaged on disk.
+#[test]
+fn errors_name_files_relative_to_the_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &["--prerender-tiles", "0"]);
+    server.wait_ready();
+    let request =
+        serde_json::json!({"target": {"region": [45.8, 47.8, 6.5, 10.0], "resolution_km": 5}});
+    let r = upload_job(
+        &server,
+        &request,
+        "broken.nc",
+        b"CDF\x01 this is not really NetCDF",
+    );
+    let data_dir = std::fs::canonicalize(dir.path()).expect("canonical");
+    let data_dir = data_dir.to_string_lossy().into_owned();
+    let message = if r.status == 202 {
+        let id = r.json()["id"].as_str().expect("id").to_string();
+        let job = wait_job(&server, &id, &["succeeded", "failed"]);
+        assert_eq!(job["status"], "failed", "{job}");
+        job["error"].as_str().expect("error").to_string()
+    } else {
+        assert_eq!(r.status, 422, "{}", r.text());
+        r.json()["reason"].as_str().expect("reason").to_string()
+    };
+    assert!(message.contains("broken.nc"), "{message}");
+    assert!(!message.contains(&data_dir), "{message}");
+
+    // A run file damaged on disk after it was published: the 500 names
+    // it from the data directory.
+    let (_, run) = get_json(&server.url("/v1/runs/latest"));
+    let id = run["id"].as_str().expect("run id").to_string();
+    std::fs::write(
+        dir.path().join("runs").join(&id).join("output.nc"),
+        b"damaged",
+    )
+    .expect("damage");
+    let r = get_with(
+        &server.url("/v1/forecast?latitude=47&longitude=8&hourly=tp"),
+        &[],
+    );
+    assert_eq!(r.status, 500, "{}", r.text());
+    let reason = r.json()["reason"].as_str().expect("reason").to_string();
+    assert!(reason.contains(&format!("runs/{id}/output.nc")), "{reason}");
+    assert!(!reason.contains(&data_dir), "{reason}");
 }
 
 /// The low zooms of a new run are drawn into the tile cache before anyone

@@ -117,14 +117,38 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of this error.
+    /// The JSON body of this error; file names in it are relative to the
+    /// data directory (see [`relative_to_data_dir`]).
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": true, "code": self.code(), "reason": self.to_string()})
+        let reason = relative_to_data_dir(&self.to_string());
+        serde_json::json!({"error": true, "code": self.code(), "reason": reason})
     }
 
     /// A 500 carrying the text of any error (a join or I/O failure).
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(e.to_string())
+    }
+}
+
+/// The data directory as error messages spell it, set by the server at
+/// start (one server per process).
+static DATA_DIR: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Make [`relative_to_data_dir`] strip `dir` from messages.
+pub fn set_data_dir(dir: &std::path::Path) {
+    if let Ok(mut d) = DATA_DIR.write() {
+        *d = Some(dir.display().to_string());
+    }
+}
+
+/// `message` with the server's data directory removed from the paths in
+/// it (`/srv/finecast/uploads/J/f.nc` → `uploads/J/f.nc`): clients see
+/// which file, not where the server keeps it. Logs keep the full paths.
+pub fn relative_to_data_dir(message: &str) -> String {
+    let dir = DATA_DIR.read().ok().and_then(|d| d.clone());
+    match dir {
+        Some(dir) if !dir.is_empty() => message.replace(&format!("{dir}/"), "").replace(&dir, "."),
+        _ => message.to_string(),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn serve(args: ServeArgs) -> Result<(), ServeError> {
 /// Build the core (store, job queue, workers) and the state the router
 /// serves; the workers' handles, to wait for at shutdown.
 fn build(config: Config) -> Result<(App, Vec<std::thread::JoinHandle<()>>), ServeError> {
+    error::set_data_dir(&config.data_dir);
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(
         Store::open(&config.runs_dir, config.field_cache_bytes, metrics.clone())

@@ -33,7 +33,7 @@ fn job_view(r: &JobRecord) -> serde_json::Value {
         "created": crate::times::iso(&r.created),
         "started": r.started.as_ref().map(crate::times::iso),
         "finished": r.finished.as_ref().map(crate::times::iso),
-        "error": r.error,
+        "error": r.error.as_deref().map(crate::error::relative_to_data_dir),
         "cancel_requested": r.cancel_requested,
         "demo": r.demo,
         "run": r.run,

@@ -110,7 +110,7 @@ impl IntoResponse for WmsError {
              xmlns=\"http://www.opengis.net/ogc\">\n  <ServiceException code=\"{}\">{}</ServiceException>\n\
              </ServiceExceptionReport>\n",
             self.code,
-            xml_escape(&self.error.to_string())
+            xml_escape(&crate::error::relative_to_data_dir(&self.error.to_string()))
         );
         (
             self.error.status(),
