@@ -1216,7 +1216,7 @@ fn full_queue_answers_429_and_cancel_really_stops() {
 }
 
 #[test]
-fn restart_keeps_runs_and_marks_interrupted_jobs_failed() {
+fn restart_keeps_runs_and_resumes_interrupted_jobs() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("inputs")).expect("inputs");
     std::fs::copy(
@@ -1244,45 +1244,72 @@ fn restart_keeps_runs_and_marks_interrupted_jobs_failed() {
     wait_job(&s2, &crashed, &["running"]);
     s2.crash();
 
-    // 3: a job running at a graceful shutdown.
+    // 3: the crashed job runs again at start; a graceful stop puts it back
+    // in the queue, with a second job that was waiting behind it.
     let mut s3 = Server::start(dir.path(), &["--debug-job-delay-ms", "60000"]);
     s3.wait_ready();
-    let stopped = post_json(&s3.url("/v1/jobs"), &job, &[]).json()["id"]
+    let again = wait_job(&s3, &crashed, &["running"]);
+    assert_eq!(again["attempts"], 2, "{again}");
+    let waiting = post_json(&s3.url("/v1/jobs"), &job, &[]).json()["id"]
         .as_str()
         .expect("id")
         .to_string();
-    wait_job(&s3, &stopped, &["running"]);
-    let (_, crashed_job) = get_json(&s3.url(&format!("/v1/jobs/{crashed}")));
-    assert_eq!(crashed_job["status"], "failed");
-    assert_eq!(crashed_job["error"], "interrupted by shutdown");
     assert!(s3.signal("-TERM").success());
 
-    // 4: everything is still there.
+    // 4: both finish, with the same fields as an uninterrupted run of the
+    // same request; the demo run is still the only other run.
     let s4 = Server::start(dir.path(), &[]);
     s4.wait_ready();
-    let (_, runs) = get_json(&s4.url("/v1/runs"));
+    let done = wait_job(&s4, &crashed, &["succeeded", "failed"]);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 3);
+    let w = wait_job(&s4, &waiting, &["succeeded", "failed"]);
+    assert_eq!(w["status"], "succeeded", "{w}");
+    let fresh = post_json(&s4.url("/v1/jobs"), &job, &[]).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     assert_eq!(
-        runs["runs"].as_array().map(Vec::len),
-        Some(1),
-        "no second demo run: {runs}"
+        wait_job(&s4, &fresh, &["succeeded", "failed"])["status"],
+        "succeeded"
     );
-    assert_eq!(runs["latest"], demo_run.as_str());
-    let (_, forecast_after) = get_json(&s4.url("/v1/forecast?latitude=47&longitude=8&hourly=t2m"));
+    let field = |run: &str| {
+        let r = get_with(
+            &s4.url(&format!("/v1/runs/{run}/data?format=geotiff&var=t2m")),
+            &[],
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.body
+    };
+    // The GeoTIFF's description names the run: compare with the ids swapped.
+    let swap = |bytes: Vec<u8>, from: &str, to: &str| -> Vec<u8> {
+        let (from, to) = (from.as_bytes(), to.as_bytes());
+        assert_eq!(from.len(), to.len());
+        let mut out = bytes;
+        let mut k = 0;
+        while k + from.len() <= out.len() {
+            if &out[k..k + from.len()] == from {
+                out[k..k + from.len()].copy_from_slice(to);
+            }
+            k += 1;
+        }
+        out
+    };
+    let resumed = swap(field(&crashed), &crashed, &fresh);
+    assert!(resumed == field(&fresh), "the resumed run's t2m differs");
+    let (_, runs) = get_json(&s4.url("/v1/runs"));
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(4), "{runs}");
+    let (_, forecast_after) = get_json(&s4.url(&format!(
+        "/v1/forecast?latitude=47&longitude=8&hourly=t2m&run={demo_run}"
+    )));
     assert_eq!(forecast_before["hourly"], forecast_after["hourly"]);
     let (_, jobs) = get_json(&s4.url("/v1/jobs"));
-    let jobs = jobs["jobs"].as_array().expect("jobs").clone();
-    let find = |id: &str| {
-        jobs.iter()
-            .find(|j| j["id"] == id)
-            .cloned()
-            .expect("job kept")
-    };
-    assert_eq!(find(&stopped)["status"], "failed");
-    assert_eq!(find(&stopped)["error"], "interrupted by shutdown");
-    assert_eq!(find(&crashed)["status"], "failed");
-    let demo_job = jobs
+    let demo_job = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
         .iter()
         .find(|j| j["demo"] == true)
+        .cloned()
         .expect("demo job kept");
     assert_eq!(demo_job["status"], "succeeded");
     assert_eq!(demo_job["run"], demo_run.as_str());

@@ -24,8 +24,10 @@ use crate::ids::{write_atomic, IdError};
 use crate::store::Store;
 use crate::times::TimeError;
 
-/// What `interrupted by shutdown` jobs say, so clients can resubmit them.
-pub const INTERRUPTED: &str = "interrupted by shutdown";
+/// Starts of a job before the server gives up on it: a job the server stops
+/// under (a crash, a kill, a shutdown) is queued again at the next start
+/// until it has been started this many times.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Why the queue refused a request or a job request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -127,15 +129,7 @@ impl JobQueue {
         records.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         for mut r in records {
             if r.status == JobStatus::Running {
-                tracing::warn!(
-                    "job {} was running when the server stopped: marking it failed",
-                    r.id
-                );
-                r.status = JobStatus::Failed;
-                r.error = Some(INTERRUPTED.into());
-                r.step = "failed".into();
-                r.finished = Some(Utc::now());
-                jobs.persist(&r);
+                jobs.resume(&mut r);
             }
             if r.status == JobStatus::Queued {
                 lock(&jobs.queue).push_back(r.id.clone());
@@ -143,6 +137,48 @@ impl JobQueue {
             jobs.insert_entry(r);
         }
         jobs
+    }
+
+    /// A job found running at start: the server stopped under it. If its
+    /// run was published before the stop it succeeded; else it is queued
+    /// again (its upload kept, a half-written run already cleaned by the
+    /// store), unless it has been started [`MAX_ATTEMPTS`] times.
+    fn resume(&self, r: &mut JobRecord) {
+        if self
+            .runs_dir
+            .join(&r.id)
+            .join(crate::store::RUN_JSON)
+            .is_file()
+        {
+            tracing::info!(job = %r.id, "job published its run before the server stopped");
+            r.status = JobStatus::Succeeded;
+            r.progress = 100.0;
+            r.step = "done".into();
+            r.run = Some(r.id.clone());
+            r.finished.get_or_insert_with(Utc::now);
+        } else if r.attempts < MAX_ATTEMPTS {
+            tracing::warn!(
+                job = %r.id,
+                attempt = r.attempts,
+                "job was running when the server stopped: queued again"
+            );
+            r.status = JobStatus::Queued;
+            r.progress = 0.0;
+            r.step = format!(
+                "queued again after the server stopped (attempt {} of {MAX_ATTEMPTS} next)",
+                r.attempts + 1
+            );
+        } else {
+            tracing::error!(job = %r.id, "job was running at {MAX_ATTEMPTS} server stops: failed");
+            r.status = JobStatus::Failed;
+            r.step = "failed".into();
+            r.error = Some(format!(
+                "the server stopped while this job ran, {MAX_ATTEMPTS} times; not retried again"
+            ));
+            r.finished = Some(Utc::now());
+            remove_upload(&r.spec);
+        }
+        self.persist(r);
     }
 
     fn insert_entry(&self, r: JobRecord) {
@@ -386,6 +422,54 @@ mod tests {
             "the fine terrain travels with the run"
         );
         assert!(config.runs_dir.join("job-b/run.json").is_file());
+    }
+
+    /// Jobs found running at start: queued again until their third start,
+    /// then failed with a message; one whose run was already published is
+    /// recorded as succeeded, not run twice.
+    #[test]
+    fn jobs_the_server_stopped_under_resume_up_to_three_starts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (config, jobs, store) = setup(dir.path());
+        for (id, attempts) in [("job-a", 1), ("job-b", MAX_ATTEMPTS), ("job-c", 1)] {
+            let mut r = JobRecord::new(id.into(), serde_json::Value::Null, spec(), false);
+            r.status = JobStatus::Running;
+            r.attempts = attempts;
+            jobs.persist(&r);
+        }
+        std::fs::create_dir_all(config.runs_dir.join("job-c")).expect("run dir");
+        std::fs::write(
+            config.runs_dir.join("job-c").join(crate::store::RUN_JSON),
+            b"{}",
+        )
+        .expect("run.json");
+        drop(jobs);
+        let reopened = JobQueue::open(&config, store);
+        let a = reopened.get("job-a").expect("a");
+        assert_eq!((a.status, a.attempts), (JobStatus::Queued, 1));
+        assert!(a.step.contains("attempt 2 of 3"), "{}", a.step);
+        assert_eq!(lock(&reopened.queue).iter().collect::<Vec<_>>(), ["job-a"]);
+        let b = reopened.get("job-b").expect("b");
+        assert_eq!(b.status, JobStatus::Failed);
+        assert!(
+            b.error.as_deref().unwrap_or("").contains("3 times"),
+            "{:?}",
+            b.error
+        );
+        let c = reopened.get("job-c").expect("c");
+        assert_eq!(
+            (c.status, c.run.as_deref()),
+            (JobStatus::Succeeded, Some("job-c"))
+        );
+        // And the worker counts the next start.
+        reopened.run_one(&reopened.entry("job-a").expect("entry"));
+        let a = reopened.get("job-a").expect("a");
+        assert_eq!(
+            (a.status, a.attempts),
+            (JobStatus::Succeeded, 2),
+            "{:?}",
+            a.error
+        );
     }
 
     /// A deleted run disappears at once for new requests but its files stay

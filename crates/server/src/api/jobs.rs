@@ -35,6 +35,7 @@ fn job_view(r: &JobRecord) -> serde_json::Value {
         "finished": r.finished.as_ref().map(crate::times::iso),
         "error": r.error.as_deref().map(crate::error::relative_to_data_dir),
         "cancel_requested": r.cancel_requested,
+        "attempts": r.attempts,
         "demo": r.demo,
         "run": r.run,
         "request": r.request,

@@ -118,6 +118,10 @@ pub struct JobRecord {
     /// A client asked to cancel it (a running job stops at its next tile).
     #[serde(default)]
     pub cancel_requested: bool,
+    /// Times a worker has started it: a job the server stopped under is
+    /// queued again at the next start, up to [`crate::queue::MAX_ATTEMPTS`].
+    #[serde(default)]
+    pub attempts: u32,
     /// The request as submitted.
     pub request: serde_json::Value,
     /// The request validated and resolved to server paths.
@@ -139,6 +143,7 @@ impl JobRecord {
             run: None,
             demo,
             cancel_requested: false,
+            attempts: 0,
             request,
             spec,
         }

@@ -12,7 +12,7 @@ use finecast_grid::Region;
 use finecast_pipeline::{run_downscale, DownscaleRequest, JobControl, PipelineError, Target};
 use finecast_tiles::TileSpec;
 
-use super::{lock, remove_upload, JobEntry, JobQueue, JobStatus, TargetSpec, INTERRUPTED};
+use super::{lock, remove_upload, JobEntry, JobQueue, JobStatus, TargetSpec};
 use crate::priority::{lower_thread_priority, pool, JOB_NICE};
 use crate::store::{RunOrigin, Store, OUTPUT_NC};
 
@@ -80,6 +80,7 @@ impl JobQueue {
             r.status = JobStatus::Running;
             r.started = Some(Utc::now());
             r.step = "starting".into();
+            r.attempts += 1;
             self.persist(&r);
             r.id.clone()
         };
@@ -98,11 +99,16 @@ impl JobQueue {
                 r.run = Some(run);
                 tracing::info!(seconds = started.elapsed().as_secs_f64(), "job succeeded");
             }
+            // The server is stopping, not the client: the job runs again at
+            // the next start, from its kept inputs.
             Err(Failure::Cancelled) if entry.shutdown.load(Ordering::SeqCst) => {
-                r.status = JobStatus::Failed;
-                r.step = "failed".into();
-                r.error = Some(INTERRUPTED.into());
-                tracing::warn!("job interrupted by shutdown");
+                r.status = JobStatus::Queued;
+                r.progress = 0.0;
+                r.finished = None;
+                r.step = "queued again: the server stopped while it ran".into();
+                tracing::warn!("job interrupted by shutdown: it resumes at the next start");
+                self.persist(&r);
+                return;
             }
             Err(Failure::Cancelled) => {
                 r.status = JobStatus::Cancelled;
