@@ -1429,3 +1429,100 @@ fn viewer_loads_tiles_and_click_shows_a_value() {
     );
     assert!(metrics.contains("route=\"/v1/forecast\",method=\"GET\",status=\"200\""));
 }
+
+/// A data directory on a 2 MiB tmpfs (needs root to mount; skipped with a
+/// message otherwise), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { dir })
+    }
+
+    fn used_kib(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["--output=used", "-k"])
+            .arg(self.dir.path())
+            .output()
+            .expect("df");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df used")
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Disk full on the data directory: the job fails with the real reason,
+/// its partial output is removed so the space comes back, a job that cannot
+/// be recorded is refused instead of acknowledged, and the service keeps
+/// answering and runs the next job that fits.
+#[test]
+fn disk_full_fails_cleanly_and_frees_the_space() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("SKIPPED disk_full_fails_cleanly_and_frees_the_space: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    let inputs = tempfile::tempdir().expect("inputs");
+    std::fs::copy(sample("forecast_alps_0p25.nc"), inputs.path().join("f.nc")).expect("copy");
+    let server = Server::start(
+        disk.dir.path(),
+        &["--no-demo", "--input-dir", &inputs.path().to_string_lossy()],
+    );
+    server.wait_ready();
+    let before = disk.used_kib();
+    // About 8 MB of output at 500 m: more than the disk holds.
+    let big = serde_json::json!({"input": "f.nc", "target": {"region": [45.5, 48, 5.8, 10.6], "resolution_km": 0.5}, "vars": ["t2m"]});
+    let id = post_json(&server.url("/v1/jobs"), &big, &[]).json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let failed = wait_job(&server, &id, &["succeeded", "failed"]);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().expect("error");
+    assert!(error.contains("is full"), "{error}");
+    assert!(
+        disk.used_kib() <= before + 64,
+        "space not freed: {} KiB used, {before} before",
+        disk.used_kib()
+    );
+    assert_eq!(get(&server.url("/healthz")).0, 200);
+
+    // A full disk refuses new jobs: nothing is acknowledged that cannot be kept.
+    let filler = disk.dir.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 4 << 20]);
+    let small = serde_json::json!({"input": "f.nc", "target": {"region": [46, 47, 7, 8], "resolution_km": 10}, "vars": ["t2m"]});
+    let refused = post_json(&server.url("/v1/jobs"), &small, &[]);
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert!(
+        refused.text().contains("No space left"),
+        "{}",
+        refused.text()
+    );
+    std::fs::remove_file(&filler).expect("remove filler");
+
+    // Space back: the next job that fits runs, and the first keeps its error.
+    let ok = post_json(&server.url("/v1/jobs"), &small, &[]);
+    assert_eq!(ok.status, 202, "{}", ok.text());
+    let ok_id = ok.json()["id"].as_str().expect("id").to_string();
+    let done = wait_job(&server, &ok_id, &["succeeded", "failed"]);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (_, again) = get_json(&server.url(&format!("/v1/jobs/{id}")));
+    assert_eq!(again["error"], error);
+    drop(server);
+}

@@ -108,8 +108,35 @@ struct TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.keep {
+            // Truncate before unlinking: when a write fails on a full disk,
+            // HDF5 can fail to close the file and keep a descriptor open, and
+            // an unlinked file still holds its blocks while it is open. Empty,
+            // it holds none, so the space comes back at once.
+            if let Ok(f) = fs::OpenOptions::new().write(true).open(&self.path) {
+                let _ = f.set_len(0);
+            }
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// "; the disk holding DIR is full (N bytes free)" when the directory's
+/// file system has (almost) no space left: libnetcdf reports a full disk
+/// as an opaque HDF error, which does not tell the user what to do.
+fn disk_full_hint(dir: &Path) -> String {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) => {
+            let free = st.f_bavail.saturating_mul(st.f_frsize);
+            if free < (1 << 20) {
+                format!(
+                    "; the disk holding {} is full ({free} bytes free)",
+                    dir.display()
+                )
+            } else {
+                String::new()
+            }
+        }
+        Err(_) => String::new(),
     }
 }
 
@@ -161,7 +188,7 @@ pub fn write_netcdf(path: &Path, fields: &[OutputVar], prov: &Provenance) -> Res
         keep: false,
     };
     write_contents(&temp.path, fields, &time_axes, prov)
-        .map_err(|(what, detail)| fail(&what, detail))?;
+        .map_err(|(what, detail)| fail(&what, detail + &disk_full_hint(&dir)))?;
     fs::File::open(&temp.path)
         .and_then(|f| f.sync_all())
         .map_err(|e| fail("file", format!("syncing {}: {e}", temp.path.display())))?;

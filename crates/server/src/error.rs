@@ -67,6 +67,10 @@ pub enum ApiError {
     /// `Retry-After`, so cheap requests keep their latency under overload.
     #[error("{0}")]
     Overloaded(String),
+    /// The data directory cannot take the write the request needs (a job
+    /// that could not be recorded): 507, and nothing was accepted.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The handler ran past `--request-timeout-s` (the value, in seconds): 503.
     #[error("the request took longer than {0} s (--request-timeout-s)")]
     Timeout(u64),
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::NotReady(_) | ApiError::Overloaded(_) | ApiError::Timeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +117,7 @@ impl ApiError {
             ApiError::Forbidden => "forbidden",
             ApiError::NotReady(_) => "not_ready",
             ApiError::Overloaded(_) => "overloaded",
+            ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
@@ -202,6 +208,7 @@ impl From<QueueError> for ApiError {
             QueueError::ShuttingDown => ApiError::NotReady(e.to_string()),
             QueueError::Finished { .. } => ApiError::Conflict(e.to_string()),
             QueueError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
+            QueueError::Storage(_) => ApiError::InsufficientStorage(e.to_string()),
             QueueError::Id(e) => e.into(),
             QueueError::Time(e) => e.into(),
         }

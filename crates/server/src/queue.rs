@@ -53,6 +53,11 @@ pub enum QueueError {
     /// a limit exceeded); the message says which and why.
     #[error("{0}")]
     Invalid(String),
+    /// The job could not be recorded on disk (e.g. the disk is full), so it
+    /// is not accepted: a job that would be lost at the next start is
+    /// never acknowledged.
+    #[error("cannot record the job: {0}")]
+    Storage(String),
     /// Times were requested, but a variable has none of them.
     #[error("variable '{var}' has none of the requested times; it has {have}")]
     NoRequestedTime {
@@ -178,7 +183,7 @@ impl JobQueue {
             r.finished = Some(Utc::now());
             remove_upload(&r.spec);
         }
-        self.persist(r);
+        self.save(r);
     }
 
     fn insert_entry(&self, r: JobRecord) {
@@ -203,14 +208,24 @@ impl JobQueue {
             .ok_or_else(|| QueueError::NoSuchJob(id.to_string()))
     }
 
-    fn persist(&self, r: &JobRecord) {
+    /// Record a job's progress on disk. A failure (logged) leaves the record
+    /// in memory authoritative; a job whose end could not be saved is found
+    /// running at the next start and runs again.
+    fn save(&self, r: &JobRecord) {
+        let _ = self.persist(r);
+    }
+
+    /// Record the job on disk; a failure is logged (and returned, for
+    /// [`JobQueue::submit`] to refuse the job).
+    fn persist(&self, r: &JobRecord) -> Result<(), QueueError> {
         let path = self.dir.join(format!("{}.json", r.id));
         let result = serde_json::to_vec_pretty(r)
             .map_err(std::io::Error::other)
             .and_then(|b| write_atomic(&path, &b));
-        if let Err(e) = result {
+        result.map_err(|e| {
             tracing::error!("cannot save job {}: {e}", path.display());
-        }
+            QueueError::Storage(format!("{}: {e}", path.display()))
+        })
     }
 
     /// Queue a job; with `enforce_limit`, a full queue refuses it (the demo
@@ -223,7 +238,7 @@ impl JobQueue {
         if enforce_limit && queue.len() >= self.max_queue {
             return Err(QueueError::Full(queue.len()));
         }
-        self.persist(&record);
+        self.persist(&record)?;
         queue.push_back(record.id.clone());
         self.insert_entry(record.clone());
         drop(queue);
@@ -263,7 +278,7 @@ impl JobQueue {
                 r.step = "cancelled".into();
                 r.cancel_requested = true;
                 r.finished = Some(Utc::now());
-                self.persist(&r);
+                self.save(&r);
                 remove_upload(&r.spec);
             }
             JobStatus::Running => {
@@ -435,7 +450,7 @@ mod tests {
             let mut r = JobRecord::new(id.into(), serde_json::Value::Null, spec(), false);
             r.status = JobStatus::Running;
             r.attempts = attempts;
-            jobs.persist(&r);
+            jobs.persist(&r).expect("persist");
         }
         std::fs::create_dir_all(config.runs_dir.join("job-c")).expect("run dir");
         std::fs::write(

@@ -81,7 +81,7 @@ impl JobQueue {
             r.started = Some(Utc::now());
             r.step = "starting".into();
             r.attempts += 1;
-            self.persist(&r);
+            self.save(&r);
             r.id.clone()
         };
         let span = tracing::info_span!("job", job = %id);
@@ -107,7 +107,7 @@ impl JobQueue {
                 r.finished = None;
                 r.step = "queued again: the server stopped while it ran".into();
                 tracing::warn!("job interrupted by shutdown: it resumes at the next start");
-                self.persist(&r);
+                self.save(&r);
                 return;
             }
             Err(Failure::Cancelled) => {
@@ -122,7 +122,7 @@ impl JobQueue {
                 r.error = Some(msg);
             }
         }
-        self.persist(&r);
+        self.save(&r);
         remove_upload(&r.spec);
     }
 
