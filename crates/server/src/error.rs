@@ -298,6 +298,11 @@ mod tests {
                 "the tile render queue is full",
             ),
             (
+                QueueError::Storage("jobs/j.json: No space left on device".into()).into(),
+                StatusCode::INSUFFICIENT_STORAGE,
+                "cannot record the job: jobs/j.json: No space left on device",
+            ),
+            (
                 QueueError::NoSuchJob("j".into()).into(),
                 StatusCode::NOT_FOUND,
                 "no job 'j'",
