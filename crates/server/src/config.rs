@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Largest number of grid cells of a job's target grid or a data subset.
     #[arg(long, env = "FINECAST_MAX_BBOX_CELLS", default_value_t = 25_000_000)]
     pub max_bbox_cells: u64,
+    /// Largest job, in MiB of the fields it holds (target cells × time steps
+    /// over its variables, 4 bytes each); bigger jobs are refused with 422.
+    #[arg(long, env = "FINECAST_MAX_JOB_MB", default_value_t = 2048)]
+    pub max_job_mb: u64,
     /// Memory for rendered tiles and legends, in MiB.
     #[arg(long, env = "FINECAST_TILE_CACHE_MB", default_value_t = 64)]
     pub tile_cache_mb: u64,
@@ -135,6 +139,8 @@ pub struct Config {
     pub prerender_tiles: usize,
     /// Which runs to keep (`--keep-runs`, `--max-run-age-h`).
     pub retention: crate::store::Retention,
+    /// Largest job's fields, bytes (`--max-job-mb`).
+    pub max_job_bytes: u64,
     /// Cold renders that may wait per render pool (`--render-queue`).
     pub render_queue: usize,
     /// Longest wait of a render for a thread (`--render-deadline-ms`).
@@ -257,6 +263,7 @@ impl Config {
                     .max_run_age_h
                     .map(|h| chrono::Duration::milliseconds((h * 3.6e6) as i64)),
             },
+            max_job_bytes: args.max_job_mb.saturating_mul(MIB),
             render_queue: args.render_queue,
             render_deadline: Duration::from_millis(args.render_deadline_ms),
             job_delay: Duration::from_millis(args.debug_job_delay_ms),

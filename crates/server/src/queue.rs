@@ -563,6 +563,39 @@ mod tests {
         config
     }
 
+    /// A job is planned before it runs: cells × time steps over its
+    /// variables beyond `--max-job-mb` is refused with the numbers; the
+    /// same job within the budget, or with fewer times, is accepted.
+    #[test]
+    fn jobs_beyond_the_memory_budget_are_refused_with_the_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = config_with_sample_input(dir.path());
+        // 1 km over the Alps sample: ~100,000 cells, 4 times of 4 fields.
+        let req: JobRequest = serde_json::from_value(serde_json::json!({
+            "input": "f.nc", "target": {"region": [45.5, 48, 5.8, 10.6], "resolution_km": 1}
+        }))
+        .expect("request");
+        config.max_job_bytes = 1 << 20;
+        let err = prepare(&config, &req, None)
+            .expect_err("over budget")
+            .to_string();
+        assert!(
+            err.contains("--max-job-mb") && err.contains("MiB of fields"),
+            "{err}"
+        );
+        let one_time: JobRequest = serde_json::from_value(serde_json::json!({
+            "input": "f.nc", "target": {"region": [45.5, 48, 5.8, 10.6], "resolution_km": 1},
+            "vars": ["t2m"], "times": ["2024-01-15T12:00:00Z"]
+        }))
+        .expect("request");
+        assert!(
+            prepare(&config, &one_time, None).is_ok(),
+            "one field fits 1 MiB"
+        );
+        config.max_job_bytes = 64 << 20;
+        assert!(prepare(&config, &req, None).is_ok());
+    }
+
     /// 20,000 copies of a variable are refused before anything is read;
     /// repeats within the limits are folded into one.
     #[test]

@@ -83,10 +83,11 @@ pub fn prepare(
     check_sizes(req)?;
     let (input, upload_dir) = input(config, req, upload)?;
     let terrain = terrain(config, req)?;
-    let target = target(config, &req.target)?;
+    let (target, cells) = target(config, &req.target)?;
     let times = valid_times(&req.times)?;
     let reference_time = req.reference_time.as_deref().map(parse_time).transpose()?;
-    let vars = variables(&input, &req.vars, &times)?;
+    let (vars, steps) = variables(&input, &req.vars, &times)?;
+    check_budget(config, cells, steps)?;
     Ok(JobSpec {
         input,
         terrain,
@@ -154,7 +155,7 @@ fn terrain(config: &Config, req: &JobRequest) -> Result<PathBuf, QueueError> {
 
 /// The target grid, built once here to check it and its size against
 /// `--max-bbox-cells`.
-fn target(config: &Config, t: &TargetRequest) -> Result<TargetSpec, QueueError> {
+fn target(config: &Config, t: &TargetRequest) -> Result<(TargetSpec, u64), QueueError> {
     let invalid = QueueError::Invalid;
     match (t.region, t.resolution_km, &t.grid_like) {
         (Some(r), Some(km), None) => {
@@ -167,11 +168,13 @@ fn target(config: &Config, t: &TargetRequest) -> Result<TargetSpec, QueueError> 
             }
             let grid = Grid::equal_area_for_region(&region, km * 1000.0)
                 .map_err(|e| invalid(format!("target: {e}")))?;
-            check_cells(config, &grid)?;
-            Ok(TargetSpec::Region {
-                region: r,
-                resolution_km: km,
-            })
+            Ok((
+                TargetSpec::Region {
+                    region: r,
+                    resolution_km: km,
+                },
+                check_cells(config, &grid)?,
+            ))
         }
         (None, None, Some(name)) => {
             let path = file_in_dir(&config.input_dir, name)?;
@@ -185,8 +188,7 @@ fn target(config: &Config, t: &TargetRequest) -> Result<TargetSpec, QueueError> 
             let grid = ds
                 .grid(&first.name)
                 .map_err(|e| invalid(format!("target.grid_like: {e}")))?;
-            check_cells(config, &grid)?;
-            Ok(TargetSpec::GridLike { path })
+            Ok((TargetSpec::GridLike { path }, check_cells(config, &grid)?))
         }
         _ => Err(invalid(
             "target needs either 'region' [S,N,W,E] with 'resolution_km', or 'grid_like' (a file name)"
@@ -213,7 +215,7 @@ fn variables(
     input: &Path,
     asked: &[String],
     times: &[DateTime<Utc>],
-) -> Result<Vec<String>, QueueError> {
+) -> Result<(Vec<String>, u64), QueueError> {
     let invalid = |e: finecast_io::IoError| QueueError::Invalid(shown(e.to_string(), input));
     let ds = finecast_io::open(input)
         .map_err(|e| QueueError::Invalid(format!("input: {}", shown(e.to_string(), input))))?;
@@ -237,22 +239,48 @@ fn variables(
         .filter(|(_, name)| seen.insert(name.to_string()))
         .map(|(asked, _)| asked.clone())
         .collect();
-    if !times.is_empty() {
-        for n in &names {
-            let have = ds.times(n).map_err(invalid)?;
-            if !have.is_empty() && !times.iter().any(|t| have.contains(t)) {
-                return Err(QueueError::NoRequestedTime {
-                    var: n.clone(),
-                    have: have
-                        .iter()
-                        .map(crate::times::iso)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
+    // Fields the job will hold: each variable's selected time steps (one
+    // for a variable without time), each once.
+    let mut steps = 0u64;
+    let mut counted = HashSet::new();
+    for n in &names {
+        let have = ds.times(n).map_err(invalid)?;
+        if counted.insert(n.clone()) {
+            let selected = if times.is_empty() {
+                have.len()
+            } else {
+                have.iter().filter(|t| times.contains(t)).count()
+            };
+            steps += selected.max(1) as u64;
+        }
+        if !times.is_empty() && !have.is_empty() && !times.iter().any(|t| have.contains(t)) {
+            return Err(QueueError::NoRequestedTime {
+                var: n.clone(),
+                have: have
+                    .iter()
+                    .map(crate::times::iso)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
         }
     }
-    Ok(vars)
+    Ok((vars, steps))
+}
+
+/// The fields a job holds (target cells × time steps over its variables,
+/// f32, plus the fine terrain) fit `--max-job-mb`: a job is planned before
+/// it runs, not discovered to need 80 GB half-way.
+fn check_budget(config: &Config, cells: u64, steps: u64) -> Result<(), QueueError> {
+    let bytes = cells.saturating_mul(steps + 1).saturating_mul(4);
+    let mib = |b: u64| b.div_ceil(1 << 20);
+    if bytes > config.max_job_bytes {
+        return Err(QueueError::Invalid(format!(
+            "the job would hold {} MiB of fields ({cells} cells x {steps} time steps over its variables, plus the terrain), above this server's budget of {} MiB (--max-job-mb); ask for fewer times or variables, a smaller region or a coarser grid",
+            mib(bytes),
+            mib(config.max_job_bytes)
+        )));
+    }
+    Ok(())
 }
 
 /// Error text with server directories reduced to the file name.
@@ -265,8 +293,8 @@ fn shown(msg: String, path: &Path) -> String {
     }
 }
 
-/// The target grid is within `--max-bbox-cells`.
-fn check_cells(config: &Config, grid: &Grid) -> Result<(), QueueError> {
+/// The target grid is within `--max-bbox-cells`; its cells.
+fn check_cells(config: &Config, grid: &Grid) -> Result<u64, QueueError> {
     let cells = (grid.nx() as u64) * (grid.ny() as u64);
     if cells > config.max_bbox_cells {
         return Err(QueueError::Invalid(format!(
@@ -276,5 +304,5 @@ fn check_cells(config: &Config, grid: &Grid) -> Result<(), QueueError> {
             config.max_bbox_cells
         )));
     }
-    Ok(())
+    Ok(cells)
 }
