@@ -477,6 +477,36 @@ fn check_size(ni: usize, nj: usize, num_points: usize) -> Result<(), String> {
 /// Check that every message in the file is complete: its declared length
 /// fits in the file and it ends with "7777". The GRIB2 parser silently drops
 /// a truncated last message, which would hide a damaged download.
+/// Why a message's section numbers break GRIB2's grammar: section 1, then
+/// one or more fields of an optional 2, an optional 3 (required in the
+/// first), 4, 5, 6, 7.
+fn section_order_fault(numbers: &[u8]) -> Option<String> {
+    let Some((&1, rest)) = numbers.split_first() else {
+        return Some("the first section is not 1".into());
+    };
+    let (mut k, mut fields, mut grid_seen) = (0, 0, false);
+    while k < rest.len() {
+        if rest[k] == 2 {
+            k += 1;
+        }
+        if rest.get(k) == Some(&3) {
+            grid_seen = true;
+            k += 1;
+        }
+        if !grid_seen {
+            return Some("no grid definition (section 3) before the first field".into());
+        }
+        if rest.get(k..k + 4) != Some(&[4, 5, 6, 7][..]) {
+            return Some(format!(
+                "field {fields} is not sections 4, 5, 6, 7 in order"
+            ));
+        }
+        k += 4;
+        fields += 1;
+    }
+    (fields == 0).then(|| "no field (sections 4 to 7)".into())
+}
+
 fn check_message_framing(path: &Path, shown: &str) -> Result<(), IoError> {
     use std::io::{Read, Seek, SeekFrom};
     let os_error = |source| IoError::Os {
@@ -544,6 +574,37 @@ fn check_message_framing(path: &Path, shown: &str) -> Result<(), IoError> {
         if &end != b"7777" {
             return Err(corrupt(format!(
                 "message {messages} at byte {start} does not end with '7777'"
+            )));
+        }
+        // Every section must fit in its message (the decoder allocates what
+        // a section header declares: a crafted 43-byte file asked for 3 GB)
+        // and the sections must come in GRIB2's order (a message without
+        // them made the decoder read past its end and panic).
+        let mut numbers = Vec::new();
+        let mut at = start + 16;
+        while at < start + total - 4 {
+            let mut section = [0u8; 5];
+            if read_at(&mut file, at, &mut section)? < 5 {
+                return Err(corrupt(format!(
+                    "message {messages}: section header at byte {at} is truncated"
+                )));
+            }
+            let length = u64::from(u32::from_be_bytes([
+                section[0], section[1], section[2], section[3],
+            ]));
+            if length < 5 || at + length > start + total - 4 {
+                return Err(corrupt(format!(
+                    "message {messages}: section {} at byte {at} declares {length} bytes, beyond the message's end at byte {}",
+                    section[4],
+                    start + total - 4
+                )));
+            }
+            numbers.push(section[4]);
+            at += length;
+        }
+        if let Some(why) = section_order_fault(&numbers) {
+            return Err(corrupt(format!(
+                "message {messages} at byte {start}: {why} (sections {numbers:?})"
             )));
         }
         messages += 1;

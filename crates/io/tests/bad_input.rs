@@ -351,3 +351,47 @@ fn bounding_box_outside_the_grid_is_an_error() {
         "margin clipped to the grid"
     );
 }
+
+/// Found by `cargo fuzz` (scripts/fuzz.sh, target grib2_open): a 43-byte
+/// GRIB2 message whose section header declares 3 GB made the decoder
+/// allocate it. Every section must now fit its message; the error names
+/// the section and where it claims to end.
+#[test]
+fn grib2_section_longer_than_its_message_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "oom.grib2");
+    let bytes: [u8; 43] = [
+        0x47, 0x52, 0x49, 0x42, 0xc2, 0x52, 0x49, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x23, 0xc2, 0x42, 0x52, 0x49, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x23, 0x23,
+        0x37, 0x37, 0x37, 0x37, 0x37, 0x17, 0x37, 0x37, 0x37, 0x37, 0x37, 0x37, 0x0c,
+    ];
+    std::fs::write(&path, bytes).unwrap();
+    let Err(err) = open(&path) else {
+        panic!("accepted a malformed GRIB2 file")
+    };
+    let err = err.to_string();
+    assert!(err.contains("beyond the message's end"), "{err}");
+    assert!(err.contains("oom.grib2"), "{err}");
+}
+
+/// Found by `cargo fuzz` after the fix above: a message holding only a
+/// section 6 made the decoder read past the message and panic (a capacity
+/// overflow). Sections must now come in GRIB2's order.
+#[test]
+fn grib2_sections_out_of_order_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "order.grib2");
+    let mut bytes = b"GRIB\xc2\x50\x49\x02".to_vec();
+    bytes.extend_from_slice(&25u64.to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 5, 6]);
+    bytes.extend_from_slice(b"7777");
+    bytes.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, b'7', b'7', b'7', b'7', 0, 0,
+    ]);
+    std::fs::write(&path, bytes).unwrap();
+    let Err(err) = open(&path) else {
+        panic!("accepted a malformed GRIB2 file")
+    };
+    let err = err.to_string();
+    assert!(err.contains("the first section is not 1"), "{err}");
+}
