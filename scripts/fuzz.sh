@@ -4,7 +4,7 @@
 # crates.io when it is missing). Each target runs FUZZ_SECONDS (default 60)
 # from a corpus seeded with the real files of the repository; a crash, hang
 # or out-of-memory stops the script non-zero and leaves the input under
-# fuzz/artifacts/<target>/ (turn it into a regression test).
+# crates/fuzz/artifacts/<target>/ (turn it into a regression test).
 #
 #   ./scripts/fuzz.sh                    # every target, 60 s each
 #   FUZZ_SECONDS=600 ./scripts/fuzz.sh grib2_open
@@ -19,28 +19,27 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 # Seeds: the GRIB2 fixtures, and times and units as the API and files spell them.
-mkdir -p fuzz/corpus/grib2_open fuzz/corpus/times_and_units
-cp crates/io/tests/fixtures/*.grib2 fuzz/corpus/grib2_open/
+mkdir -p crates/fuzz/corpus/grib2_open crates/fuzz/corpus/times_and_units
+cp crates/io/tests/fixtures/*.grib2 crates/fuzz/corpus/grib2_open/
 i=0
 for s in "2024-01-15T12:00:00Z" "2024-01-15T12:00Z" "2024-01-15 12:00" "2024-01-15" \
          "t2m|K" "t2m|degC" "tp|kg m**-2" "tp|mm" "u10|knots" "orog|m" "d2m|degF" "tp|m"; do
-  printf '%s' "$s" >"fuzz/corpus/times_and_units/seed-$i"
+  printf '%s' "$s" >"crates/fuzz/corpus/times_and_units/seed-$i"
   i=$((i + 1))
 done
 
-cd fuzz
 for t in "${targets[@]}"; do
   echo "== $t: ${SECONDS_EACH} s"
   log="target/fuzz-$t.log"
   mkdir -p target
   rc=0
-  cargo +nightly fuzz run "$t" -O "corpus/$t" -- \
+  cargo +nightly fuzz run --fuzz-dir crates/fuzz "$t" -O "crates/fuzz/corpus/$t" -- \
     -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     >"$log" 2>&1 || rc=$?
   grep -E "Done [0-9]+ runs|stat::peak_rss_mb|ERROR|SUMMARY" "$log" || true
   if [ "$rc" -ne 0 ]; then
-    echo "$t found a failing input (exit $rc): see fuzz/artifacts/$t/ and fuzz/$log"
+    echo "$t found a failing input (exit $rc): see crates/fuzz/artifacts/$t/ and $log"
     exit 1
   fi
-  echo "corpus: $(ls "corpus/$t" | wc -l) inputs"
+  echo "corpus: $(ls "crates/fuzz/corpus/$t" | wc -l) inputs"
 done
